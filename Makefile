@@ -1,0 +1,41 @@
+# rtc-voice developer tasks. On a fresh machine: `make demo` and `make test` do all set-up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install check test bench demo format clean config-example
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "rtc-voice needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+check: install
+	$(BIN)/ruff check cli tests bench
+	$(BIN)/ruff format --check cli tests bench
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix cli tests bench
+	$(BIN)/ruff format cli tests bench
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+demo: install
+	@echo "make demo runs 'rtc-voice talk --local', which arrives with the talk issue; not available yet." >&2
+	@exit 1
+
+config-example: install
+	$(BIN)/python -c 'from rtc_voice.config import example_toml; open("config.example.toml", "w").write(example_toml())'
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build cli/*.egg-info

@@ -1,0 +1,352 @@
+"""Typer commands and the only place where errors become printed sentences and exit codes.
+
+Heavy modules (aiortc, av, numpy, sounddevice, httpx, keyring) are imported inside the commands
+that need them, so `rtc-voice --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import traceback
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from typer.core import TyperGroup
+
+from rtc_voice import __version__
+from rtc_voice.errors import ExitCode, RtcVoiceError, UnavailableError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from rtc_voice.config import Settings
+
+
+class _ErrorHandlingGroup(TyperGroup):
+    """Turns RtcVoiceError and Ctrl-C into one printed sentence plus the documented exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except RtcVoiceError as exc:
+            if ctx.meta.get("rtc_voice.debug"):
+                traceback.print_exc(file=sys.stderr)
+            print_error(exc.message, exc.hint)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            _stderr().print("[yellow]Interrupted.[/]")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+
+_consoles: dict[bool, Console] = {}
+
+
+def _console(stderr: bool) -> Console:
+    if stderr not in _consoles:
+        from rich.console import Console
+
+        _consoles[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return _consoles[stderr]
+
+
+def _stdout() -> Console:
+    return _console(False)
+
+
+def _stderr() -> Console:
+    return _console(True)
+
+
+def print_error(message: str, hint: str | None = None) -> None:
+    from rich.markup import escape
+
+    console = _stderr()
+    console.print(f"[bold red]Error:[/] {escape(message)}")
+    if hint:
+        console.print(f"[dim]Hint:[/] {escape(hint)}")
+
+
+HELP = """Talk to an OpenAI Realtime model from your terminal, over WebRTC.
+
+[bold]Quick start[/]
+
+  rtc-voice talk --local     try it offline on the built-in local server
+  rtc-voice auth login       store your API key in the OS keyring
+  rtc-voice talk             talk to gpt-realtime (microphone + speakers)
+  rtc-voice token            mint a short-lived ek_ key for a browser
+
+Settings: flags > RTC_VOICE_* environment > config file > defaults
+(see `rtc-voice config show`). Exit codes are listed in the README.
+"""
+
+app = typer.Typer(
+    cls=_ErrorHandlingGroup,
+    help=HELP,
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+auth_app = typer.Typer(
+    help="Store, inspect or remove your standard OpenAI API key (kept in the OS keyring).",
+    no_args_is_help=True,
+)
+config_app = typer.Typer(
+    help="Show where settings come from, or create a config file.", no_args_is_help=True
+)
+app.add_typer(auth_app, name="auth")
+app.add_typer(config_app, name="config")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"rtc-voice {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks for errors (never with secrets).")
+    ] = False,
+) -> None:
+    ctx.meta["rtc_voice.debug"] = debug
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Settings file to read instead of the default (also RTC_VOICE_CONFIG).",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+
+
+def _settings(config: Path | None, **flags: object) -> Settings:
+    from rtc_voice.config import load_settings
+
+    return load_settings(config_flag=config, flags=flags)
+
+
+# --- token -------------------------------------------------------------------------------------
+
+
+@app.command()
+def token(
+    ttl: Annotated[
+        int | None, typer.Option("--ttl", help="Lifetime in seconds, 10 to 7200 (default 600).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Realtime model.")] = None,
+    voice: Annotated[str | None, typer.Option(help="Assistant voice, e.g. marin.")] = None,
+    instructions: Annotated[
+        str | None, typer.Option(help="System instructions baked into the key's session.")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="API base URL ending in /v1.")
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the whole response as JSON.")
+    ] = False,
+) -> None:
+    """Mint a short-lived ephemeral key (ek_…) for another client, such as a browser page.
+
+    Only the key is printed on stdout, so [bold]KEY=$(rtc-voice token)[/] works; the expiry
+    goes to stderr. The key carries the session settings (model, voice, turn detection,
+    transcription), and the standard key never leaves this machine except to mint it.
+
+    Example: rtc-voice token --ttl 120 --voice cedar
+    """
+    from rtc_voice.api import RealtimeApi
+    from rtc_voice.credentials import require_api_key
+    from rtc_voice.events import client_secret_request
+
+    settings = _settings(
+        config,
+        token_ttl=ttl,
+        model=model,
+        voice=voice,
+        instructions=instructions,
+        base_url=base_url,
+    )
+    key = require_api_key()
+
+    async def mint() -> Any:
+        async with RealtimeApi(settings.base_url, timeout=settings.connect_timeout) as api:
+            return await api.create_client_secret(key.value, client_secret_request(settings))
+
+    secret = asyncio.run(mint())
+    if as_json:
+        print(json.dumps(secret.raw, indent=2))
+    else:
+        print(secret.value)
+    left = secret.expires_at - int(time.time())
+    when = datetime.fromtimestamp(secret.expires_at).astimezone().strftime("%H:%M:%S %Z")
+    model_name = secret.session.get("model") or settings.model
+    _stderr().print(f"Ephemeral key for {model_name} expires at {when} (in {left} s).", style="dim")
+
+
+# --- auth --------------------------------------------------------------------------------------
+
+
+@auth_app.command("login")
+def auth_login() -> None:
+    """Store your standard API key (sk-…) in the OS keyring.
+
+    Prompts without echo; or pipe it in: [bold]pass show openai | rtc-voice auth login[/]
+    """
+    from rtc_voice.credentials import check_key_shape, redact, store_key
+
+    if sys.stdin.isatty():
+        raw = typer.prompt("OpenAI API key (input hidden)", hide_input=True)
+    else:
+        raw = sys.stdin.readline()
+    key = check_key_shape(raw)
+    store_key(key)
+    _stderr().print(f"Stored {redact(key)} in the OS keyring (service rtc-voice).")
+
+
+@auth_app.command("logout")
+def auth_logout() -> None:
+    """Remove the stored API key from the OS keyring."""
+    from rtc_voice.credentials import delete_key
+
+    if delete_key():
+        _stderr().print("Removed the API key from the OS keyring.")
+    else:
+        _stderr().print("No API key was stored in the OS keyring; nothing to remove.")
+
+
+@auth_app.command("status")
+def auth_status() -> None:
+    """Say which API key rtc-voice would use and where it comes from (redacted)."""
+    from rtc_voice.credentials import ENV_KEY, read_keyring, require_api_key
+    from rtc_voice.errors import CredentialsError
+
+    key = require_api_key()
+    if key.origin == "env":
+        where = f"the {ENV_KEY} environment variable"
+        try:
+            if read_keyring():
+                where += " (it overrides the key stored in the OS keyring)"
+        except CredentialsError:
+            pass
+    else:
+        where = "the OS keyring (service rtc-voice)"
+    print(f"API key {key.redacted} from {where}.")
+
+
+# --- config ------------------------------------------------------------------------------------
+
+
+@config_app.command("path")
+def config_path(config: ConfigOpt = None) -> None:
+    """Print the path of the config file rtc-voice reads."""
+    import os
+
+    from rtc_voice.config import resolve_config_path
+
+    path, _ = resolve_config_path(config, os.environ)
+    print(path)
+    if not path.exists():
+        _stderr().print("(it does not exist yet: `rtc-voice config init` creates it)", style="dim")
+
+
+@config_app.command("show")
+def config_show(
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show every effective setting and where its value came from (default/file/env/flag)."""
+    from rich.table import Table
+
+    from rtc_voice.config import effective_rows
+
+    settings = _settings(config)
+    rows = effective_rows(settings)
+    if as_json:
+        print(
+            json.dumps(
+                {key: {"value": value, "source": str(src)} for key, value, src in rows}, indent=2
+            )
+        )
+        return
+    table = Table(title=f"Settings (file: {settings.config_path})", title_justify="left")
+    table.add_column("key", style="cyan", no_wrap=True)
+    table.add_column("value")
+    table.add_column("source", style="dim")
+    for key, value, src in rows:
+        table.add_row(key, value, str(src))
+    _stdout().print(table)
+
+
+@config_app.command("init")
+def config_init(
+    config: ConfigOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented example config file (every key, with its default)."""
+    import os
+
+    from rtc_voice.config import example_toml, resolve_config_path
+    from rtc_voice.errors import ConfigError
+
+    path, _ = resolve_config_path(config, os.environ)
+    if path.exists() and not force:
+        raise ConfigError(
+            f"{path} already exists; not overwriting it.",
+            hint="Add --force to replace it, or edit it directly.",
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(example_toml(), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Cannot write {path}: {exc.strerror or exc}.") from None
+    _stderr().print(f"Wrote {path}.")
+
+
+# --- commands that later work brings -----------------------------------------------------------
+
+_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _not_yet(what: str) -> NoReturn:
+    raise UnavailableError(
+        f"`rtc-voice {what}` is not available in this version yet.",
+        hint="Use `rtc-voice token` to mint keys for another client meanwhile.",
+    )
+
+
+@app.command(context_settings=_PASSTHROUGH)
+def talk(ctx: typer.Context) -> None:
+    """Voice chat with a Realtime model: microphone, speakers and a live transcript."""
+    _not_yet("talk")
+
+
+@app.command(context_settings=_PASSTHROUGH)
+def devices(ctx: typer.Context) -> None:
+    """List and probe microphones and speakers."""
+    _not_yet("devices")
+
+
+@app.command(context_settings=_PASSTHROUGH)
+def serve(ctx: typer.Context) -> None:
+    """Run the offline local Realtime server (a stand-in for the OpenAI API)."""
+    _not_yet("serve")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="rtc-voice")

@@ -1,0 +1,509 @@
+"""Settings: one registry of keys, layered flags > environment > file > defaults, validated.
+
+Every setting is declared once in `FIELDS` (TOML key, attribute, default, parser, help). That list
+drives loading, validation messages, `rtc-voice config show` and the generated
+`config.example.toml`, so documentation cannot drift from behaviour.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import textwrap
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from rtc_voice.errors import ConfigError
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+ENV_PREFIX = "RTC_VOICE_"
+CONFIG_ENV = "RTC_VOICE_CONFIG"
+APP_NAME = "rtc-voice"
+
+VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
+TURN_DETECTION_TYPES = ("server_vad", "semantic_vad", "none")
+EAGERNESS = ("low", "medium", "high", "auto")
+NOISE_REDUCTION = ("near_field", "far_field", "off")
+MODALITIES = ("audio", "text")
+
+SourceKind = Literal["default", "file", "env", "flag"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a setting's value came from."""
+
+    kind: SourceKind
+    detail: str = ""  # file path, environment variable or flag name
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.detail})" if self.detail else self.kind
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective settings. Field names are the attribute names in `FIELDS`."""
+
+    model: str = "gpt-realtime"
+    voice: str = "marin"
+    instructions: str | None = None
+    base_url: str = DEFAULT_BASE_URL
+    token_ttl: int = 600
+    output_modalities: tuple[str, ...] = ("audio",)
+    input_device: str | None = None
+    output_device: str | None = None
+    noise_reduction: str = "far_field"
+    turn_detection: str = "server_vad"
+    vad_threshold: float = 0.5
+    prefix_padding_ms: int = 300
+    silence_duration_ms: int = 500
+    eagerness: str = "auto"
+    transcription_model: str = "gpt-4o-mini-transcribe"
+    transcription_language: str | None = None
+    connect_timeout: float = 15.0
+    ice_servers: tuple[str, ...] = ()
+    config_path: Path | None = None
+    sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
+
+    @property
+    def transcription_enabled(self) -> bool:
+        return self.transcription_model != "off"
+
+    def source_of(self, attr: str) -> Source:
+        return self.sources.get(attr, Source("default"))
+
+
+# --- parsers: (raw value from TOML, env or flag) -> typed value; ValueError says what is allowed
+
+
+def _text(raw: object) -> str:
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise ValueError("a string")
+    return str(raw).strip()
+
+
+def _nonempty(raw: object) -> str:
+    value = _text(raw)
+    if not value:
+        raise ValueError("a non-empty string")
+    return value
+
+
+def _optional_text(raw: object) -> str | None:
+    return _text(raw) or None
+
+
+def _int_range(lo: int, hi: int, unit: str = "") -> Callable[[object], int]:
+    def parse(raw: object) -> int:
+        try:
+            if isinstance(raw, bool) or isinstance(raw, float):
+                raise ValueError
+            value = int(raw) if isinstance(raw, int | str) else int("x")
+        except ValueError:
+            raise ValueError(f"a whole number from {lo} to {hi}{unit}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"a whole number from {lo} to {hi}{unit}")
+        return value
+
+    return parse
+
+
+def _float_range(
+    lo: float, hi: float, unit: str = "", *, open_low: bool = False
+) -> Callable[[object], float]:
+    lower = f"more than {lo:g}" if open_low else f"from {lo:g}"
+    allowed = f"a number {lower} to {hi:g}{unit}"
+
+    def parse(raw: object) -> float:
+        try:
+            if isinstance(raw, bool):
+                raise ValueError
+            value = float(raw) if isinstance(raw, int | float | str) else float("x")
+        except ValueError:
+            raise ValueError(allowed) from None
+        if value != value or value > hi or value < lo or (open_low and value == lo):
+            raise ValueError(allowed)
+        return value
+
+    return parse
+
+
+def _choice(options: Sequence[str]) -> Callable[[object], str]:
+    def parse(raw: object) -> str:
+        value = _text(raw).lower()
+        if value not in options:
+            raise ValueError("one of " + ", ".join(options))
+        return value
+
+    return parse
+
+
+def _voice(raw: object) -> str:
+    value = _text(raw)
+    if value in VOICES or value.startswith("voice_"):
+        return value
+    raise ValueError("one of " + ", ".join(VOICES) + " or a custom voice id voice_…")
+
+
+def _url(raw: object) -> str:
+    value = _text(raw).rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("an http:// or https:// URL such as " + DEFAULT_BASE_URL)
+    return value
+
+
+def _str_list(raw: object) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        items = [part.strip() for part in raw.split(",")]
+    elif isinstance(raw, list | tuple):
+        items = [_text(item) for item in raw]
+    else:
+        raise ValueError("a list of strings")
+    return tuple(item for item in items if item)
+
+
+def _modalities(raw: object) -> tuple[str, ...]:
+    items = _str_list(raw)
+    if len(items) != 1 or items[0] not in MODALITIES:
+        raise ValueError('["audio"] (speech with a transcript) or ["text"]; not both')
+    return items
+
+
+def _ice_servers(raw: object) -> tuple[str, ...]:
+    items = _str_list(raw)
+    for item in items:
+        if not re.match(r"^(stun|turn|turns):\S+$", item):
+            raise ValueError("a list of stun:, turn: or turns: URLs (empty for none)")
+    return items
+
+
+def _language(raw: object) -> str | None:
+    value = _text(raw).lower()
+    if value and not re.fullmatch(r"[a-z]{2}", value):
+        raise ValueError('a two-letter ISO-639-1 code such as "en", or empty for automatic')
+    return value or None
+
+
+def _device(raw: object) -> str | None:
+    return _optional_text(raw)
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str  # dotted TOML key
+    attr: str  # Settings attribute
+    parse: Callable[[object], Any]
+    help: str
+    example: str  # TOML literal written to config.example.toml
+    flag: str | None = None  # the CLI flag that overrides it, when there is one
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.key.upper().replace(".", "_")
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("model", "model", _nonempty, "Realtime model.", '"gpt-realtime"', "--model"),
+    Field(
+        "voice",
+        "voice",
+        _voice,
+        "Assistant voice: " + ", ".join(VOICES) + " (marin and cedar sound best).",
+        '"marin"',
+        "--voice",
+    ),
+    Field(
+        "instructions",
+        "instructions",
+        _optional_text,
+        "System instructions for the model; empty uses the model's default.",
+        '""',
+        "--instructions",
+    ),
+    Field(
+        "base_url",
+        "base_url",
+        _url,
+        "API base URL (OPENAI_BASE_URL is honoured too).",
+        f'"{DEFAULT_BASE_URL}"',
+        "--base-url",
+    ),
+    Field(
+        "token_ttl",
+        "token_ttl",
+        _int_range(10, 7200, " seconds"),
+        "Lifetime of minted ephemeral keys in seconds (10 to 7200).",
+        "600",
+        "--ttl",
+    ),
+    Field(
+        "output_modalities",
+        "output_modalities",
+        _modalities,
+        'What the model answers with: ["audio"] (speech + transcript) or ["text"].',
+        '["audio"]',
+    ),
+    Field(
+        "audio.input_device",
+        "input_device",
+        _device,
+        "Microphone: index or part of its name (see `rtc-voice devices`); empty = default.",
+        '""',
+        "--input",
+    ),
+    Field(
+        "audio.output_device",
+        "output_device",
+        _device,
+        "Speaker: index or part of its name; empty = system default.",
+        '""',
+        "--output",
+    ),
+    Field(
+        "audio.noise_reduction",
+        "noise_reduction",
+        _choice(NOISE_REDUCTION),
+        "Server-side input noise reduction: near_field (headset), far_field (laptop or room "
+        "microphone; helps against echo), off.",
+        '"far_field"',
+    ),
+    Field(
+        "turn_detection.type",
+        "turn_detection",
+        _choice(TURN_DETECTION_TYPES),
+        "server_vad (silence ends a turn), semantic_vad (the model judges), or none "
+        "(push-to-talk).",
+        '"server_vad"',
+    ),
+    Field(
+        "turn_detection.threshold",
+        "vad_threshold",
+        _float_range(0.0, 1.0),
+        "server_vad: activation threshold, 0 to 1; higher needs louder speech.",
+        "0.5",
+    ),
+    Field(
+        "turn_detection.prefix_padding_ms",
+        "prefix_padding_ms",
+        _int_range(0, 5000, " ms"),
+        "server_vad: audio kept before speech starts, in ms.",
+        "300",
+    ),
+    Field(
+        "turn_detection.silence_duration_ms",
+        "silence_duration_ms",
+        _int_range(0, 10000, " ms"),
+        "server_vad: silence that ends a turn, in ms.",
+        "500",
+    ),
+    Field(
+        "turn_detection.eagerness",
+        "eagerness",
+        _choice(EAGERNESS),
+        "semantic_vad: low, medium, high or auto (= medium).",
+        '"auto"',
+    ),
+    Field(
+        "transcription.model",
+        "transcription_model",
+        _nonempty,
+        'Transcribes your side of the call; "off" disables it.',
+        '"gpt-4o-mini-transcribe"',
+    ),
+    Field(
+        "transcription.language",
+        "transcription_language",
+        _language,
+        'Spoken language as ISO-639-1 ("en"); empty detects it.',
+        '""',
+    ),
+    Field(
+        "network.connect_timeout",
+        "connect_timeout",
+        _float_range(0.0, 300.0, " seconds", open_low=True),
+        "Seconds to wait for a call to connect (HTTP, ICE, DTLS, data channel).",
+        "15.0",
+    ),
+    Field(
+        "network.ice_servers",
+        "ice_servers",
+        _ice_servers,
+        "STUN/TURN URLs. Empty (the default) contacts no third party; add "
+        '"stun:stun.l.google.com:19302" if you are behind a strict NAT.',
+        "[]",
+    ),
+)
+
+FIELDS_BY_KEY = {f.key: f for f in FIELDS}
+FIELDS_BY_ATTR = {f.attr: f for f in FIELDS}
+_SECTIONS = sorted({f.key.split(".")[0] for f in FIELDS if "." in f.key})
+
+
+def default_config_path() -> Path:
+    from platformdirs import user_config_path
+
+    return user_config_path(APP_NAME, appauthor=False) / "config.toml"
+
+
+def resolve_config_path(flag: Path | None, env: Mapping[str, str]) -> tuple[Path, bool]:
+    """The config file to read, and whether the user named it explicitly (then it must exist)."""
+    if flag is not None:
+        return flag, True
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV]), True
+    return default_config_path(), False
+
+
+def _closest(name: str, candidates: Sequence[str]) -> str | None:
+    matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+    if matches:
+        return matches[0]
+    leaf = name.rsplit(".", 1)[-1]
+    for candidate in candidates:
+        if candidate.rsplit(".", 1)[-1] == leaf:
+            return candidate
+    return None
+
+
+def _unknown(name: str, where: str, candidates: Sequence[str]) -> ConfigError:
+    guess = _closest(name, candidates)
+    hint = f"Did you mean '{guess}'?" if guess else "Run `rtc-voice config init` for a template."
+    return ConfigError(f"Unknown setting '{name}' in {where}.", hint=hint)
+
+
+def _flatten(table: Mapping[str, Any], path: Path) -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            if key not in _SECTIONS:
+                raise _unknown(f"[{key}]", str(path), [f"[{s}]" for s in _SECTIONS])
+            for sub, sub_value in value.items():
+                flat[f"{key}.{sub}"] = sub_value
+        else:
+            flat[key] = value
+    return flat
+
+
+def read_file(path: Path) -> dict[str, object]:
+    """The file's settings as dotted keys; raises ConfigError with line and column on bad TOML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"Config file {path} does not exist.",
+            hint="Create one with `rtc-voice config init`, or drop --config / RTC_VOICE_CONFIG.",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc}.") from None
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        reason = re.sub(r"\s*\(at line.*\)$", "", str(exc)) or "syntax error"
+        where = f"{path}:{match.group(1)}:{match.group(2)}" if match else str(path)
+        raise ConfigError(
+            f"{where}: invalid TOML: {reason}.",
+            hint="Fix the file at that line and column, or start over with "
+            "`rtc-voice config init --force`.",
+        ) from None
+    flat = _flatten(table, path)
+    for key in flat:
+        if key not in FIELDS_BY_KEY:
+            raise _unknown(key, str(path), list(FIELDS_BY_KEY))
+    return flat
+
+
+def _parse(spec: Field, raw: object, label: str) -> Any:
+    try:
+        return spec.parse(raw)
+    except ValueError as exc:
+        shown = raw if isinstance(raw, str) else repr(raw)
+        raise ConfigError(
+            f"Invalid value {shown!r} for {label}: expected {exc}.",
+            hint="See `rtc-voice config show` for the current values.",
+        ) from None
+
+
+def load_settings(
+    *,
+    config_flag: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, object] | None = None,
+) -> Settings:
+    """Build the effective settings. `flags` maps attribute names to values given on the command
+    line (None means not given)."""
+    env = os.environ if env is None else env
+    path, explicit = resolve_config_path(config_flag, env)
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+
+    file_values: dict[str, object] = {}
+    if explicit or path.exists():
+        file_values = read_file(path)
+    for key, raw in file_values.items():
+        spec = FIELDS_BY_KEY[key]
+        values[spec.attr] = _parse(spec, raw, f"'{key}' in {path}")
+        sources[spec.attr] = Source("file", str(path))
+
+    known_env = {spec.env for spec in FIELDS} | {CONFIG_ENV}
+    for name in env:
+        if name.startswith(ENV_PREFIX) and name not in known_env:
+            raise _unknown(name, "the environment", sorted(known_env))
+    for spec in FIELDS:
+        names = [spec.env] + (["OPENAI_BASE_URL"] if spec.attr == "base_url" else [])
+        for name in names:
+            if env.get(name, "") != "":
+                values[spec.attr] = _parse(spec, env[name], f"environment variable {name}")
+                sources[spec.attr] = Source("env", name)
+                break
+
+    for attr, raw in (flags or {}).items():
+        if raw is None:
+            continue
+        spec = FIELDS_BY_ATTR[attr]
+        label = spec.flag or attr
+        values[attr] = _parse(spec, raw, label)
+        sources[attr] = Source("flag", label)
+
+    return replace(Settings(), **values, config_path=path, sources=sources)
+
+
+def display_value(value: object) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    return str(value)
+
+
+def effective_rows(settings: Settings) -> list[tuple[str, str, Source]]:
+    """(key, shown value, source) for every setting, in declaration order."""
+    return [
+        (spec.key, display_value(getattr(settings, spec.attr)), settings.source_of(spec.attr))
+        for spec in FIELDS
+    ]
+
+
+def example_toml() -> str:
+    """The documented example configuration, generated from `FIELDS`."""
+    lines = [
+        "# rtc-voice configuration. Copy to the path `rtc-voice config path` prints, or run",
+        "# `rtc-voice config init`. Precedence: command-line flags > environment > this file >",
+        "# defaults. Every key can also be set as an environment variable, named in its comment.",
+        "# The API key is never stored here: use `rtc-voice auth login` or OPENAI_API_KEY.",
+        "",
+    ]
+    section = ""
+    for spec in FIELDS:
+        head, _, leaf = spec.key.rpartition(".")
+        if head != section:
+            section = head
+            lines += [f"[{head}]", ""]
+        lines += ["# " + line for line in textwrap.wrap(spec.help, 96)]
+        lines.append(f"# env: {spec.env}" + (f"; flag: {spec.flag}" if spec.flag else ""))
+        lines += [f"{leaf or spec.key} = {spec.example}", ""]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,56 @@
+"""Pure GA Realtime shapes: session config from settings, request bodies, client events.
+
+No I/O. Every builder here produces JSON that the tests validate against `openai.types.realtime`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rtc_voice.config import Settings
+
+JSON = dict[str, Any]
+
+
+def turn_detection(settings: Settings) -> JSON | None:
+    """The `audio.input.turn_detection` object; None means manual turns (push-to-talk)."""
+    if settings.turn_detection == "none":
+        return None
+    if settings.turn_detection == "semantic_vad":
+        return {"type": "semantic_vad", "eagerness": settings.eagerness}
+    return {
+        "type": "server_vad",
+        "threshold": settings.vad_threshold,
+        "prefix_padding_ms": settings.prefix_padding_ms,
+        "silence_duration_ms": settings.silence_duration_ms,
+    }
+
+
+def session_config(settings: Settings) -> JSON:
+    """The GA `session` object (type realtime) built from settings; unset values are omitted so
+    the server's defaults apply, except turn detection, whose `null` means manual turns."""
+    audio_input: JSON = {"turn_detection": turn_detection(settings)}
+    if settings.transcription_enabled:
+        transcription: JSON = {"model": settings.transcription_model}
+        if settings.transcription_language:
+            transcription["language"] = settings.transcription_language
+        audio_input["transcription"] = transcription
+    if settings.noise_reduction != "off":
+        audio_input["noise_reduction"] = {"type": settings.noise_reduction}
+    session: JSON = {
+        "type": "realtime",
+        "model": settings.model,
+        "output_modalities": list(settings.output_modalities),
+        "audio": {"input": audio_input, "output": {"voice": settings.voice}},
+    }
+    if settings.instructions:
+        session["instructions"] = settings.instructions
+    return session
+
+
+def client_secret_request(settings: Settings) -> JSON:
+    """Body for `POST /realtime/client_secrets`."""
+    return {
+        "expires_after": {"anchor": "created_at", "seconds": settings.token_ttl},
+        "session": session_config(settings),
+    }

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+from typer.testing import CliRunner
+
+from tests.support import MemoryKeyring, ScriptedServer
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No user settings, keys or config leak into a test; the config dir is a temp dir."""
+    for name in list(os.environ):
+        if name.startswith(("RTC_VOICE_", "OPENAI_")):
+            monkeypatch.delenv(name)
+    xdg = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    return xdg / "rtc-voice" / "config.toml"
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def http_server() -> Iterator[ScriptedServer]:
+    with ScriptedServer() as server:
+        yield server

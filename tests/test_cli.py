@@ -1,0 +1,117 @@
+"""The CLI as a whole: version, help, exit codes, import weight, Ctrl-C, and no key leaks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rtc_voice import __version__
+from rtc_voice.app import app
+from rtc_voice.errors import ExitCode
+from tests.support import FAKE_KEY, MemoryKeyring, Reply, ScriptedServer, openai_error
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_version(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["--version"])
+    assert (result.exit_code, result.stdout) == (0, f"rtc-voice {__version__}\n")
+
+
+def test_help_lists_every_command(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    for command in ("talk", "token", "devices", "auth", "config", "serve"):
+        assert f"│ {command} " in result.stdout
+
+
+@pytest.mark.parametrize("command", ["talk", "devices", "serve"])
+def test_commands_not_built_yet_fail_honestly(runner: CliRunner, command: str) -> None:
+    result = runner.invoke(app, [command, "--local"])
+    assert result.exit_code == ExitCode.UNAVAILABLE == 12
+    assert "not available in this version yet" in result.stderr
+
+
+def test_importing_and_running_help_loads_no_heavy_modules() -> None:
+    code = (
+        "import sys\n"
+        "from rtc_voice.app import app\n"
+        "try:\n    app(['--help'], prog_name='rtc-voice')\nexcept SystemExit:\n    pass\n"
+        "heavy = {'aiortc', 'av', 'numpy', 'sounddevice', 'httpx', 'keyring', 'aiohttp'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:
+    with ScriptedServer() as server:
+        server.script(Reply(200, {"value": "ek_x", "expires_at": 1}, delay=5))
+        env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY, "XDG_CONFIG_HOME": str(tmp_path)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rtc_voice", "token", "--base-url", server.base_url],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.requests, "the request never arrived"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == ExitCode.INTERRUPTED == 130
+    assert "Traceback" not in err and "Interrupted" in err
+    assert FAKE_KEY not in out + err
+
+
+def test_the_standard_key_never_appears_in_any_output(
+    runner: CliRunner,
+    memory_keyring: MemoryKeyring,
+    monkeypatch: pytest.MonkeyPatch,
+    isolated_env: Path,
+) -> None:
+    """Every command and error path with a key present, with and without --debug tracebacks."""
+    seen: list[str] = []
+
+    def run(args: list[str], stdin: str | None = None) -> None:
+        for debug in ([], ["--debug"]):
+            result = runner.invoke(app, [*debug, *args], input=stdin)
+            seen.append(result.output + result.stderr + repr(result.exception))
+
+    run(["auth", "login"], stdin=FAKE_KEY + "\n")
+    run(["auth", "status"])
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    run(["auth", "status"])
+    run(["config", "show"])
+    run(["config", "init"])
+    with ScriptedServer() as server:
+        echoed = openai_error(f"Incorrect API key provided: {FAKE_KEY[:3]}…", "invalid_api_key")
+        for reply in (
+            Reply(200, {"value": "ek_fine", "expires_at": int(time.time()) + 60}),
+            Reply(401, echoed),
+            Reply(400, openai_error("bad", "unknown_parameter", "session.x")),
+            Reply(429, openai_error("slow down", None), {"retry-after": "0"}),
+            Reply(500, "oops", {"retry-after": "0"}),
+            Reply(200, "not json"),
+        ):
+            server.script(reply)
+            run(["token", "--base-url", server.base_url])
+            run(["token", "--json", "--base-url", server.base_url])
+        dead = server.base_url
+    run(["token", "--base-url", dead])
+    run(["token", "--base-url", "http://no-such-host.invalid/v1"])
+    run(["talk"])
+    assert memory_keyring.store  # the login really happened, so the key was in play
+    for text in seen:
+        assert FAKE_KEY not in text
+        assert FAKE_KEY[8:24] not in text
+    assert FAKE_KEY not in isolated_env.read_text()

@@ -1,0 +1,206 @@
+"""Settings layering, sources, validation messages and the generated example file."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rtc_voice.app import app
+from rtc_voice.config import FIELDS, Settings, example_toml, load_settings
+from rtc_voice.errors import ConfigError, ExitCode
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_defaults_when_no_file_exists(isolated_env: Path) -> None:
+    settings = load_settings(env={})
+    assert settings.model == "gpt-realtime"
+    assert settings.voice == "marin"
+    assert settings.base_url == "https://api.openai.com/v1"
+    assert settings.transcription_model == "gpt-4o-mini-transcribe"
+    assert settings.ice_servers == ()
+    assert settings.config_path == isolated_env
+    assert settings.source_of("model").kind == "default"
+
+
+def test_layers_flag_over_env_over_file_over_default(isolated_env: Path) -> None:
+    write(isolated_env, 'voice = "cedar"\ntoken_ttl = 60\n[turn_detection]\nthreshold = 0.7\n')
+    env = {"RTC_VOICE_TOKEN_TTL": "120", "RTC_VOICE_VOICE": "ash"}
+    settings = load_settings(env=env, flags={"voice": "verse", "model": None})
+    assert (settings.voice, settings.source_of("voice").kind) == ("verse", "flag")
+    assert (settings.token_ttl, str(settings.source_of("token_ttl"))) == (
+        120,
+        "env (RTC_VOICE_TOKEN_TTL)",
+    )
+    assert settings.vad_threshold == 0.7
+    assert settings.source_of("vad_threshold").detail == str(isolated_env)
+    assert settings.source_of("model").kind == "default"
+
+
+def test_openai_base_url_is_honoured_and_ours_wins() -> None:
+    assert load_settings(env={"OPENAI_BASE_URL": "http://h:1/v1/"}).base_url == "http://h:1/v1"
+    both = {"OPENAI_BASE_URL": "http://a/v1", "RTC_VOICE_BASE_URL": "http://b/v1"}
+    assert load_settings(env=both).base_url == "http://b/v1"
+
+
+def test_config_env_var_and_flag_choose_the_file(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.toml", 'model = "gpt-realtime-2"\n')
+    b = write(tmp_path / "b.toml", 'model = "gpt-realtime-1.5"\n')
+    assert load_settings(env={"RTC_VOICE_CONFIG": str(a)}).model == "gpt-realtime-2"
+    assert load_settings(config_flag=b, env={"RTC_VOICE_CONFIG": str(a)}).model == (
+        "gpt-realtime-1.5"
+    )
+
+
+def test_named_file_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.toml does not exist"):
+        load_settings(config_flag=tmp_path / "nope.toml", env={})
+
+
+def test_bad_toml_names_file_line_and_column(isolated_env: Path) -> None:
+    write(isolated_env, 'model = "x"\nvoice = = 3\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={})
+    assert f"{isolated_env}:2:" in info.value.message
+    assert "invalid TOML" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "bad", "guess"),
+    [
+        ("modle = 'x'\n", "modle", "model"),
+        (
+            "[turn_detection]\ntreshold = 0.2\n",
+            "turn_detection.treshold",
+            "turn_detection.threshold",
+        ),
+        ("[turn-detection]\ntype = 'none'\n", "[turn-detection]", "[turn_detection]"),
+        ("[audio]\ninput = 'usb'\n", "audio.input", "audio.input_device"),
+    ],
+)
+def test_unknown_key_names_it_and_the_closest(
+    isolated_env: Path, text: str, bad: str, guess: str
+) -> None:
+    write(isolated_env, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={})
+    assert f"'{bad}'" in info.value.message
+    assert info.value.hint == f"Did you mean '{guess}'?"
+
+
+def test_unknown_rtc_voice_environment_variable_is_named() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={"RTC_VOICE_VIOCE": "ash"})
+    assert "RTC_VOICE_VIOCE" in info.value.message
+    assert info.value.hint == "Did you mean 'RTC_VOICE_VOICE'?"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "fragments"),
+    [
+        ("token_ttl = 5\n", {}, ["'5'", "token_ttl", "10 to 7200"]),
+        (
+            "[turn_detection]\ntype = 'auto_vad'\n",
+            {},
+            ["auto_vad", "server_vad, semantic_vad, none"],
+        ),
+        ("[network]\nconnect_timeout = -1\n", {}, ["-1", "connect_timeout", "more than 0"]),
+        ("", {"RTC_VOICE_TOKEN_TTL": "7201"}, ["7201", "RTC_VOICE_TOKEN_TTL", "10 to 7200"]),
+        ("", {"RTC_VOICE_TOKEN_TTL": "ten"}, ["ten", "whole number"]),
+        ("voice = 'marine'\n", {}, ["marine", "marin", "cedar"]),
+        ("output_modalities = ['audio', 'text']\n", {}, ["not both"]),
+        ("[audio]\nnoise_reduction = 'loud'\n", {}, ["loud", "near_field, far_field, off"]),
+        ("[network]\nice_servers = ['http://x']\n", {}, ["stun:"]),
+        ("base_url = 'api.openai.com'\n", {}, ["api.openai.com", "https://"]),
+        ("[transcription]\nlanguage = 'english'\n", {}, ["english", "ISO-639-1"]),
+        ("[turn_detection]\nthreshold = true\n", {}, ["True", "0 to 1"]),
+    ],
+)
+def test_bad_values_name_key_value_and_what_is_allowed(
+    isolated_env: Path, text: str, env: dict[str, str], fragments: list[str]
+) -> None:
+    write(isolated_env, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(env=env)
+    for fragment in fragments:
+        assert fragment in info.value.message
+
+
+def test_flag_values_are_validated_and_named() -> None:
+    with pytest.raises(ConfigError, match=r"for --ttl: expected a whole number from 10 to 7200"):
+        load_settings(env={}, flags={"token_ttl": 3})
+
+
+def test_example_file_is_generated_parses_and_matches_defaults() -> None:
+    text = example_toml()
+    assert (ROOT / "config.example.toml").read_text() == text, "run `make config.example.toml`"
+    table = tomllib.loads(text)
+    flat = {
+        f"{k}.{s}" if isinstance(v, dict) else k: (sv if isinstance(v, dict) else v)
+        for k, v in table.items()
+        for s, sv in (v.items() if isinstance(v, dict) else [(k, v)])
+    }
+    assert set(flat) == {f.key for f in FIELDS}
+    defaults = Settings()
+    for spec in FIELDS:
+        assert spec.parse(flat[spec.key]) == getattr(defaults, spec.attr), spec.key
+        assert spec.env in text
+
+
+def test_cli_config_show_reports_sources(
+    runner: CliRunner, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(isolated_env, "token_ttl = 99\n")
+    monkeypatch.setenv("RTC_VOICE_MODEL", "gpt-realtime-2")
+    result = runner.invoke(app, ["config", "show", "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    shown = json.loads(result.stdout)
+    assert shown["token_ttl"] == {"value": "99", "source": f"file ({isolated_env})"}
+    assert shown["model"] == {"value": "gpt-realtime-2", "source": "env (RTC_VOICE_MODEL)"}
+    assert shown["voice"]["source"] == "default"
+    table = runner.invoke(app, ["config", "show"], env={"COLUMNS": "200"})
+    assert "env (RTC_VOICE_MODEL)" in table.stdout and "gpt-realtime-2" in table.stdout
+
+
+def test_cli_config_error_exit_code_and_message(runner: CliRunner, isolated_env: Path) -> None:
+    write(isolated_env, "[turn_detection]\ntype = 'sometimes'\n")
+    result = runner.invoke(app, ["config", "show"])
+    assert result.exit_code == ExitCode.CONFIG == 3
+    assert "Error: Invalid value 'sometimes'" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_cli_config_init_and_path(runner: CliRunner, isolated_env: Path) -> None:
+    path_result = runner.invoke(app, ["config", "path"])
+    assert path_result.stdout.strip() == str(isolated_env)
+    assert "does not exist" in path_result.stderr
+
+    assert runner.invoke(app, ["config", "init"]).exit_code == 0
+    assert isolated_env.read_text() == example_toml()
+    assert load_settings(env={}).source_of("model").kind == "file"
+
+    isolated_env.write_text("# mine\n")
+    again = runner.invoke(app, ["config", "init"])
+    assert again.exit_code == ExitCode.CONFIG
+    assert "already exists" in again.stderr and "--force" in again.stderr
+    assert isolated_env.read_text() == "# mine\n"
+    assert runner.invoke(app, ["config", "init", "--force"]).exit_code == 0
+    assert isolated_env.read_text() == example_toml()
+
+
+def test_cli_config_path_follows_env(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RTC_VOICE_CONFIG", str(tmp_path / "x.toml"))
+    assert runner.invoke(app, ["config", "path"]).stdout.strip() == str(tmp_path / "x.toml")

@@ -1,0 +1,97 @@
+"""`rtc-voice auth`: key storage in the keyring, lookup order, redaction, headless failures."""
+
+from __future__ import annotations
+
+import keyring
+import pytest
+from keyring.backends.fail import Keyring as NoKeyring
+from typer.testing import CliRunner
+
+from rtc_voice.app import app
+from rtc_voice.credentials import KEYRING_SERVICE, KEYRING_USERNAME, find_api_key, redact
+from rtc_voice.errors import ExitCode
+from tests.support import FAKE_KEY, MemoryKeyring
+
+
+def test_redact_keeps_prefix_and_last_four() -> None:
+    assert redact(FAKE_KEY) == "sk-…nary"
+    assert redact("short") == "…"
+
+
+def test_login_from_stdin_stores_key_then_status_and_logout(
+    runner: CliRunner, memory_keyring: MemoryKeyring
+) -> None:
+    login = runner.invoke(app, ["auth", "login"], input=FAKE_KEY + "\n")
+    assert login.exit_code == 0, login.output
+    assert memory_keyring.store[(KEYRING_SERVICE, KEYRING_USERNAME)] == FAKE_KEY
+    assert "sk-…nary" in login.stderr
+
+    status = runner.invoke(app, ["auth", "status"])
+    assert status.exit_code == 0
+    assert status.stdout.strip() == "API key sk-…nary from the OS keyring (service rtc-voice)."
+
+    logout = runner.invoke(app, ["auth", "logout"])
+    assert logout.exit_code == 0 and "Removed" in logout.stderr
+    assert memory_keyring.store == {}
+    again = runner.invoke(app, ["auth", "logout"])
+    assert again.exit_code == 0 and "nothing to remove" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("typed", "fragment"),
+    [
+        ("ek_0123456789abcdef0123", "ephemeral key"),
+        ("hello world", "does not look like an OpenAI API key"),
+        ("", "No key was entered"),
+    ],
+)
+def test_login_rejects_what_is_not_a_standard_key(
+    runner: CliRunner, memory_keyring: MemoryKeyring, typed: str, fragment: str
+) -> None:
+    result = runner.invoke(app, ["auth", "login"], input=typed + "\n")
+    assert result.exit_code == ExitCode.AUTH
+    assert fragment in result.stderr
+    assert memory_keyring.store == {}
+
+
+def test_environment_key_wins_and_status_says_it_overrides(
+    runner: CliRunner, memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memory_keyring.set_password(KEYRING_SERVICE, KEYRING_USERNAME, "sk-stored-" + "x" * 20)
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    key = find_api_key()
+    assert key is not None and (key.value, key.origin) == (FAKE_KEY, "env")
+    assert FAKE_KEY not in repr(key)
+    status = runner.invoke(app, ["auth", "status"])
+    assert "OPENAI_API_KEY environment variable (it overrides" in status.stdout
+
+
+def test_no_key_anywhere_names_every_way_out(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["auth", "status"])
+    assert result.exit_code == ExitCode.AUTH == 4
+    assert "No OpenAI API key found." in result.stderr
+    for way in ("auth login", "OPENAI_API_KEY", "--local"):
+        assert way in result.stderr
+
+
+def test_headless_without_keyring_backend_is_one_sentence(runner: CliRunner) -> None:
+    keyring.set_keyring(NoKeyring())
+    status = runner.invoke(app, ["auth", "status"])
+    assert status.exit_code == ExitCode.AUTH
+    assert "no usable OS keyring" in status.stderr and "OPENAI_API_KEY" in status.stderr
+    assert "Traceback" not in status.output
+
+    login = runner.invoke(app, ["auth", "login"], input=FAKE_KEY + "\n")
+    assert login.exit_code == ExitCode.AUTH
+    assert "No usable OS keyring was found to store the API key." in login.stderr
+    assert "OPENAI_API_KEY" in login.stderr
+
+
+def test_headless_keyring_is_not_needed_when_the_env_has_a_key(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyring.set_keyring(NoKeyring())
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    status = runner.invoke(app, ["auth", "status"])
+    assert status.exit_code == 0
+    assert "sk-…nary from the OPENAI_API_KEY environment variable." in status.stdout
