@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import keyring
 import pytest
 from typer.testing import CliRunner
 
+from rtc_voice.localserver import LocalServer
+from tests.rtc_client import Client
 from tests.support import MemoryKeyring, ScriptedServer
 
 
@@ -40,3 +42,20 @@ def runner() -> CliRunner:
 def http_server() -> Iterator[ScriptedServer]:
     with ScriptedServer() as server:
         yield server
+
+
+@pytest.fixture
+async def local_server() -> AsyncIterator[LocalServer]:
+    async with LocalServer(max_call_seconds=120) as server:
+        yield server
+
+
+@pytest.fixture
+async def client(local_server: LocalServer) -> AsyncIterator[Client]:
+    session = {
+        "type": "realtime",
+        "audio": {"input": {"transcription": {"model": "gpt-4o-mini-transcribe"}}},
+    }
+    c = await Client.open(local_server.base_url, session)
+    yield c
+    await c.close()

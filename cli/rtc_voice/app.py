@@ -341,10 +341,70 @@ def devices(ctx: typer.Context) -> None:
     _not_yet("devices")
 
 
-@app.command(context_settings=_PASSTHROUGH)
-def serve(ctx: typer.Context) -> None:
-    """Run the offline local Realtime server (a stand-in for the OpenAI API)."""
-    _not_yet("serve")
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to bind; anything but loopback is reachable by others.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 8765,
+    max_duration: Annotated[
+        float,
+        typer.Option("--max-duration", help="Seconds before a call is closed (OpenAI: 3600)."),
+    ] = 3600.0,
+) -> None:
+    """Run the offline local Realtime server: a stand-in for the OpenAI API (GA).
+
+    It mints ek_ keys (any non-empty standard key is accepted), answers WebRTC calls, detects
+    speech by energy, and replies with fixed, honest speech; it understands no words.
+    Point any Realtime client at it by changing only the base URL:
+
+      rtc-voice serve
+      OPENAI_API_KEY=sk-local rtc-voice token --base-url http://127.0.0.1:8765/v1
+    """
+    from rtc_voice.errors import ConfigError, NetworkError
+    from rtc_voice.localserver import LocalServer
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"Invalid port {port}: expected 0 to 65535.")
+    if max_duration <= 0:
+        raise ConfigError(f"Invalid --max-duration {max_duration:g}: expected more than 0.")
+    err = _stderr()
+
+    def log(line: str) -> None:
+        err.print(f"[dim]{datetime.now().strftime('%H:%M:%S')}[/] {line}", highlight=False)
+
+    async def run() -> None:
+        import signal
+
+        server = LocalServer(host, port, max_call_seconds=max_duration, log=log)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise NetworkError(
+                f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
+                hint="Pick another --port (0 chooses a free one) or stop the other server.",
+            ) from None
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        try:
+            err.print(f"rtc-voice local server listening on [bold]{server.base_url}[/]")
+            err.print(
+                "An offline stand-in for the OpenAI Realtime API: it detects speech by energy "
+                "and answers with fixed phrases; it does not understand words.",
+                style="dim",
+            )
+            if host not in ("127.0.0.1", "localhost", "::1"):
+                err.print(
+                    f"[bold red]Warning:[/] listening on {host}: anyone who can reach this "
+                    "machine can use this server, and it checks no real keys."
+                )
+            err.print("Press Ctrl-C to stop.", style="dim")
+            await stop.wait()
+        finally:
+            await server.stop()
+            log("stopped")
+
+    asyncio.run(run())
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Audio: devices, aiortc tracks, pure PCM helpers and WAV files."""

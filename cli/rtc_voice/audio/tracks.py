@@ -1,0 +1,94 @@
+"""aiortc audio tracks of ours: `PcmTrack` plays queued 48 kHz mono PCM in real time."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from collections.abc import Callable
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from rtc_voice.audio.pcm import FRAME_SAMPLES, RATE, Pcm, to_mono
+
+TIME_BASE = fractions.Fraction(1, RATE)
+
+
+def make_frame(samples: Pcm, pts: int) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = RATE
+    frame.pts = pts
+    frame.time_base = TIME_BASE
+    return frame
+
+
+def frame_to_mono(frame: av.AudioFrame) -> Pcm:
+    """Mono int16 samples of a decoded frame (aiortc's Opus decoder gives s16 stereo)."""
+    if frame.format.name != "s16":
+        raise ValueError(f"expected s16 audio, got {frame.format.name}")
+    samples: Pcm = frame.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+    return to_mono(samples, len(frame.layout.channels))
+
+
+class PcmTrack(MediaStreamTrack):
+    """20 ms frames paced by the wall clock: queued PCM while there is some, then silence.
+
+    Used for the local server's replies and for a WAV file standing in for a microphone.
+    `played_ms` counts what went out since the last `play`; `on_drained` fires when the queue
+    runs dry; `clear` drops the rest at once (barge-in).
+    """
+
+    kind = "audio"
+
+    def __init__(self, on_drained: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self._buffer = np.zeros(0, dtype=np.int16)
+        self._position = 0
+        self._start: float | None = None
+        self._pts = 0
+        self.played_samples = 0
+        self.muted = False
+        self.on_drained = on_drained
+
+    def play(self, samples: Pcm) -> None:
+        self._buffer = np.concatenate([self._buffer[self._position :], samples])
+        self._position = 0
+        self.played_samples = 0
+
+    def clear(self) -> None:
+        self._buffer = np.zeros(0, dtype=np.int16)
+        self._position = 0
+
+    @property
+    def playing(self) -> bool:
+        return self._position < len(self._buffer)
+
+    @property
+    def played_ms(self) -> float:
+        return self.played_samples * 1000 / RATE
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            wait = self._start + self._pts / RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        was_playing = self.playing
+        chunk = self._buffer[self._position : self._position + FRAME_SAMPLES]
+        self._position += len(chunk)
+        self.played_samples += len(chunk)
+        if self.muted:
+            chunk = np.zeros(FRAME_SAMPLES, np.int16)
+        elif len(chunk) < FRAME_SAMPLES:
+            chunk = np.concatenate([chunk, np.zeros(FRAME_SAMPLES - len(chunk), np.int16)])
+        frame = make_frame(chunk, self._pts)
+        self._pts += FRAME_SAMPLES
+        if was_playing and not self.playing and self.on_drained is not None:
+            self.on_drained()
+        return frame

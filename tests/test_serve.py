@@ -1,0 +1,116 @@
+"""`rtc-voice serve` as a user runs it: a real process, used by the real `token` command."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rtc_voice.errors import ExitCode
+
+START = re.compile(r"listening on (http://\S+/v1)")
+
+
+def rtc_voice(*args: str) -> list[str]:
+    return [sys.executable, "-m", "rtc_voice", *args]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        rtc_voice("serve", "--port", "0"),
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    url = None
+    while url is None and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        match = START.search(line)
+        url = match.group(1) if match else None
+    assert url, "the server never said where it listens"
+    yield proc, url
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def test_serve_mints_for_the_token_command_and_stops_on_sigterm(
+    served: tuple[subprocess.Popen[str], str], tmp_path: Path
+) -> None:
+    proc, url = served
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": "sk-local-anything-1234567890",
+        "XDG_CONFIG_HOME": str(tmp_path),
+    }
+    token = subprocess.run(
+        rtc_voice("token", "--base-url", url, "--ttl", "30"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert token.returncode == 0, token.stderr
+    assert re.fullmatch(r"ek_[0-9a-f]{32}\n", token.stdout)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "minted ek_…" in err and "stopped" in err
+    assert "sk-local-anything" not in err
+
+
+def test_serve_ctrl_c_exits_130(served: tuple[subprocess.Popen[str], str]) -> None:
+    proc, _ = served
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == ExitCode.INTERRUPTED
+    assert "Traceback" not in err
+
+
+def test_serve_port_in_use_is_one_sentence(
+    served: tuple[subprocess.Popen[str], str],
+) -> None:
+    _, url = served
+    port = url.split(":")[2].split("/")[0]
+    taken = subprocess.run(
+        rtc_voice("serve", "--port", port), capture_output=True, text=True, timeout=30
+    )
+    assert taken.returncode == ExitCode.NETWORK
+    assert f"Cannot listen on 127.0.0.1:{port}" in taken.stderr
+    assert "Traceback" not in taken.stderr
+
+
+def test_serve_warns_loudly_off_loopback(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        rtc_voice("serve", "--host", "0.0.0.0", "--port", "0"),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 30
+    while "Ctrl-C" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.readline()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "Warning: listening on 0.0.0.0" in seen
