@@ -52,6 +52,7 @@ class PcmTrack(MediaStreamTrack):
         self.played_samples = 0
         self.muted = False
         self.on_drained = on_drained
+        self.max_late_ms = 0.0  # worst lateness of a queued-audio frame against its schedule
 
     def play(self, samples: Pcm) -> None:
         self._buffer = np.concatenate([self._buffer[self._position :], samples])
@@ -79,6 +80,8 @@ class PcmTrack(MediaStreamTrack):
             wait = self._start + self._pts / RATE - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+            elif self.playing:  # idle silence may slip unheard; queued audio may not
+                self.max_late_ms = max(self.max_late_ms, -wait * 1000)
         was_playing = self.playing
         chunk = self._buffer[self._position : self._position + FRAME_SAMPLES]
         self._position += len(chunk)

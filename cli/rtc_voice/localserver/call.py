@@ -158,6 +158,7 @@ class CallStats:
     frames_in: int = 0
     max_level_dbfs: float = -120.0
     responses: int = 0
+    max_late_ms: float = 0.0
 
 
 class LocalCall:
@@ -247,6 +248,7 @@ class LocalCall:
                     await closed.wait()
         await self.pc.close()
         elapsed = time.monotonic() - self.started
+        self.stats.max_late_ms = self.track.max_late_ms
         self.log(f"{self.call_id} ended after {elapsed:.1f} s ({reason})")
         self._on_end(self)
 
