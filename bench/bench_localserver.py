@@ -31,8 +31,7 @@ def serve(port_out: Any, stats_out: Any, stop: Any) -> None:
         server._forget = forget  # type: ignore[method-assign]
         await server.start()
         port_out.send(server.base_url)
-        while not stop.is_set():
-            await asyncio.sleep(0.05)
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
         await server.stop()
         stats_out.send(late)
 
@@ -102,7 +101,8 @@ def measure(together: bool) -> None:
     label = "all connected, then replies" if together else "replies while others connect"
     print(f"-- {label}")
     print(
-        f"{CALLS} concurrent calls: offer -> session.created p50 {statistics.median(ready) * 1000:.0f} ms, "
+        f"{CALLS} concurrent calls: offer -> session.created "
+        f"p50 {statistics.median(ready) * 1000:.0f} ms, "
         f"p95 {p95 * 1000:.0f} ms, max {ready[-1] * 1000:.0f} ms"
     )
     print(
