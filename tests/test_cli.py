@@ -32,7 +32,7 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
         assert f"│ {command} " in result.stdout
 
 
-@pytest.mark.parametrize("command", ["talk", "devices"])
+@pytest.mark.parametrize("command", ["talk"])
 def test_commands_not_built_yet_fail_honestly(runner: CliRunner, command: str) -> None:
     result = runner.invoke(app, [command, "--local"])
     assert result.exit_code == ExitCode.UNAVAILABLE == 12

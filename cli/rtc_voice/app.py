@@ -335,10 +335,106 @@ def talk(ctx: typer.Context) -> None:
     _not_yet("talk")
 
 
-@app.command(context_settings=_PASSTHROUGH)
-def devices(ctx: typer.Context) -> None:
-    """List and probe microphones and speakers."""
-    _not_yet("devices")
+@app.command()
+def devices(
+    probe: Annotated[
+        bool,
+        typer.Option("--probe", help="Open every device at 48 kHz and at its own rate; report."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON for scripts.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """List microphones and speakers, and which ones rtc-voice would use.
+
+    Pick devices with `talk --input/--output` or audio.input_device / audio.output_device in the
+    config: an index, or any part of the name (case does not matter).
+
+    Examples: rtc-voice devices --probe;  rtc-voice talk --input usb --output 3
+    """
+    from rtc_voice.audio import devices as audio
+
+    settings = _settings(config)
+    found = audio.list_devices()
+    if not found:
+        from rtc_voice.errors import AudioError
+
+        raise AudioError("No audio devices were found.", hint=audio.NO_DEVICES_HINT)
+    chosen: dict[str, Any] = {}
+    for kind, spec in (("input", settings.input_device), ("output", settings.output_device)):
+        try:
+            chosen[kind] = audio.select(spec, kind, found)  # type: ignore[arg-type]
+        except RtcVoiceError as exc:
+            chosen[kind] = exc
+    results: list[Any] = []
+    if probe:
+        with _stderr().status("Opening every device…"):
+            for device in found:
+                for kind in ("input", "output"):
+                    if device.supports(kind):  # type: ignore[arg-type]
+                        for rate in sorted({48000, int(device.default_samplerate)}):
+                            results.append(audio.probe(device, kind, rate))  # type: ignore[arg-type]
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "devices": [d.as_json() for d in found],
+                    "probe": [
+                        {
+                            "index": r.device.index,
+                            "kind": r.kind,
+                            "rate": r.rate,
+                            "ok": r.ok,
+                            "error": r.error,
+                        }
+                        for r in results
+                    ]
+                    if probe
+                    else None,
+                    "selected": {
+                        k: (v.index if isinstance(v, audio.Device) else None)
+                        for k, v in chosen.items()
+                    },
+                },
+                indent=2,
+            )
+        )
+        return
+    from rich.table import Table
+
+    table = Table(title="Audio devices", title_justify="left")
+    for column in ("#", "name", "host API", "in", "out", "rate", "default"):
+        table.add_column(
+            column, justify="right" if column in ("#", "in", "out", "rate") else "left"
+        )
+    for d in found:
+        marks = ", ".join(
+            m for m, on in (("input", d.default_input), ("output", d.default_output)) if on
+        )
+        table.add_row(
+            str(d.index),
+            d.name,
+            d.hostapi,
+            str(d.max_input_channels),
+            str(d.max_output_channels),
+            f"{d.default_samplerate:g}",
+            marks,
+        )
+    out = _stdout()
+    out.print(table)
+    if probe:
+        probe_table = Table(title="Probe (mono, really opened)", title_justify="left")
+        for column in ("#", "name", "as", "rate", "result"):
+            probe_table.add_column(column)
+        for r in results:
+            verdict = "[green]ok[/]" if r.ok else f"[red]{r.error}[/]"
+            probe_table.add_row(str(r.device.index), r.device.name, r.kind, str(r.rate), verdict)
+        out.print(probe_table)
+    for kind, label in (("input", "Microphone"), ("output", "Speaker")):
+        value = chosen[kind]
+        if isinstance(value, audio.Device):
+            out.print(f"{label}: [bold]{value}[/]")
+        else:
+            out.print(f"{label}: [red]{value.message}[/] {value.hint or ''}")
 
 
 @app.command()

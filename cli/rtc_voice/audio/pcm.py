@@ -67,3 +67,58 @@ def resample(samples: npt.NDArray[np.int16], rate_in: int, rate_out: int = RATE)
     chunks = [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
     chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
     return np.concatenate(chunks).astype(np.int16) if chunks else np.zeros(0, np.int16)
+
+
+class Ring:
+    """A fixed-capacity FIFO of int16 samples with no allocation on read or write.
+
+    Not thread-safe by itself: the owner holds a lock around calls (see devices.OutputSink).
+    Writing more than fits drops the oldest samples and counts them.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._data = np.zeros(capacity, dtype=np.int16)
+        self._read = 0
+        self._size = 0
+        self.dropped = 0
+
+    @property
+    def capacity(self) -> int:
+        return len(self._data)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def clear(self) -> int:
+        """Empty the ring; returns how many samples were dropped."""
+        dropped, self._size = self._size, 0
+        return dropped
+
+    def write(self, samples: npt.NDArray[np.int16]) -> None:
+        count = len(samples)
+        if count >= self.capacity:
+            self.dropped += self._size + count - self.capacity
+            samples = samples[-self.capacity :]
+            count = len(samples)
+            self._read, self._size = 0, 0
+        overflow = self._size + count - self.capacity
+        if overflow > 0:
+            self._read = (self._read + overflow) % self.capacity
+            self._size -= overflow
+            self.dropped += overflow
+        start = (self._read + self._size) % self.capacity
+        first = min(count, self.capacity - start)
+        self._data[start : start + first] = samples[:first]
+        self._data[: count - first] = samples[first:]
+        self._size += count
+
+    def read_into(self, out: npt.NDArray[np.int16]) -> int:
+        """Fill `out` from the front; returns how many samples were real (the rest is left
+        untouched for the caller to zero)."""
+        count = min(len(out), self._size)
+        first = min(count, self.capacity - self._read)
+        out[:first] = self._data[self._read : self._read + first]
+        out[first:count] = self._data[: count - first]
+        self._read = (self._read + count) % self.capacity
+        self._size -= count
+        return count

@@ -6,13 +6,14 @@ import asyncio
 import fractions
 import time
 from collections.abc import Callable
+from typing import Any
 
 import av
 import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from rtc_voice.audio.pcm import FRAME_SAMPLES, RATE, Pcm, to_mono
+from rtc_voice.audio.pcm import FRAME_SAMPLES, RATE, Pcm, rms_dbfs, to_mono
 
 TIME_BASE = fractions.Fraction(1, RATE)
 
@@ -95,3 +96,62 @@ class PcmTrack(MediaStreamTrack):
         if was_playing and not self.playing and self.on_drained is not None:
             self.on_drained()
         return frame
+
+
+SILENT_DBFS = -80.0  # below this a "microphone" is delivering nothing (muted or zeros)
+
+
+class SilenceWatch:
+    """Pure: notices input that stays (near) silent, the classic missing-permission symptom."""
+
+    def __init__(self, after_ms: float = 4000) -> None:
+        self.after_ms = after_ms
+        self.silent_ms = 0.0
+        self.tripped = False
+
+    def feed(self, level_dbfs: float, frame_ms: float) -> bool:
+        """True once, when silence has lasted `after_ms`."""
+        self.silent_ms = self.silent_ms + frame_ms if level_dbfs < SILENT_DBFS else 0.0
+        if self.silent_ms >= self.after_ms and not self.tripped:
+            self.tripped = True
+            return True
+        if self.silent_ms == 0.0:
+            self.tripped = False
+        return False
+
+
+class MicrophoneTrack(MediaStreamTrack):
+    """The microphone as an aiortc track: 20 ms 48 kHz mono s16 frames from an InputSource,
+    with mute (silence, timing kept), input level, and a silence watchdog."""
+
+    kind = "audio"
+
+    def __init__(self, source: Any, on_silent: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self.source = source
+        self.muted = False
+        self.level_dbfs = -120.0
+        self.on_silent = on_silent
+        self.watch = SilenceWatch()
+        self.latencies_ms: list[float] = []  # capture -> handed to aiortc, for benchmarks
+        self._pts = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        captured = await self.source.read()
+        samples = captured.samples
+        self.level_dbfs = rms_dbfs(samples)
+        if not self.muted and self.watch.feed(self.level_dbfs, 20) and self.on_silent:
+            self.on_silent()
+        if self.muted:
+            samples = np.zeros(FRAME_SAMPLES, np.int16)
+        frame = make_frame(samples, self._pts)
+        self._pts += FRAME_SAMPLES
+        if len(self.latencies_ms) < 100_000:
+            self.latencies_ms.append((time.monotonic() - captured.captured_at) * 1000)
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self.source.close()

@@ -1,0 +1,431 @@
+"""PortAudio through sounddevice (its only importer): devices, selection, probing, and the
+microphone and speaker streams.
+
+PortAudio callbacks here only copy samples: the input callback hands each block to the event
+loop with `call_soon_threadsafe`; the output callback fills its buffer from a preallocated ring
+(silence when it runs dry, counted as an underrun). Resampling and levels happen on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from types import ModuleType
+from typing import Any, Literal
+
+import numpy as np
+
+from rtc_voice.audio.pcm import FRAME_SAMPLES, RATE, SILENCE_DBFS, Pcm, Ring, rms_dbfs
+from rtc_voice.errors import AudioError
+
+Kind = Literal["input", "output"]
+
+PORTAUDIO_HINT = (
+    "Install PortAudio: `sudo apt-get install libportaudio2` (Debian/Ubuntu), "
+    "`sudo dnf install portaudio` (Fedora) or `brew install portaudio` (macOS)."
+)
+NO_DEVICES_HINT = (
+    "Check that PulseAudio or PipeWire is running (`pactl info`) and that this user may use "
+    "the sound devices; or use --input FILE.wav and --output FILE.wav|none."
+)
+
+_sd: ModuleType | None = None
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence C-level stderr (ALSA's probing noise) for the duration; Python's too."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def sounddevice() -> ModuleType:
+    """The sounddevice module, or an AudioError saying how to install PortAudio."""
+    global _sd
+    if _sd is None:
+        try:
+            with quiet_stderr():
+                import sounddevice as sd
+        except OSError:
+            raise AudioError(
+                "The PortAudio library is not installed.", hint=PORTAUDIO_HINT
+            ) from None
+        _sd = sd
+    return _sd
+
+
+@dataclass(frozen=True)
+class Device:
+    index: int
+    name: str
+    hostapi: str
+    max_input_channels: int
+    max_output_channels: int
+    default_samplerate: float
+    default_input: bool
+    default_output: bool
+
+    def supports(self, kind: Kind) -> bool:
+        return (self.max_input_channels if kind == "input" else self.max_output_channels) > 0
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"#{self.index} {self.name}"
+
+
+def list_devices() -> list[Device]:
+    sd = sounddevice()
+    with quiet_stderr():
+        try:
+            raw = sd.query_devices()
+            hostapis = sd.query_hostapis()
+            default_in, default_out = sd.default.device
+        except sd.PortAudioError as exc:
+            raise AudioError(
+                f"PortAudio cannot list devices: {exc}.", hint=NO_DEVICES_HINT
+            ) from None
+    devices = []
+    for info in raw:
+        index = int(info["index"])
+        devices.append(
+            Device(
+                index=index,
+                name=str(info["name"]),
+                hostapi=str(hostapis[info["hostapi"]]["name"]),
+                max_input_channels=int(info["max_input_channels"]),
+                max_output_channels=int(info["max_output_channels"]),
+                default_samplerate=float(info["default_samplerate"]),
+                default_input=index == default_in,
+                default_output=index == default_out,
+            )
+        )
+    return devices
+
+
+def _listing(devices: list[Device], kind: Kind) -> str:
+    usable = [str(d) for d in devices if d.supports(kind)]
+    return ", ".join(usable) if usable else "none"
+
+
+def select(spec: str | int | None, kind: Kind, devices: list[Device] | None = None) -> Device:
+    """The device for a spec: None = system default, an index, or part of a name (any case)."""
+    devices = list_devices() if devices is None else devices
+    label = "microphone" if kind == "input" else "speaker"
+    if not any(d.supports(kind) for d in devices):
+        raise AudioError(f"No {label} was found.", hint=NO_DEVICES_HINT)
+    if spec is None or (isinstance(spec, str) and not spec.strip()):
+        default = next(
+            (d for d in devices if (d.default_input if kind == "input" else d.default_output)), None
+        )
+        if default is None or not default.supports(kind):
+            default = next(d for d in devices if d.supports(kind))
+        return default
+    text = str(spec).strip()
+    if text.isdigit():
+        match = next((d for d in devices if d.index == int(text)), None)
+        if match is None:
+            raise AudioError(
+                f"There is no audio device #{text}.",
+                hint=f"{label.capitalize()}s: {_listing(devices, kind)}.",
+            )
+        candidates = [match]
+    else:
+        needle = text.casefold()
+        candidates = [d for d in devices if d.name.casefold() == needle] or [
+            d for d in devices if needle in d.name.casefold()
+        ]
+        if not candidates:
+            raise AudioError(
+                f"No audio device matches '{text}'.",
+                hint=f"{label.capitalize()}s: {_listing(devices, kind)}.",
+            )
+        fitting = [d for d in candidates if d.supports(kind)]
+        if len(fitting) > 1:
+            raise AudioError(
+                f"'{text}' matches several {label}s: " + ", ".join(map(str, fitting)) + ".",
+                hint="Use the index, or more of the name.",
+            )
+        candidates = fitting or candidates
+    device = candidates[0]
+    if not device.supports(kind):
+        other = "output" if kind == "input" else "input"
+        raise AudioError(
+            f"{device} is an {other}-only device and cannot be used as a {label}.",
+            hint=f"{label.capitalize()}s: {_listing(devices, kind)}.",
+        )
+    return device
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    device: Device
+    kind: Kind
+    rate: int
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def probe(device: Device, kind: Kind, rate: int) -> ProbeResult:
+    """Really open (and start) a mono stream on the device at `rate`; report the exact error."""
+    sd = sounddevice()
+    cls = sd.InputStream if kind == "input" else sd.OutputStream
+    try:
+        with quiet_stderr():
+            stream = cls(device=device.index, samplerate=rate, channels=1, dtype="int16")
+            try:
+                stream.start()
+                stream.stop()
+            finally:
+                stream.close()
+    except (sd.PortAudioError, ValueError) as exc:
+        return ProbeResult(device, kind, rate, str(exc))
+    return ProbeResult(device, kind, rate, None)
+
+
+def _open(kind: Kind, device: Device, callback: Any, channels: int) -> tuple[Any, int]:
+    """Open at 48 kHz if the device can, else at its own rate (the caller resamples)."""
+    sd = sounddevice()
+    cls = sd.InputStream if kind == "input" else sd.OutputStream
+    rates = [RATE] + (
+        [int(device.default_samplerate)] if int(device.default_samplerate) != RATE else []
+    )
+    last: Exception | None = None
+    for rate in rates:
+        try:
+            with quiet_stderr():
+                stream = cls(
+                    device=device.index,
+                    samplerate=rate,
+                    channels=channels,
+                    dtype="int16",
+                    blocksize=rate // (50 if kind == "input" else 100),
+                    latency="low",
+                    callback=callback,
+                )
+            return stream, rate
+        except (sd.PortAudioError, ValueError) as exc:
+            last = exc
+    label = "microphone" if kind == "input" else "speaker"
+    raise AudioError(
+        f"Cannot open {label} {device}: {last}.",
+        hint="Is it in use by another program or unplugged? `rtc-voice devices --probe` tests "
+        "every device.",
+    ) from None
+
+
+class _StreamResampler:
+    """Keeps PyAV's resampler state across blocks (no clicks at block edges)."""
+
+    def __init__(self, rate_in: int, rate_out: int) -> None:
+        import av
+
+        self.rate_in = rate_in
+        self._av = av
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=rate_out)
+
+    def __call__(self, samples: Pcm) -> Pcm:
+        frame = self._av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples.reshape(1, -1)), format="s16", layout="mono"
+        )
+        frame.sample_rate = self.rate_in
+        out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        return np.concatenate(out).astype(np.int16) if out else np.zeros(0, np.int16)
+
+
+@dataclass
+class CapturedFrame:
+    samples: Pcm  # FRAME_SAMPLES of 48 kHz mono
+    captured_at: float  # time.monotonic() when PortAudio delivered its first sample's block
+
+
+class InputSource:
+    """A microphone as 20 ms 48 kHz mono frames on the event loop (`await read()`)."""
+
+    def __init__(self, device: Device, *, max_frames: int = 25) -> None:
+        self.device = device
+        self.dropped_frames = 0
+        self.overflows = 0
+        self._frames: collections.deque[CapturedFrame] = collections.deque()
+        self._max_frames = max_frames
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._pending_at = 0.0
+        self._ready = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._stream, self.rate = _open("input", device, self._callback, 1)
+        self._resample = _StreamResampler(self.rate, RATE) if self.rate != RATE else None
+        self._closed = False
+
+    def start(self) -> None:
+        with quiet_stderr():
+            self._stream.start()
+
+    def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
+        # PortAudio's thread: copy and hand over, nothing else.
+        block = indata[:, 0].copy()
+        try:
+            self._loop.call_soon_threadsafe(
+                self._deliver, block, time.monotonic(), bool(status.input_overflow)
+            )
+        except RuntimeError:  # the loop has closed under us
+            pass
+
+    def _deliver(self, block: Pcm, captured_at: float, overflow: bool) -> None:
+        self.overflows += overflow
+        if self._resample is not None:
+            block = self._resample(block)
+        if len(self._pending) == 0:
+            self._pending_at = captured_at
+        self._pending = np.concatenate([self._pending, block]) if len(self._pending) else block
+        while len(self._pending) >= FRAME_SAMPLES:
+            frame = CapturedFrame(self._pending[:FRAME_SAMPLES].copy(), self._pending_at)
+            self._pending = self._pending[FRAME_SAMPLES:]
+            self._pending_at = captured_at
+            if len(self._frames) >= self._max_frames:
+                self._frames.popleft()
+                self.dropped_frames += 1
+            self._frames.append(frame)
+        if self._frames:
+            self._ready.set()
+
+    async def read(self) -> CapturedFrame:
+        while not self._frames:
+            if self._closed:
+                raise AudioError(f"The microphone {self.device} stopped.")
+            self._ready.clear()
+            await self._ready.wait()
+        return self._frames.popleft()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._ready.set()
+        with quiet_stderr(), contextlib.suppress(Exception):
+            self._stream.stop()
+            self._stream.close()
+
+
+class OutputSink:
+    """A speaker fed with 48 kHz mono PCM; keeps a small buffer at a target depth.
+
+    An underrun is the buffer running dry while audio keeps coming (a gap the listener hears);
+    running dry at the end of the audio is not one.
+
+    Playback starts (and restarts after running dry) once `prime_ms` is buffered; a buffer over
+    `max_ms` is trimmed to `prime_ms` so latency cannot creep up.
+    """
+
+    def __init__(self, device: Device, *, prime_ms: int = 30, max_ms: int = 120) -> None:
+        self.device = device
+        self._lock = threading.Lock()
+        self._stream, self.rate = _open("output", device, self._callback, 1)
+        self._ring = Ring(self.rate)  # one second; never reached, trimmed at max_ms
+        self._prime = self.rate * prime_ms // 1000
+        self._max = self.rate * max_ms // 1000
+        self._primed = False
+        self._starved = False
+        self._scratch = np.zeros(self.rate, dtype=np.int16)
+        self._resample = _StreamResampler(RATE, self.rate) if self.rate != RATE else None
+        self.played_samples = 0
+        self.underruns = 0
+        self.trimmed_samples = 0
+        self.level_dbfs = SILENCE_DBFS
+        self._closed = False
+        self._loop = asyncio.get_running_loop()
+        self._running = asyncio.Event()
+        self._announced = False
+        self._first_callback = 0.0
+
+    def start(self) -> None:
+        with quiet_stderr():
+            self._stream.start()
+
+    async def wait_running(self) -> None:
+        """Until the device consumes in real time. Streams start with a burst of callbacks that
+        pre-fill the device buffer, and some (PulseAudio) then pause for up to a second; audio
+        queued before that would pile up. Real time = a callback 50 ms after the first."""
+        await self._running.wait()
+
+    def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+        # PortAudio's thread: copy from the ring, fill the rest with silence, count.
+        if not self._announced:
+            now = time.monotonic()
+            if not self._first_callback:
+                self._first_callback = now
+            elif now - self._first_callback >= 0.05:
+                self._announced = True
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self._running.set)
+        scratch = self._scratch[:frames]
+        with self._lock:
+            if not self._primed and len(self._ring) >= self._prime:
+                self._primed = True
+            got = self._ring.read_into(scratch) if self._primed else 0
+            if self._primed and got < frames:
+                self._starved = True  # an underrun if more audio follows (see write)
+                self._primed = False
+        scratch[got:] = 0
+        self.played_samples += got
+        outdata[:] = scratch.reshape(-1, 1)
+
+    def write(self, samples: Pcm) -> None:
+        """Queue 48 kHz mono samples for playback."""
+        self.level_dbfs = rms_dbfs(samples)
+        if self._resample is not None:
+            samples = self._resample(samples)
+        with self._lock:
+            if self._starved:
+                self.underruns += 1  # ran dry mid-stream: the listener heard a gap
+                self._starved = False
+            self._ring.write(samples)
+            excess = len(self._ring) - self._max
+            if excess > 0:
+                self._ring.read_into(self._scratch[: min(excess, len(self._scratch))])
+                self.trimmed_samples += excess
+
+    def flush(self) -> float:
+        """Drop everything not yet played (barge-in); returns the milliseconds dropped."""
+        with self._lock:
+            dropped = self._ring.clear()
+            self._primed = False
+            self._starved = False
+        self.level_dbfs = SILENCE_DBFS
+        return dropped * 1000 / self.rate
+
+    @property
+    def depth_ms(self) -> float:
+        return len(self._ring) * 1000 / self.rate
+
+    @property
+    def played_ms(self) -> float:
+        return self.played_samples * 1000 / self.rate
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with quiet_stderr(), contextlib.suppress(Exception):
+            self._stream.stop()
+            self._stream.close()

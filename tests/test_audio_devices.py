@@ -1,0 +1,148 @@
+"""Real PortAudio streams on the virtual PulseAudio devices that .ci/audio-setup starts.
+
+In CI these must run: a missing virtual device is a failure there, not a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rtc_voice.app import app
+from rtc_voice.audio import devices as audio
+from rtc_voice.audio.devices import _StreamResampler
+from rtc_voice.audio.pcm import FRAME_SAMPLES, RATE, rms_dbfs, tone
+from rtc_voice.audio.tracks import MicrophoneTrack
+from rtc_voice.errors import AudioError
+from tests.test_audio_units import peak_hz
+
+pytestmark = pytest.mark.audio
+
+
+@pytest.fixture(scope="module", autouse=True)
+def virtual_audio() -> None:
+    problem = None
+    try:
+        found = audio.list_devices()
+        if not found:
+            problem = "PortAudio lists no devices"
+        else:
+            result = audio.probe(audio.select(None, "output", found), "output", RATE)
+            problem = None if result.ok else f"the default speaker cannot open: {result.error}"
+    except AudioError as exc:
+        problem = exc.message
+    if problem:
+        message = f"virtual audio devices are missing ({problem}); run .ci/audio-setup"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+async def feed_in_real_time(sink: audio.OutputSink, samples: np.ndarray) -> None:
+    """Like aiortc delivering 20 ms frames: on an absolute schedule, not drifting sleeps."""
+    start = time.monotonic()
+    for n, i in enumerate(range(0, len(samples), FRAME_SAMPLES)):
+        sink.write(samples[i : i + FRAME_SAMPLES])
+        await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - time.monotonic()))
+
+
+async def test_speaker_tone_comes_back_from_the_monitor_microphone() -> None:
+    found = audio.list_devices()
+    sink = audio.OutputSink(audio.select(None, "output", found))
+    source = audio.InputSource(audio.select(None, "input", found))
+    mic = MicrophoneTrack(source)
+    sink.start()
+    source.start()
+    try:
+        async with asyncio.timeout(5):
+            await sink.wait_running()
+        player = asyncio.ensure_future(feed_in_real_time(sink, tone(1000, 1500, dbfs=-20)))
+        frames = []
+        async with asyncio.timeout(10):
+            for _ in range(90):
+                frame = await mic.recv()
+                frames.append(frame.to_ndarray().reshape(-1))
+        await player
+        pts = [n * FRAME_SAMPLES for n in range(len(frames))]
+        assert all(len(f) == FRAME_SAMPLES for f in frames)
+        recorded = np.concatenate(frames)
+        loud = recorded[np.abs(recorded) > 1000]
+        assert len(loud) > RATE * 0.8, "the tone did not come back"
+        start = int(np.argmax(np.abs(recorded) > 1000))
+        middle = recorded[start + 4800 : start + 4800 + RATE // 2]
+        assert peak_hz(middle) == pytest.approx(1000, abs=3)
+        assert rms_dbfs(middle) == pytest.approx(-20, abs=2)
+        assert sink.underruns == 0 and source.dropped_frames == 0
+        assert sink.played_ms == pytest.approx(1500, abs=40)
+        assert pts[-1] == 89 * 960
+    finally:
+        mic.stop()
+        sink.close()
+
+
+async def test_mute_sends_silence_and_flush_drops_the_buffer() -> None:
+    found = audio.list_devices()
+    source = audio.InputSource(audio.select(None, "input", found))
+    mic = MicrophoneTrack(source)
+    mic.muted = True
+    source.start()
+    sink = audio.OutputSink(audio.select(None, "output", found))
+    try:
+        sink.write(tone(440, 100))
+        assert sink.depth_ms == pytest.approx(100)
+        assert sink.flush() == pytest.approx(100)
+        assert sink.depth_ms == 0
+        async with asyncio.timeout(5):
+            frames = [await mic.recv() for _ in range(5)]
+        assert all(not f.to_ndarray().any() for f in frames)
+        assert [f.pts for f in frames] == [0, 960, 1920, 3840 - 960, 3840]
+    finally:
+        mic.stop()
+        sink.close()
+
+
+def test_stream_resampler_is_continuous_across_blocks() -> None:
+    resampler = _StreamResampler(44100, RATE)
+    src = tone(440, 1000, dbfs=-12, rate=44100)
+    out = np.concatenate([resampler(src[i : i + 882]) for i in range(0, len(src), 882)])
+    body = out[4800:-4800].astype(np.int32)
+    assert peak_hz(out[4800:-4800]) == pytest.approx(440, abs=2)
+    assert np.max(np.abs(np.diff(body))) < 800  # no clicks at block edges (sine step ~ 400)
+
+
+def test_devices_json_lists_and_selects(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["devices", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    names = [d["name"] for d in data["devices"]]
+    assert "default" in names and "pulse" in names
+    assert data["selected"]["input"] is not None and data["selected"]["output"] is not None
+    assert data["probe"] is None
+
+
+def test_devices_probe_reports_every_device_openable(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["devices", "--probe", "--json"])
+    assert result.exit_code == 0, result.output
+    probe = json.loads(result.stdout)["probe"]
+    assert {(p["kind"], p["rate"]) for p in probe} >= {("input", 48000), ("output", 48000)}
+    assert all(p["ok"] for p in probe), probe
+    table = runner.invoke(app, ["devices", "--probe"], env={"COLUMNS": "120"})
+    assert "Probe (mono, really opened)" in table.stdout and "Microphone: #" in table.stdout
+
+
+def test_selection_errors_against_real_devices(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(AudioError, match="No audio device matches 'theremin'") as info:
+        audio.select("theremin", "input")
+    assert "default" in (info.value.hint or "")
+    monkeypatch.setenv("RTC_VOICE_AUDIO_INPUT_DEVICE", "theremin")
+    result = runner.invoke(app, ["devices"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "Microphone: No audio device matches 'theremin'" in result.stdout
