@@ -13,13 +13,13 @@ import time
 import traceback
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from rtc_voice import __version__
-from rtc_voice.errors import ExitCode, RtcVoiceError, UnavailableError
+from rtc_voice.errors import ExitCode, RtcVoiceError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -317,22 +317,117 @@ def config_init(
     _stderr().print(f"Wrote {path}.")
 
 
-# --- commands that later work brings -----------------------------------------------------------
+@app.command()
+def talk(
+    local: Annotated[
+        bool, typer.Option("--local", help="Talk to the built-in offline server (no key needed).")
+    ] = False,
+    input_: Annotated[
+        str | None,
+        typer.Option("--input", help="Microphone: index or name part, or a FILE.wav to play."),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", help="Speaker: index or name part, a FILE.wav, or none."),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", help="Use this ek_ key; no standard key needed.")
+    ] = None,
+    say: Annotated[
+        str | None, typer.Option("--say", help="Type this message once connected.")
+    ] = None,
+    transcript: Annotated[
+        Path | None, typer.Option("--transcript", help="Write turns as they finish: .jsonl or .md.")
+    ] = None,
+    record: Annotated[
+        Path | None, typer.Option("--record", help="Stereo WAV: you left, assistant right.")
+    ] = None,
+    ptt: Annotated[
+        bool, typer.Option("--ptt", help="Push-to-talk: space starts and ends your turn.")
+    ] = False,
+    max_duration: Annotated[
+        float | None, typer.Option("--max-duration", help="Hang up after this many seconds.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print server events as JSON lines (not a TTY UI).")
+    ] = False,
+    model: Annotated[str | None, typer.Option(help="Realtime model.")] = None,
+    voice: Annotated[str | None, typer.Option(help="Assistant voice, e.g. marin.")] = None,
+    instructions: Annotated[str | None, typer.Option(help="System instructions.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="API base URL ending in /v1.")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Voice chat with a Realtime model: microphone, speakers, live transcript of both sides.
 
-_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+    Keys: [bold]m[/] mute, [bold]i[/] interrupt, [bold]t[/] or Enter type a message,
+    [bold]l[/] event log, [bold]?[/] help, [bold]q[/] quit (with --ptt: [bold]space[/] talks).
 
+    Examples:
+      rtc-voice talk --local                       offline, against the built-in server
+      rtc-voice talk --voice cedar --transcript call.md
+      rtc-voice talk --local --input speech.wav --output none --transcript t.jsonl
+    """
+    from rtc_voice.config import load_prices
+    from rtc_voice.credentials import require_api_key
+    from rtc_voice.errors import UsageError
+    from rtc_voice.session import CallSession, TalkOptions
 
-def _not_yet(what: str) -> NoReturn:
-    raise UnavailableError(
-        f"`rtc-voice {what}` is not available in this version yet.",
-        hint="Use `rtc-voice token` to mint keys for another client meanwhile.",
+    if max_duration is not None and max_duration <= 0:
+        raise UsageError(f"Invalid --max-duration {max_duration:g}: expected more than 0.")
+    if token is not None and not token.startswith("ek_"):
+        raise UsageError(
+            "--token takes an ephemeral key (ek_…).",
+            hint="Mint one with `rtc-voice token`; standard keys go in `auth login`.",
+        )
+    flags: dict[str, object] = {
+        "model": model,
+        "voice": voice,
+        "instructions": instructions,
+        "base_url": base_url,
+    }
+    if ptt:
+        flags["turn_detection"] = "none"
+    settings = _settings(config, **flags)
+    api_key = None if (local or token) else require_api_key()
+    options = TalkOptions(
+        local=local,
+        token=token,
+        input=input_,
+        output=output,
+        transcript=transcript,
+        record=record,
+        ptt=ptt,
+        say=say,
+        max_duration=max_duration,
+        json=as_json,
     )
+    presenter: Any
+    if as_json:
+        from rtc_voice.ui.plain import JsonPresenter
 
+        presenter = JsonPresenter()
+    elif sys.stdout.isatty() and sys.stdin.isatty():
+        from rtc_voice.ui.terminal import LivePresenter
 
-@app.command(context_settings=_PASSTHROUGH)
-def talk(ctx: typer.Context) -> None:
-    """Voice chat with a Realtime model: microphone, speakers and a live transcript."""
-    _not_yet("talk")
+        presenter = LivePresenter(ptt=ptt)
+    else:
+        from rtc_voice.ui.plain import LinePresenter
+
+        presenter = LinePresenter()
+    session = CallSession(
+        settings,
+        options,
+        presenter,
+        api_key=api_key,
+        prices=load_prices(settings).get(settings.model),
+    )
+    code = asyncio.run(session.run())
+    if session.end_reason:
+        _stderr().print(f"Call ended: {session.end_reason}.", style="dim")
+    if code:
+        raise typer.Exit(int(code))
 
 
 @app.command()

@@ -67,6 +67,7 @@ class Settings:
     connect_timeout: float = 15.0
     ice_servers: tuple[str, ...] = ()
     config_path: Path | None = None
+    prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
     @property
@@ -375,10 +376,60 @@ def _unknown(name: str, where: str, candidates: Sequence[str]) -> ConfigError:
     return ConfigError(f"Unknown setting '{name}' in {where}.", hint=hint)
 
 
+PRICE_KEYS = (
+    "text_in",
+    "text_cached",
+    "text_out",
+    "audio_in",
+    "audio_cached",
+    "audio_out",
+    "image_in",
+    "image_cached",
+)
+
+
+def _prices(table: object, where: str) -> dict[str, dict[str, float]]:
+    """`[prices."MODEL"]` tables: USD per 1M tokens under the keys in PRICE_KEYS."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"'prices' in {where} must be a table of models.")
+    out: dict[str, dict[str, float]] = {}
+    for model, row in table.items():
+        if not isinstance(row, dict):
+            raise ConfigError(
+                f"'prices.{model}' in {where} must be a table.",
+                hint='Write [prices."MODEL"] with keys such as audio_in = 32.0.',
+            )
+        for key, value in row.items():
+            if key not in PRICE_KEYS:
+                raise _unknown(
+                    f"prices.{model}.{key}", where, [f"prices.{model}.{k}" for k in PRICE_KEYS]
+                )
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(
+                    f"Invalid value {value!r} for 'prices.{model}.{key}' in {where}: expected "
+                    "USD per 1M tokens, a number of 0 or more."
+                )
+        out[str(model)] = {k: float(v) for k, v in row.items()}
+    return out
+
+
+def load_prices(settings: Settings) -> dict[str, dict[str, float]]:
+    """Packaged prices per model, with the config file's [prices."MODEL"] laid over them."""
+    from importlib.resources import files
+
+    packaged = tomllib.loads(files("rtc_voice").joinpath("data/prices.toml").read_text())
+    prices = _prices(packaged.get("prices", {}), "the packaged price list")
+    for model, row in settings.prices.items():
+        prices[model] = {**prices.get(model, {}), **row}
+    return prices
+
+
 def _flatten(table: Mapping[str, Any], path: Path) -> dict[str, object]:
     flat: dict[str, object] = {}
     for key, value in table.items():
-        if isinstance(value, dict):
+        if key == "prices":
+            flat[key] = _prices(value, str(path))
+        elif isinstance(value, dict):
             if key not in _SECTIONS:
                 raise _unknown(f"[{key}]", str(path), [f"[{s}]" for s in _SECTIONS])
             for sub, sub_value in value.items():
@@ -412,7 +463,7 @@ def read_file(path: Path) -> dict[str, object]:
         ) from None
     flat = _flatten(table, path)
     for key in flat:
-        if key not in FIELDS_BY_KEY:
+        if key not in FIELDS_BY_KEY and key != "prices":
             raise _unknown(key, str(path), list(FIELDS_BY_KEY))
     return flat
 
@@ -444,6 +495,9 @@ def load_settings(
     file_values: dict[str, object] = {}
     if explicit or path.exists():
         file_values = read_file(path)
+    prices = file_values.pop("prices", {})
+    if prices:
+        values["prices"] = prices
     for key, raw in file_values.items():
         spec = FIELDS_BY_KEY[key]
         values[spec.attr] = _parse(spec, raw, f"'{key}' in {path}")
@@ -506,4 +560,11 @@ def example_toml() -> str:
         lines += ["# " + line for line in textwrap.wrap(spec.help, 96)]
         lines.append(f"# env: {spec.env}" + (f"; flag: {spec.flag}" if spec.flag else ""))
         lines += [f"{leaf or spec.key} = {spec.example}", ""]
+    lines += [
+        "# Prices for the cost meter, USD per 1M tokens. Built in for the gpt-realtime family;",
+        "# add or override a model like this (keys: " + ", ".join(PRICE_KEYS) + "):",
+        '# [prices."gpt-realtime"]',
+        "# audio_in = 32.0",
+        "# audio_out = 64.0",
+    ]
     return "\n".join(lines).rstrip() + "\n"

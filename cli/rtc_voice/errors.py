@@ -12,7 +12,8 @@
      ├── ProtocolError            an answer we cannot understand           (9)
      ├── AudioError               devices, PortAudio, WAV files            (10)
      ├── CallError                the WebRTC call failed or stalled        (11)
-     └── UnavailableError         a command this version does not have yet (12)
+     ├── UnavailableError         a command this version does not have yet (12)
+     └── UsageError               a flag value that cannot be used         (2)
 
 Only `rtc_voice.app` turns these into exit codes and printed text.
 """
@@ -39,6 +40,7 @@ class ExitCode(IntEnum):
     CALL = 11
     UNAVAILABLE = 12
     INTERRUPTED = 130
+    TERMINATED = 143
 
 
 class RtcVoiceError(Exception):
@@ -112,3 +114,9 @@ class CallError(RtcVoiceError):
 
 class UnavailableError(RtcVoiceError):
     exit_code = ExitCode.UNAVAILABLE
+
+
+class UsageError(RtcVoiceError):
+    """A flag's value cannot be used (the command line itself parsed)."""
+
+    exit_code = ExitCode.USAGE

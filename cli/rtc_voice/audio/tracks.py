@@ -53,6 +53,8 @@ class PcmTrack(MediaStreamTrack):
         self.played_samples = 0
         self.muted = False
         self.on_drained = on_drained
+        self.tap: Callable[[Pcm], None] | None = None  # sees every frame as sent
+        self.level_dbfs = -120.0
         self.max_late_ms = 0.0  # worst lateness of a queued-audio frame against its schedule
 
     def play(self, samples: Pcm) -> None:
@@ -91,6 +93,9 @@ class PcmTrack(MediaStreamTrack):
             chunk = np.zeros(FRAME_SAMPLES, np.int16)
         elif len(chunk) < FRAME_SAMPLES:
             chunk = np.concatenate([chunk, np.zeros(FRAME_SAMPLES - len(chunk), np.int16)])
+        self.level_dbfs = rms_dbfs(chunk)
+        if self.tap is not None:
+            self.tap(chunk)
         frame = make_frame(chunk, self._pts)
         self._pts += FRAME_SAMPLES
         if was_playing and not self.playing and self.on_drained is not None:
@@ -133,6 +138,7 @@ class MicrophoneTrack(MediaStreamTrack):
         self.level_dbfs = -120.0
         self.on_silent = on_silent
         self.watch = SilenceWatch()
+        self.tap: Callable[[Pcm], None] | None = None  # sees every frame as sent
         self.latencies_ms: list[float] = []  # capture -> handed to aiortc, for benchmarks
         self._pts = 0
 
@@ -146,6 +152,8 @@ class MicrophoneTrack(MediaStreamTrack):
             self.on_silent()
         if self.muted:
             samples = np.zeros(FRAME_SAMPLES, np.int16)
+        if self.tap is not None:
+            self.tap(samples)
         frame = make_frame(samples, self._pts)
         self._pts += FRAME_SAMPLES
         if len(self.latencies_ms) < 100_000:

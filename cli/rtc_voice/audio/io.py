@@ -1,0 +1,166 @@
+"""One audio I/O interface for `talk`: a microphone track and a speaker sink, each a real
+device, a WAV file or nothing; and the stereo call recorder."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from rtc_voice.audio.pcm import RATE, SILENCE_DBFS, Pcm, rms_dbfs
+from rtc_voice.audio.tracks import MicrophoneTrack, PcmTrack
+from rtc_voice.audio.wavfile import WavWriter, is_wav_spec, read_wav
+
+
+class Sink(Protocol):
+    """Where the assistant's audio goes."""
+
+    description: str
+    level_dbfs: float
+    underruns: int
+
+    def start(self) -> None: ...
+
+    async def wait_running(self) -> None: ...
+
+    def write(self, samples: Pcm) -> None: ...
+
+    def flush(self) -> float: ...
+
+    @property
+    def played_ms(self) -> float: ...
+
+    def close(self) -> None: ...
+
+
+class NullSink:
+    """`--output none`: plays nothing, but counts like a speaker would."""
+
+    description = "none (audio discarded)"
+    underruns = 0
+
+    def __init__(self) -> None:
+        self.level_dbfs = SILENCE_DBFS
+        self._samples = 0
+
+    def start(self) -> None:
+        pass
+
+    async def wait_running(self) -> None:
+        pass
+
+    def write(self, samples: Pcm) -> None:
+        self.level_dbfs = rms_dbfs(samples)
+        self._samples += len(samples)
+
+    def flush(self) -> float:
+        return 0.0
+
+    @property
+    def played_ms(self) -> float:
+        return self._samples * 1000 / RATE
+
+    def close(self) -> None:
+        pass
+
+
+class WavSink(NullSink):
+    """`--output FILE.wav`: exactly what would have been played, written as it arrives."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.description = f"file {path}"
+        self._writer = WavWriter(path)
+
+    def write(self, samples: Pcm) -> None:
+        super().write(samples)
+        self._writer.write(samples)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def open_speaker(spec: str | None) -> Sink:
+    if spec is not None and spec.strip().lower() == "none":
+        return NullSink()
+    if is_wav_spec(spec):
+        assert spec is not None
+        return WavSink(Path(spec).expanduser())
+    from rtc_voice.audio import devices
+
+    device = devices.select(spec, "output")
+    sink = devices.OutputSink(device)
+    sink.description = f"speaker {device}"  # type: ignore[attr-defined]
+    return sink  # type: ignore[return-value]
+
+
+@dataclass
+class Microphone:
+    track: PcmTrack | MicrophoneTrack
+    description: str
+    file_pcm: Pcm | None = None  # set when a WAV file stands in for the microphone
+
+    def start(self) -> None:
+        if isinstance(self.track, MicrophoneTrack):
+            self.track.source.start()
+        elif self.file_pcm is not None:
+            self.track.play(self.file_pcm)
+
+
+def open_microphone(spec: str | None) -> Microphone:
+    """A WAV file (read fully now, so a bad file fails before anything starts) or a device."""
+    if is_wav_spec(spec):
+        assert spec is not None
+        path = Path(spec).expanduser()
+        pcm = read_wav(path)
+        return Microphone(PcmTrack(), f"file {path} ({len(pcm) / RATE:.1f} s)", pcm)
+    from rtc_voice.audio import devices
+
+    device = devices.select(spec, "input")
+    return Microphone(MicrophoneTrack(devices.InputSource(device)), f"microphone {device}")
+
+
+class Recorder:
+    """`--record FILE.wav`: stereo, left the microphone as sent, right the assistant as played.
+
+    The microphone's 20 ms frames set the clock; assistant audio is laid against them (silence
+    when there is none), so both sides line up in time."""
+
+    def __init__(self, path: Path) -> None:
+        self._writer = WavWriter(path, channels=2)
+        self._right: collections.deque[Pcm] = collections.deque()
+        self._right_len = 0
+
+    def assistant(self, samples: Pcm) -> None:
+        self._right.append(samples)
+        self._right_len += len(samples)
+        while self._right_len > RATE:  # more than 1 s behind: drop the oldest
+            self._right_len -= len(self._right.popleft())
+
+    def flush_assistant(self) -> None:
+        """Barge-in: what was queued for the speaker will not be played."""
+        self._right.clear()
+        self._right_len = 0
+
+    def microphone(self, left: Pcm) -> None:
+        right = np.zeros(len(left), np.int16)
+        filled = 0
+        while filled < len(left) and self._right:
+            chunk = self._right[0]
+            take = min(len(chunk), len(left) - filled)
+            right[filled : filled + take] = chunk[:take]
+            filled += take
+            if take == len(chunk):
+                self._right.popleft()
+            else:
+                self._right[0] = chunk[take:]
+        self._right_len -= filled
+        stereo = np.empty(len(left) * 2, np.int16)
+        stereo[0::2], stereo[1::2] = left, right
+        self._writer.write(stereo)
+
+    def close(self) -> None:
+        self._writer.close()

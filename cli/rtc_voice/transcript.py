@@ -1,0 +1,120 @@
+"""Transcripts written as the call goes: `.jsonl` or `.md`, appended and flushed per completed
+turn, in conversation order (a turn waits for those before it), file mode 0600."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from rtc_voice.conversation import Conversation, Turn
+from rtc_voice.errors import RtcVoiceError, UsageError
+
+
+def _iso(ts: float | None) -> str | None:
+    return (
+        datetime.fromtimestamp(ts).astimezone().isoformat(timespec="milliseconds") if ts else None
+    )
+
+
+class TranscriptWriter:
+    def __init__(self, path: Path) -> None:
+        suffix = path.suffix.lower()
+        if suffix not in (".jsonl", ".md"):
+            raise UsageError(
+                f"Cannot tell the transcript format of {path}.",
+                hint="Name it .jsonl (one JSON object per line) or .md (Markdown).",
+            )
+        self.path = path
+        self.markdown = suffix == ".md"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            raise RtcVoiceError(f"Cannot write the transcript {path}: {exc.strerror}.") from None
+        self._file: TextIO = os.fdopen(fd, "a", encoding="utf-8")
+        self._written: set[str] = set()
+        self._header_done = False
+
+    def _emit(self, text: str) -> None:
+        self._file.write(text)
+        self._file.flush()
+
+    def _header(self, conversation: Conversation) -> None:
+        if self._header_done or not self.markdown:
+            return
+        self._header_done = True
+        when = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
+        self._emit(f"# rtc-voice call, {when} ({conversation.model} {conversation.voice})\n\n")
+
+    def _write_turn(self, turn: Turn, status: str) -> None:
+        self._written.add(turn.item_id)
+        if turn.kind == "function_call":
+            record: dict[str, Any] = {
+                "type": "function_call",
+                "name": turn.name,
+                "call_id": turn.call_id,
+                "arguments": turn.arguments,
+                "output": turn.output,
+            }
+            if self.markdown:
+                self._emit(
+                    f"- **Function call** `{turn.name}({turn.arguments})` → `{turn.output}`\n\n"
+                )
+            else:
+                self._emit(json.dumps(record, ensure_ascii=False) + "\n")
+            return
+        if self.markdown:
+            who = "You" if turn.role == "user" else "Assistant"
+            when = datetime.fromtimestamp(turn.started_at).strftime("%H:%M:%S")
+            mark = "" if status == "completed" else f" *({status})*"
+            typed = " (typed)" if turn.typed else ""
+            self._emit(f"**{who}**{typed} {when}: {turn.text}{mark}\n\n")
+            return
+        self._emit(
+            json.dumps(
+                {
+                    "type": "turn",
+                    "role": turn.role,
+                    "item_id": turn.item_id,
+                    "previous_item_id": turn.previous_item_id,
+                    "text": turn.text,
+                    "status": status,
+                    "started_at": _iso(turn.started_at),
+                    "ended_at": _iso(turn.ended_at),
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
+
+    def update(self, conversation: Conversation) -> None:
+        """Write every finished turn whose predecessors are all written."""
+        self._header(conversation)
+        for turn in conversation.newly_final(self._written):
+            self._write_turn(turn, turn.status)
+
+    def finish(self, conversation: Conversation, cost_usd: float | None) -> None:
+        """At the end of the call: everything left (unfinished turns marked), then usage."""
+        self._header(conversation)
+        for turn in conversation.turns():
+            if turn.item_id not in self._written:
+                status = turn.status
+                if status == "in_progress":
+                    status = "interrupted" if turn.role == "assistant" else "failed"
+                self._write_turn(turn, status)
+        usage = conversation.usage.as_json()
+        if self.markdown:
+            cost = f", about ${cost_usd:.4f}" if cost_usd is not None else ""
+            self._emit(
+                f"---\nUsage: {usage['input_tokens']} input and {usage['output_tokens']}"
+                f" output tokens over {usage['responses']} responses{cost}.\n"
+            )
+        else:
+            self._emit(json.dumps({"type": "usage", **usage, "cost_usd": cost_usd}) + "\n")
+        self.close()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()

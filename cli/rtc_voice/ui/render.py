@@ -1,0 +1,233 @@
+"""Pure renderables for the live call screen, built from a `View` snapshot (no I/O, no clock)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.text import Text
+
+from rtc_voice.conversation import LogLine, Turn
+
+METER_CELLS = 12
+KEYS = "m mute · i interrupt · t type · l log · ? help · q quit"
+PTT_KEYS = "space talk · m mute · i interrupt · t type · l log · ? help · q quit"
+HELP = """\
+[bold]m[/]        mute / unmute your microphone (silence is sent, the call goes on)
+[bold]i[/]        interrupt the assistant (cancel the reply, drop its queued audio)
+[bold]t[/] Enter  type a message; Enter sends it, Esc cancels
+[bold]space[/]    push-to-talk (with --ptt): press to start your turn, again to end it
+[bold]l[/]        show or hide the event log (client → and server ← events)
+[bold]?[/]        this help
+[bold]q[/]        hang up and quit (Ctrl-C too; twice forces it)"""
+
+
+@dataclass
+class View:
+    model: str = ""
+    voice: str = ""
+    phase: str = "starting"
+    elapsed_s: float = 0.0
+    left_s: float | None = None
+    turns: list[Turn] = field(default_factory=list)
+    log: list[LogLine] = field(default_factory=list)
+    show_log: bool = False
+    show_help: bool = False
+    mic_dbfs: float = -120.0
+    speaker_dbfs: float = -120.0
+    muted: bool = False
+    speaking: str = "listening"
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float | None = None
+    typing: str | None = None  # the message being typed, when in typing mode
+    ptt: bool = False
+    ptt_active: bool = False
+    notice: str = ""
+    notice_error: bool = False
+    mic: str = ""
+    speaker: str = ""
+
+
+def clock(seconds: float) -> str:
+    minutes, secs = divmod(int(max(0, seconds)), 60)
+    return f"{minutes:02d}:{secs:02d}"
+
+
+def meter(dbfs: float, cells: int = METER_CELLS) -> Text:
+    """A level bar from -60 dBFS (empty) to 0 dBFS (full)."""
+    filled = max(0, min(cells, round((dbfs + 60) / 60 * cells)))
+    style = "red" if dbfs > -6 else "yellow" if dbfs > -20 else "green"
+    return Text("▮" * filled, style=style) + Text("▯" * (cells - filled), style="dim")
+
+
+def header(view: View) -> Text:
+    phase_style = {"connected": "bold green", "ending": "yellow", "ended": "dim"}.get(
+        view.phase, "yellow"
+    )
+    text = Text.assemble(
+        ("rtc-voice ", "bold"),
+        (view.model or "…", "cyan"),
+        " · ",
+        (view.voice or "…", "cyan"),
+        " · ",
+        (view.phase, phase_style),
+    )
+    if view.phase == "connected":
+        text.append(f" · {clock(view.elapsed_s)}")
+        if view.left_s is not None:
+            text.append(
+                f" · {clock(view.left_s)} left", style="red" if view.left_s < 120 else "dim"
+            )
+    return text
+
+
+def turn_text(turn: Turn) -> Text:
+    if turn.kind == "function_call":
+        result = turn.output if turn.output is not None else "…"
+        return Text.assemble(
+            ("  ƒ ", "magenta"),
+            (f"{turn.name}", "bold magenta"),
+            (f"({turn.arguments})", "magenta"),
+            " → ",
+            (result, "dim"),
+        )
+    if turn.role == "user":
+        label = Text("you" + (" (typed)" if turn.typed else ""), style="bold blue")
+        body = turn.text or (
+            "…" if turn.awaiting_transcript or turn.status == "in_progress" else "(no transcript)"
+        )
+    else:
+        label = Text("assistant", style="bold green")
+        body = turn.text or "…"
+    line = Text.assemble(
+        label,
+        " ",
+        (
+            datetime.fromtimestamp(turn.started_at).strftime("%H:%M:%S") if turn.started_at else "",
+            "dim",
+        ),
+        "\n  ",
+        body,
+    )
+    if turn.status == "interrupted":
+        line.append(" ⟂ interrupted", style="yellow")
+    elif turn.status == "failed":
+        line.append(" ✗ failed", style="red")
+    elif turn.status == "in_progress" and turn.role == "assistant":
+        line.append(" ▌", style="green")
+    return line
+
+
+def conversation(turns: list[Turn], width: int, height: int) -> Text:
+    """The newest turns that fit in `height` lines of `width` columns."""
+    console = Console(width=max(20, width), file=None, color_system=None)
+    lines: list[Text] = []
+    for turn in reversed(turns):
+        wrapped = list(turn_text(turn).wrap(console, max(20, width)))
+        if lines and len(lines) + len(wrapped) > height:
+            break
+        lines = [*wrapped, *lines]
+    if not turns:
+        lines = [Text("Say something, or press t to type.", style="dim")]
+    return Text("\n").join(lines[-height:]) if lines else Text("")
+
+
+def log_panel(log: list[LogLine], height: int) -> Text:
+    rows: list[Text] = []
+    for line in log[-height:]:
+        arrow = ("→", "cyan") if line.direction == "client" else ("←", "green")
+        stamp = datetime.fromtimestamp(line.at).strftime("%H:%M:%S.%f")[:-3]
+        count = f" x{line.count}" if line.count > 1 else ""
+        row = Text.assemble(
+            (stamp, "dim"),
+            " ",
+            arrow,
+            " ",
+            (line.type, "bold red" if line.error else "bold"),
+            (count, "dim"),
+            " ",
+            line.summary,
+        )
+        row.truncate(200)
+        rows.append(row)
+    return Text("\n").join(rows) if rows else Text("no events yet", style="dim")
+
+
+def footer(view: View) -> Group:
+    speaking = {
+        "you": ("you are speaking", "bold blue"),
+        "assistant": ("assistant speaking", "bold green"),
+    }.get(view.speaking, ("listening", "dim"))
+    status = Text.assemble(
+        "mic ",
+        meter(view.mic_dbfs),
+        " ",
+        ("MUTED " if view.muted else "", "bold red on default"),
+        "  spk ",
+        meter(view.speaker_dbfs),
+        "  ",
+        speaking,
+    )
+    if view.ptt:
+        status.append(
+            "  PTT: talking" if view.ptt_active else "  PTT: press space",
+            style="bold blue" if view.ptt_active else "dim",
+        )
+    cost = f" · ${view.cost_usd:.4f}" if view.cost_usd is not None else ""
+    status.append(f"  tokens {view.tokens_in}↑ {view.tokens_out}↓{cost}", style="dim")
+    if view.typing is not None:
+        prompt = Text.assemble(
+            ("message> ", "bold"),
+            view.typing,
+            ("▌", "blink"),
+            ("   Enter send · Esc cancel", "dim"),
+        )
+    else:
+        prompt = Text(PTT_KEYS if view.ptt else KEYS, style="dim")
+    parts: list[RenderableType] = [status, prompt]
+    if view.notice:
+        parts.insert(0, Text(view.notice, style="bold red" if view.notice_error else "yellow"))
+    return Group(*parts)
+
+
+def screen(view: View, width: int, height: int) -> RenderableType:
+    """The whole screen for a terminal of `width` x `height`."""
+    foot = footer(view)
+    foot_lines = 2 + (1 if view.notice else 0)
+    side = 8 if (view.show_log or view.show_help) else 0
+    body_height = max(3, height - 1 - foot_lines - side - 2 - (2 if side else 0))
+    parts: list[RenderableType] = [
+        header(view),
+        Panel(
+            conversation(view.turns, width - 4, body_height),
+            title="conversation",
+            title_align="left",
+            height=body_height + 2,
+            border_style="blue",
+        ),
+    ]
+    if view.show_help:
+        parts.append(
+            Panel(
+                Text.from_markup(HELP),
+                title="keys",
+                title_align="left",
+                height=side + 2,
+                border_style="magenta",
+            )
+        )
+    elif view.show_log:
+        parts.append(
+            Panel(
+                log_panel(view.log, side),
+                title="event log",
+                title_align="left",
+                height=side + 2,
+                border_style="dim",
+            )
+        )
+    parts.append(foot)
+    return Group(*parts)
