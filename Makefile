@@ -33,8 +33,10 @@ bench: install
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 demo: install
-	@echo "make demo runs 'rtc-voice talk --local', which arrives with the talk issue; not available yet." >&2
-	@exit 1
+	@command -v espeak-ng >/dev/null || echo "make demo: install espeak-ng for spoken replies (beeps otherwise)" >&2
+	@if $(BIN)/rtc-voice devices --json >/dev/null 2>&1; then out=""; \
+	  else out="--output none"; echo "make demo: no speaker found, replies are not played" >&2; fi; \
+	  $(BIN)/rtc-voice talk --local --input cli/rtc_voice/data/hello.wav $$out
 
 config-example: install
 	$(BIN)/python -c 'from rtc_voice.config import example_toml; open("config.example.toml", "w").write(example_toml())'

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -10,7 +13,9 @@ from typer.testing import CliRunner
 
 from rtc_voice.localserver import LocalServer
 from tests.rtc_client import Client
-from tests.support import MemoryKeyring, ScriptedServer
+from tests.support import MemoryKeyring, ScriptedServer, rtc_voice
+
+START = re.compile(r"listening on (http://\S+/v1)")
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +64,34 @@ async def client(local_server: LocalServer) -> AsyncIterator[Client]:
     c = await Client.open(local_server.base_url, session)
     yield c
     await c.close()
+
+
+@pytest.fixture
+def served(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        rtc_voice("serve", "--port", "0", *getattr(request, "param", ())),
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    url = None
+    while url is None and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        match = START.search(line)
+        url = match.group(1) if match else None
+    assert url, "the server never said where it listens"
+    yield proc, url
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()

@@ -161,3 +161,10 @@ def validate_client_secret_request(body: dict[str, Any]) -> None:
         TypeAdapter(ExpiresAfter).validate_python(body["expires_after"])
         assert 10 <= body["expires_after"]["seconds"] <= 7200
     validate_strict(RealtimeSessionCreateRequest, body["session"])
+
+
+def rtc_voice(*args: str) -> list[str]:
+    """The CLI as a user runs it, in a subprocess."""
+    import sys
+
+    return [sys.executable, "-m", "rtc_voice", *args]

@@ -28,15 +28,18 @@ pytestmark = pytest.mark.audio
 @pytest.fixture(scope="module", autouse=True)
 def virtual_audio() -> None:
     problem = None
+    if not os.path.exists("/tmp/rtc-voice-pulse/native"):
+        problem = "the virtual PulseAudio of .ci/audio-setup is not running"
     try:
         found = audio.list_devices()
         if not found:
-            problem = "PortAudio lists no devices"
+            problem = problem or "PortAudio lists no devices"
         else:
             result = audio.probe(audio.select(None, "output", found), "output", RATE)
-            problem = None if result.ok else f"the default speaker cannot open: {result.error}"
+            if not result.ok:
+                problem = problem or f"the default speaker cannot open: {result.error}"
     except AudioError as exc:
-        problem = exc.message
+        problem = problem or exc.message
     if problem:
         message = f"virtual audio devices are missing ({problem}); run .ci/audio-setup"
         if os.environ.get("CI"):

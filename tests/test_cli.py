@@ -32,13 +32,6 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
         assert f"│ {command} " in result.stdout
 
 
-@pytest.mark.parametrize("command", ["talk"])
-def test_commands_not_built_yet_fail_honestly(runner: CliRunner, command: str) -> None:
-    result = runner.invoke(app, [command, "--local"])
-    assert result.exit_code == ExitCode.UNAVAILABLE == 12
-    assert "not available in this version yet" in result.stderr
-
-
 def test_importing_and_running_help_loads_no_heavy_modules() -> None:
     code = (
         "import sys\n"

@@ -6,49 +6,11 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from rtc_voice.errors import ExitCode
-
-START = re.compile(r"listening on (http://\S+/v1)")
-
-
-def rtc_voice(*args: str) -> list[str]:
-    return [sys.executable, "-m", "rtc_voice", *args]
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "COLUMNS": "200"}
-    proc = subprocess.Popen(
-        rtc_voice("serve", "--port", "0"),
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 30
-    url = None
-    while url is None and time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        match = START.search(line)
-        url = match.group(1) if match else None
-    assert url, "the server never said where it listens"
-    yield proc, url
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(10)
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
+from tests.support import rtc_voice
 
 
 def test_serve_mints_for_the_token_command_and_stops_on_sigterm(

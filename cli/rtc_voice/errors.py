@@ -12,7 +12,6 @@
      ├── ProtocolError            an answer we cannot understand           (9)
      ├── AudioError               devices, PortAudio, WAV files            (10)
      ├── CallError                the WebRTC call failed or stalled        (11)
-     ├── UnavailableError         a command this version does not have yet (12)
      └── UsageError               a flag value that cannot be used         (2)
 
 Only `rtc_voice.app` turns these into exit codes and printed text.
@@ -38,7 +37,6 @@ class ExitCode(IntEnum):
     PROTOCOL = 9
     AUDIO = 10
     CALL = 11
-    UNAVAILABLE = 12
     INTERRUPTED = 130
     TERMINATED = 143
 
@@ -110,10 +108,6 @@ class AudioError(RtcVoiceError):
 
 class CallError(RtcVoiceError):
     exit_code = ExitCode.CALL
-
-
-class UnavailableError(RtcVoiceError):
-    exit_code = ExitCode.UNAVAILABLE
 
 
 class UsageError(RtcVoiceError):

@@ -103,13 +103,16 @@ class TranscriptWriter:
                 status = turn.status
                 if status == "in_progress":
                     status = "interrupted" if turn.role == "assistant" else "failed"
+                if turn.awaiting_transcript:
+                    status = "failed"  # its transcript never arrived
                 self._write_turn(turn, status)
         usage = conversation.usage.as_json()
         if self.markdown:
             cost = f", about ${cost_usd:.4f}" if cost_usd is not None else ""
+            plural = "" if usage["responses"] == 1 else "s"
             self._emit(
                 f"---\nUsage: {usage['input_tokens']} input and {usage['output_tokens']}"
-                f" output tokens over {usage['responses']} responses{cost}.\n"
+                f" output tokens over {usage['responses']} response{plural}{cost}.\n"
             )
         else:
             self._emit(json.dumps({"type": "usage", **usage, "cost_usd": cost_usd}) + "\n")

@@ -135,7 +135,7 @@ def conversation(turns: list[Turn], width: int, height: int) -> Text:
     return Text("\n").join(lines[-height:]) if lines else Text("")
 
 
-def log_panel(log: list[LogLine], height: int) -> Text:
+def log_panel(log: list[LogLine], height: int, width: int = 200) -> Text:
     rows: list[Text] = []
     for line in log[-height:]:
         arrow = ("→", "cyan") if line.direction == "client" else ("←", "green")
@@ -151,7 +151,8 @@ def log_panel(log: list[LogLine], height: int) -> Text:
             " ",
             line.summary,
         )
-        row.truncate(200)
+        row.truncate(max(20, width), overflow="ellipsis")
+        row.no_wrap = True
         rows.append(row)
     return Text("\n").join(rows) if rows else Text("no events yet", style="dim")
 
@@ -222,7 +223,7 @@ def screen(view: View, width: int, height: int) -> RenderableType:
     elif view.show_log:
         parts.append(
             Panel(
-                log_panel(view.log, side),
+                log_panel(view.log, side, width - 4),
                 title="event log",
                 title_align="left",
                 height=side + 2,

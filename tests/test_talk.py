@@ -1,0 +1,317 @@
+"""`rtc-voice talk` end to end over real loopback WebRTC against the local server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rtc_voice.audio.pcm import RATE, rms_dbfs, silence, tone
+from rtc_voice.audio.wavfile import WavWriter
+from rtc_voice.config import load_settings
+from rtc_voice.errors import ExitCode
+from rtc_voice.session import CallSession, TalkOptions
+from rtc_voice.ui.plain import LinePresenter
+from tests.rtc_client import validate_client_event, validate_server_event
+from tests.support import FAKE_KEY, rtc_voice
+
+ROOT = Path(__file__).resolve().parent.parent
+HELLO = ROOT / "cli" / "rtc_voice" / "data" / "hello.wav"
+
+
+def talk(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), **(env or {})}
+    full_env.pop("OPENAI_API_KEY", None) if env is None or "OPENAI_API_KEY" not in env else None
+    return subprocess.run(
+        rtc_voice("talk", *args),
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def write_wav(path: Path, pcm: np.ndarray) -> Path:
+    writer = WavWriter(path)
+    writer.write(pcm)
+    writer.close()
+    return path
+
+
+def read_wav(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as wav:
+        return np.frombuffer(wav.readframes(wav.getnframes()), "<i2").reshape(
+            -1, wav.getnchannels()
+        )
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_spoken_file_in_reply_out_transcript_and_recording(tmp_path: Path) -> None:
+    out, rec, transcript = tmp_path / "out.wav", tmp_path / "rec.wav", tmp_path / "t.jsonl"
+    done = talk(
+        tmp_path,
+        "--local",
+        "--input",
+        str(HELLO),
+        "--output",
+        str(out),
+        "--transcript",
+        str(transcript),
+        "--record",
+        str(rec),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "you: [speech 4.4 s]",
+        "assistant: I heard about 4.4 seconds of speech.",
+    ]
+    assert "Call ended: the input file was sent and answered." in done.stderr
+    lines = jsonl(transcript)
+    user, assistant, usage = lines
+    assert (user["type"], user["role"], user["status"]) == ("turn", "user", "completed")
+    assert (assistant["role"], assistant["status"]) == ("assistant", "completed")
+    assert assistant["previous_item_id"] == user["item_id"]
+    assert assistant["text"] == "I heard about 4.4 seconds of speech."
+    assert usage["type"] == "usage" and usage["output_audio_tokens"] > 0
+    assert usage["cost_usd"] > 0
+    played = read_wav(out)[:, 0]
+    assert rms_dbfs(played) > -45 and len(played) > RATE * 2  # the spoken reply is in it
+    stereo = read_wav(rec)
+    assert stereo.shape[1] == 2
+    assert rms_dbfs(stereo[:, 0]) > -40  # you, as sent
+    assert rms_dbfs(stereo[:, 1]) > -45  # the assistant, as played
+    first_you = int(np.argmax(np.abs(stereo[:, 0]) > 2000))
+    first_assistant = int(np.argmax(np.abs(stereo[:, 1]) > 2000))
+    assert first_assistant > first_you + RATE * 4  # the reply comes after 4.4 s of speech
+
+
+def test_say_and_every_client_event_validates(tmp_path: Path) -> None:
+    """In-process, so each event the client sends passes openai's client-event types."""
+    import asyncio
+    from io import StringIO
+
+    sent: list[dict[str, Any]] = []
+    received: list[dict[str, Any]] = []
+
+    class Checking(LinePresenter):
+        def event(self, event: dict[str, Any], direction: str) -> None:
+            if direction == "client":
+                validate_client_event(event)
+                sent.append(event)
+            else:
+                validate_server_event(event)
+                received.append(event)
+
+    quiet = write_wav(tmp_path / "quiet.wav", silence(1500))
+    out = StringIO()
+    session = CallSession(
+        load_settings(env={}),
+        TalkOptions(
+            local=True,
+            input=str(quiet),
+            output="none",
+            say="hello from a test",
+            transcript=tmp_path / "t.jsonl",
+        ),
+        Checking(out=out, err=StringIO()),
+        api_key=None,
+    )
+    code = asyncio.run(session.run())
+    assert code == ExitCode.OK
+    assert out.getvalue().splitlines() == [
+        "you: hello from a test",
+        "assistant: You said: hello from a test",
+    ]
+    kinds = [e["type"] for e in sent]
+    assert kinds[:3] == ["session.update", "conversation.item.create", "response.create"]
+    assert sent[0]["session"]["tools"][0]["name"] == "get_time"
+    assert received[0]["type"] == "session.created"
+    assert [t["role"] for t in jsonl(tmp_path / "t.jsonl")[:2]] == ["user", "assistant"]
+
+
+def test_function_call_runs_the_tool_and_the_result_is_spoken(tmp_path: Path) -> None:
+    quiet = write_wav(tmp_path / "quiet.wav", silence(1000))
+    transcript = tmp_path / "t.jsonl"
+    done = talk(
+        tmp_path,
+        "--local",
+        "--input",
+        str(quiet),
+        "--output",
+        "none",
+        "--say",
+        "/call get_time {}",
+        "--transcript",
+        str(transcript),
+    )
+    assert done.returncode == 0, done.stderr
+    lines = jsonl(transcript)
+    call = next(x for x in lines if x["type"] == "function_call")
+    assert call["name"] == "get_time" and call["arguments"] == "{}"
+    assert "local_time" in json.loads(call["output"])
+    spoken = [x for x in lines if x["type"] == "turn" and x["role"] == "assistant"]
+    assert spoken[-1]["text"].startswith("The tool get_time returned: {")
+    assert any(line.startswith("function: get_time({}) -> ") for line in done.stdout.splitlines())
+
+
+def test_speaking_over_the_reply_interrupts_it(tmp_path: Path) -> None:
+    speech = np.concatenate(
+        [
+            silence(300),
+            tone(300, 1200, dbfs=-18),
+            silence(1100),
+            tone(300, 1000, dbfs=-18),
+            silence(400),
+        ]
+    )
+    wav = write_wav(tmp_path / "barge.wav", speech)
+    transcript = tmp_path / "t.jsonl"
+    done = talk(
+        tmp_path,
+        "--local",
+        "--input",
+        str(wav),
+        "--output",
+        "none",
+        "--transcript",
+        str(transcript),
+    )
+    assert done.returncode == 0, done.stderr
+    turns = [x for x in jsonl(transcript) if x["type"] == "turn"]
+    assert [(t["role"], t["status"]) for t in turns] == [
+        ("user", "completed"),
+        ("assistant", "interrupted"),
+        ("user", "completed"),
+        ("assistant", "completed"),
+    ]
+    assert len(turns[1]["text"]) < len("I heard about 1.2 seconds of speech.")
+    assert turns[3]["text"] == "I heard about 1.0 seconds of speech."
+    assert "[interrupted]" in done.stdout
+
+
+def test_json_mode_prints_server_events(tmp_path: Path) -> None:
+    quiet = write_wav(tmp_path / "quiet.wav", silence(800))
+    done = talk(
+        tmp_path, "--local", "--json", "--input", str(quiet), "--output", "none", "--say", "hi"
+    )
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert events[0]["type"] == "session.created"
+    assert "response.done" in [e["type"] for e in events]
+    for event in events:
+        validate_server_event(event)
+
+
+@pytest.mark.parametrize("served", [("--max-duration", "3")], indirect=True)
+def test_session_cap_ends_the_call_cleanly(
+    tmp_path: Path, served: tuple[subprocess.Popen[str], str]
+) -> None:
+    _, url = served
+    long_quiet = write_wav(tmp_path / "long.wav", silence(20000))
+    done = talk(
+        tmp_path,
+        "--base-url",
+        url,
+        "--input",
+        str(long_quiet),
+        "--output",
+        "none",
+        env={"OPENAI_API_KEY": FAKE_KEY},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "maximum duration" in done.stderr
+    assert FAKE_KEY not in done.stdout + done.stderr
+
+
+def test_standard_key_never_leaks_and_goes_only_to_mint_and_hangup(
+    tmp_path: Path, served: tuple[subprocess.Popen[str], str]
+) -> None:
+    proc, url = served
+    transcript = tmp_path / "t.md"
+    done = talk(
+        tmp_path,
+        "--base-url",
+        url,
+        "--input",
+        str(HELLO),
+        "--output",
+        "none",
+        "--transcript",
+        str(transcript),
+        env={"OPENAI_API_KEY": FAKE_KEY},
+    )
+    assert done.returncode == 0, done.stderr
+    for text in (done.stdout, done.stderr, transcript.read_text()):
+        assert FAKE_KEY not in text and "ek_" not in text
+    proc.terminate()
+    _, log = proc.communicate(timeout=20)
+    assert "minted ek_" in log and " started: " in log and "(hung up)" in log
+
+
+def test_expired_or_unknown_token_is_an_auth_error(
+    tmp_path: Path, served: tuple[subprocess.Popen[str], str]
+) -> None:
+    _, url = served
+    done = talk(
+        tmp_path,
+        "--base-url",
+        url,
+        "--token",
+        "ek_" + "0" * 32,
+        "--output",
+        "none",
+        "--input",
+        str(HELLO),
+    )
+    assert done.returncode == ExitCode.AUTH
+    assert "Error: Incorrect API key provided" in done.stderr
+    assert "ephemeral key is invalid or expired" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        ([], ExitCode.AUTH, "rtc-voice talk --local"),
+        (["--local", "--input", "missing.wav"], ExitCode.AUDIO, "does not exist"),
+        (
+            ["--local", "--input", str(HELLO), "--transcript", "t.txt"],
+            ExitCode.USAGE,
+            "Cannot tell the transcript format",
+        ),
+        (["--token", "sk-nope"], ExitCode.USAGE, "--token takes an ephemeral key"),
+        (["--local", "--max-duration", "0"], ExitCode.USAGE, "--max-duration"),
+    ],
+)
+def test_bad_input_is_one_sentence_with_a_code(
+    tmp_path: Path, args: list[str], code: int, fragment: str
+) -> None:
+    done = talk(tmp_path, *args)
+    assert done.returncode == code, done.stderr
+    assert fragment in done.stderr and "Traceback" not in done.stderr
+
+
+def test_unreachable_host_is_a_network_error(tmp_path: Path) -> None:
+    done = talk(
+        tmp_path,
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--input",
+        str(HELLO),
+        "--output",
+        "none",
+        env={"OPENAI_API_KEY": FAKE_KEY},
+    )
+    assert done.returncode == ExitCode.NETWORK
+    assert "Cannot reach 127.0.0.1:9" in done.stderr and FAKE_KEY not in done.stderr

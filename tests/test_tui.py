@@ -1,0 +1,104 @@
+"""The live UI in a real terminal: tmux runs `talk --local`, we press keys and read the screen."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from rtc_voice.audio.pcm import silence
+from rtc_voice.audio.wavfile import WavWriter
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("tmux") is None and not os.environ.get("CI"),
+    reason="tmux is not installed (CI installs it)",
+)
+
+
+class Tmux:
+    def __init__(self, command: str) -> None:
+        self.socket = f"rtc-voice-test-{uuid.uuid4().hex[:8]}"
+        subprocess.run(
+            [
+                "tmux",
+                "-L",
+                self.socket,
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "110",
+                "-y",
+                "32",
+                command,
+            ],
+            check=True,
+        )
+
+    def screen(self) -> str:
+        return subprocess.run(
+            ["tmux", "-L", self.socket, "capture-pane", "-t", "t", "-p"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "send-keys", "-t", "t", *keys], check=True)
+
+    def wait(self, predicate: Callable[[str], bool], what: str, within: float = 20) -> str:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            text = self.screen()
+            if predicate(text):
+                return text
+            time.sleep(0.1)
+        raise AssertionError(f"never saw {what}; screen was:\n{self.screen()}")
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], check=False, capture_output=True)
+
+
+@pytest.fixture
+def tmux_talk(tmp_path: Path) -> Iterator[Tmux]:
+    quiet = tmp_path / "quiet.wav"
+    writer = WavWriter(quiet)
+    writer.write(silence(60_000))
+    writer.close()
+    env = f"XDG_CONFIG_HOME={shlex.quote(str(tmp_path))}"
+    talk = (
+        f"{shlex.quote(sys.executable)} -m rtc_voice talk --local --input "
+        f"{shlex.quote(str(quiet))} --output none"
+    )
+    session = Tmux(f"env {env} {talk}; echo EXIT=$?; stty -a; sleep 60")
+    yield session
+    session.kill()
+
+
+def test_mute_type_reply_quit_and_terminal_restored(tmux_talk: Tmux) -> None:
+    tmux_talk.wait(lambda s: "connected" in s and "q quit" in s, "the connected screen")
+    tmux_talk.keys("m")
+    tmux_talk.wait(lambda s: "MUTED" in s, "MUTED after m")
+    tmux_talk.keys("t")
+    tmux_talk.wait(lambda s: "message>" in s, "the message prompt after t")
+    tmux_talk.keys("-l", "hello from tmux")
+    tmux_talk.keys("Enter")
+    tmux_talk.wait(lambda s: "You said: hello from tmux" in s, "the reply", within=30)
+    tmux_talk.keys("l")
+    tmux_talk.wait(lambda s: "event log" in s and "response.done" in s, "the event log")
+    tmux_talk.keys("m")
+    tmux_talk.wait(lambda s: "MUTED" not in s, "unmuted after m again")
+    tmux_talk.keys("q")
+    final = tmux_talk.wait(lambda s: "EXIT=" in s, "the process to exit")
+    assert "EXIT=0" in final
+    assert "you: hello from tmux" in final  # the conversation stays in the scrollback
+    assert "-icanon" not in final and " icanon" in final and " echo" in final
