@@ -149,3 +149,23 @@ def test_selection_errors_against_real_devices(
     result = runner.invoke(app, ["devices"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "Microphone: No audio device matches 'theremin'" in result.stdout
+
+
+async def test_a_microphone_that_stops_is_reported_once_and_timing_goes_on() -> None:
+    source = audio.InputSource(audio.select(None, "input"))
+    mic = MicrophoneTrack(source)
+    stalls: list[bool] = []
+    mic.on_stalled = lambda: stalls.append(True)
+    source.start()
+    try:
+        async with asyncio.timeout(10):
+            await mic.recv()
+            source._stream.stop()  # what an unplugged device looks like to us: no callbacks
+            await asyncio.sleep(0.1)  # blocks already handed to the loop land first
+            source._frames.clear()
+            frames = [await mic.recv() for _ in range(3)]
+        assert stalls == [True]
+        assert [f.pts for f in frames] == [960, 1920, 2880]
+        assert all(not f.to_ndarray().any() for f in frames)
+    finally:
+        mic.stop()

@@ -179,3 +179,19 @@ async def test_espeak_speech_is_real_audio() -> None:
     voiced = spectrum[int(80 * seconds) : int(4000 * seconds)].sum() / spectrum.sum()
     assert voiced > 0.7  # energy sits in the speech band, unlike a pure tone it is spread out
     assert np.count_nonzero(spectrum > spectrum.max() * 0.1) > 20
+
+
+async def test_the_audio_jitter_buffer_can_be_tuned_on_this_aiortc() -> None:
+    from aiortc import RTCPeerConnection
+
+    from rtc_voice.audio.tracks import PcmTrack
+    from rtc_voice.rtc import rtc_configuration, tune_audio_jitter_buffer
+
+    pc = RTCPeerConnection(rtc_configuration(()))
+    pc.addTransceiver(PcmTrack(), direction="sendrecv")
+    try:
+        assert tune_audio_jitter_buffer(pc, 1)  # if aiortc moves it, this fails loudly
+        buffer = pc.getTransceivers()[0].receiver._RTCRtpReceiver__jitter_buffer
+        assert buffer._prefetch == 1
+    finally:
+        await pc.close()

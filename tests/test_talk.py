@@ -315,3 +315,56 @@ def test_unreachable_host_is_a_network_error(tmp_path: Path) -> None:
     )
     assert done.returncode == ExitCode.NETWORK
     assert "Cannot reach 127.0.0.1:9" in done.stderr and FAKE_KEY not in done.stderr
+
+
+def test_connect_timeout_names_the_stalled_step(tmp_path: Path) -> None:
+    """An answer whose peer is gone: HTTP works, ICE never completes."""
+    import asyncio
+
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    from rtc_voice.audio.tracks import PcmTrack
+    from rtc_voice.rtc import rtc_configuration, use_loopback_ice
+    from tests.support import Reply, ScriptedServer
+
+    async def dead_answer() -> str:
+        use_loopback_ice()
+        offerer, answerer = (
+            RTCPeerConnection(rtc_configuration(())),
+            RTCPeerConnection(rtc_configuration(())),
+        )
+        offerer.addTransceiver(PcmTrack(), direction="sendrecv")
+        offerer.createDataChannel("oai-events")
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(
+            RTCSessionDescription(offerer.localDescription.sdp, "offer")
+        )
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        sdp = str(answerer.localDescription.sdp)
+        await offerer.close()
+        await answerer.close()
+        return sdp
+
+    answer = asyncio.run(dead_answer())
+    with ScriptedServer() as server:
+        server.script(
+            Reply(
+                201,
+                answer,
+                {"Content-Type": "application/sdp", "Location": "/v1/realtime/calls/rtc_dead"},
+            )
+        )
+        done = talk(
+            tmp_path,
+            "--base-url",
+            server.base_url,
+            "--token",
+            "ek_" + "1" * 32,
+            "--input",
+            str(HELLO),
+            "--output",
+            "none",
+            env={"RTC_VOICE_NETWORK_CONNECT_TIMEOUT": "3"},
+        )
+    assert done.returncode == ExitCode.CALL
+    assert "did not connect within 3 s: stalled at the ICE step" in done.stderr

@@ -66,6 +66,7 @@ class Settings:
     transcription_language: str | None = None
     connect_timeout: float = 15.0
     ice_servers: tuple[str, ...] = ()
+    jitter_buffer_frames: int = 1
     config_path: Path | None = None
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
@@ -328,6 +329,14 @@ FIELDS: tuple[Field, ...] = (
         _float_range(0.0, 300.0, " seconds", open_low=True),
         "Seconds to wait for a call to connect (HTTP, ICE, DTLS, data channel).",
         "15.0",
+    ),
+    Field(
+        "network.jitter_buffer_frames",
+        "jitter_buffer_frames",
+        _int_range(1, 8, " frames"),
+        "20 ms audio frames the receiver holds back to reorder late packets. aiortc's default of "
+        "4 adds ~80 ms of delay; 1 adds 20 ms. Raise it on a lossy, jittery network.",
+        "1",
     ),
     Field(
         "network.ice_servers",

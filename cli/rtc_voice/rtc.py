@@ -49,6 +49,24 @@ def use_loopback_ice() -> None:
     _loopback_only = True
 
 
+def tune_audio_jitter_buffer(pc: RTCPeerConnection, frames: int) -> bool:
+    """Hold back `frames` audio frames instead of aiortc's 4 (~80 ms of added delay).
+
+    aiortc has no setting for this; its receiver keeps the buffer in a private attribute. Returns
+    False (and changes nothing) if this aiortc version keeps it elsewhere.
+    """
+    from aiortc.jitterbuffer import JitterBuffer
+
+    changed = False
+    for transceiver in pc.getTransceivers():
+        receiver = transceiver.receiver
+        name = "_RTCRtpReceiver__jitter_buffer"
+        if transceiver.kind == "audio" and isinstance(getattr(receiver, name, None), JitterBuffer):
+            setattr(receiver, name, JitterBuffer(capacity=16, prefetch=frames))
+            changed = True
+    return changed
+
+
 def rtc_configuration(ice_servers: tuple[str, ...] | list[str]) -> RTCConfiguration:
     """aiortc contacts a public STUN server unless given an explicit (here: empty) list."""
     return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in ice_servers])
@@ -111,12 +129,15 @@ async def connect(
     *,
     ice_servers: tuple[str, ...] | list[str] = (),
     connect_timeout: float = 15.0,
+    jitter_buffer_frames: int | None = None,
 ) -> RealtimeConnection:
     """Open a call: offer (mic track + events channel) → POST /calls → answer → channel open →
     `session.created`. Raises CallError naming the step that stalled."""
     started = time.monotonic()
     pc = RTCPeerConnection(rtc_configuration(ice_servers))
     pc.addTransceiver(audio_track, direction="sendrecv")
+    if jitter_buffer_frames is not None:
+        tune_audio_jitter_buffer(pc, jitter_buffer_frames)
     channel = pc.createDataChannel(EVENTS_CHANNEL)
     conn = RealtimeConnection(pc=pc, channel=channel)
     loop = asyncio.get_running_loop()

@@ -226,6 +226,7 @@ class CallSession:
             self.mic.track.tap = self._recorder.microphone
         if isinstance(self.mic.track, MicrophoneTrack):
             self.mic.track.on_silent = self._mic_silent
+            self.mic.track.on_stalled = self._mic_stalled
 
         base_url = settings.base_url
         key_value = self.api_key.value if self.api_key else None
@@ -263,6 +264,7 @@ class CallSession:
             self.mic.track,
             ice_servers=settings.ice_servers,
             connect_timeout=settings.connect_timeout,
+            jitter_buffer_frames=settings.jitter_buffer_frames,
         )
         self.conn.on_send = self._on_sent
         self.state.connect_seconds = time.monotonic() - began
@@ -383,6 +385,13 @@ class CallSession:
         self.presenter.notice(
             "The microphone has delivered only silence for 4 s: check the input device "
             "(`rtc-voice devices`) and that this terminal may use the microphone.",
+            error=True,
+        )
+
+    def _mic_stalled(self) -> None:
+        self.presenter.notice(
+            f"The {self.state.mic_description} stopped delivering audio (unplugged?); sending "
+            "silence. Type with t, or quit and pick another with --input.",
             error=True,
         )
 

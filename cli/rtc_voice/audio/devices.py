@@ -21,7 +21,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rtc_voice.audio.pcm import FRAME_SAMPLES, RATE, SILENCE_DBFS, Pcm, Ring, rms_dbfs
+from rtc_voice.audio.pcm import (
+    FRAME_SAMPLES,
+    RATE,
+    SILENCE_DBFS,
+    CapturedFrame,
+    Pcm,
+    Ring,
+    rms_dbfs,
+)
 from rtc_voice.errors import AudioError
 
 Kind = Literal["input", "output"]
@@ -254,12 +262,6 @@ class _StreamResampler:
         return np.concatenate(out).astype(np.int16) if out else np.zeros(0, np.int16)
 
 
-@dataclass
-class CapturedFrame:
-    samples: Pcm  # FRAME_SAMPLES of 48 kHz mono
-    captured_at: float  # time.monotonic() when PortAudio delivered its first sample's block
-
-
 class InputSource:
     """A microphone as 20 ms 48 kHz mono frames on the event loop (`await read()`)."""
 
@@ -309,13 +311,17 @@ class InputSource:
         if self._frames:
             self._ready.set()
 
-    async def read(self) -> CapturedFrame:
-        while not self._frames:
-            if self._closed:
-                raise AudioError(f"The microphone {self.device} stopped.")
-            self._ready.clear()
-            await self._ready.wait()
-        return self._frames.popleft()
+    async def read(self, stall_after: float | None = None) -> CapturedFrame | None:
+        """The next frame; None if none came within `stall_after` s (device gone or stuck)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(stall_after):
+                while not self._frames:
+                    if self._closed:
+                        raise AudioError(f"The microphone {self.device} stopped.")
+                    self._ready.clear()
+                    await self._ready.wait()
+                return self._frames.popleft()
+        return None
 
     def close(self) -> None:
         if self._closed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -13,6 +14,12 @@ RATE = 48000  # WebRTC/Opus rate: everything inside rtc-voice runs at 48 kHz
 FRAME_MS = 20
 FRAME_SAMPLES = RATE * FRAME_MS // 1000  # 960
 SILENCE_DBFS = -120.0
+
+
+@dataclass
+class CapturedFrame:
+    samples: Pcm  # FRAME_SAMPLES of 48 kHz mono
+    captured_at: float  # time.monotonic() when PortAudio delivered the block
 
 
 def rms_dbfs(samples: npt.NDArray[np.int16]) -> float:

@@ -13,7 +13,7 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from rtc_voice.audio.pcm import FRAME_SAMPLES, RATE, Pcm, rms_dbfs, to_mono
+from rtc_voice.audio.pcm import FRAME_SAMPLES, RATE, CapturedFrame, Pcm, rms_dbfs, to_mono
 
 TIME_BASE = fractions.Fraction(1, RATE)
 
@@ -103,6 +103,7 @@ class PcmTrack(MediaStreamTrack):
         return frame
 
 
+STALL_SECONDS = 1.0  # no frame from the device for this long: it is gone or stuck
 SILENT_DBFS = -80.0  # below this a "microphone" is delivering nothing (muted or zeros)
 
 
@@ -134,6 +135,8 @@ class MicrophoneTrack(MediaStreamTrack):
     def __init__(self, source: Any, on_silent: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.source = source
+        self.on_stalled: Callable[[], None] | None = None
+        self._stalled = False
         self.muted = False
         self.level_dbfs = -120.0
         self.on_silent = on_silent
@@ -145,7 +148,14 @@ class MicrophoneTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        captured = await self.source.read()
+        captured = await self.source.read(stall_after=STALL_SECONDS)
+        if captured is None:  # unplugged or stalled: say so once, keep the call's timing
+            if not self._stalled and self.on_stalled is not None:
+                self.on_stalled()
+            self._stalled = True
+            captured = CapturedFrame(np.zeros(FRAME_SAMPLES, np.int16), time.monotonic())
+        else:
+            self._stalled = False
         samples = captured.samples
         self.level_dbfs = rms_dbfs(samples)
         if not self.muted and self.watch.feed(self.level_dbfs, 20) and self.on_silent:
