@@ -3,7 +3,7 @@
 Capture latency: PortAudio callback -> frame returned by MicrophoneTrack.recv() (what aiortc
 sees); target p95 <= 25 ms. Playback: buffer depth sampled at every write (steady state, after
 the first second) and underruns; targets <= 40 ms and zero. CPU: process CPU seconds per minute
-of duplex streaming; target <= 3% of one core. RTC_VOICE_BENCH_SECONDS shortens the run.
+of duplex streaming; target <= 3% of one core. BENCH_SECONDS shortens the run.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from rtc_voice.audio import devices as audio
 from rtc_voice.audio.pcm import FRAME_SAMPLES, tone
 from rtc_voice.audio.tracks import MicrophoneTrack
 
-SECONDS = float(os.environ.get("RTC_VOICE_BENCH_SECONDS", "60"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
 
 
 def thread_cpu() -> dict[str, float]:

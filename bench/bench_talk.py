@@ -5,7 +5,7 @@
    aiortc's default jitter buffer (4 frames) and ours (network.jitter_buffer_frames = 1);
    target <= 40 ms median without underruns.
 3. Client CPU during a full-duplex minute (server in its own process); target <= 10% of a core.
-RTC_VOICE_BENCH_SECONDS shortens 2 and 3.
+BENCH_SECONDS shortens 2 and 3.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 from rtc_voice.audio.pcm import silence, tone
 from rtc_voice.audio.wavfile import WavWriter
 
-SECONDS = float(os.environ.get("RTC_VOICE_BENCH_SECONDS", "60"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
 CLI = [sys.executable, "-m", "rtc_voice"]
 
 
@@ -57,11 +57,14 @@ def start_to_ready(tmp: Path, runs: int = 7) -> None:
                 "2",
             ],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
         )
         assert proc.stdout is not None
-        first = json.loads(proc.stdout.readline())
+        line = proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"talk --local did not start: {proc.communicate()[1].strip()}")
+        first = json.loads(line)
         times.append(time.monotonic() - began)
         assert first["type"] == "session.created"
         proc.communicate(timeout=30)
@@ -83,11 +86,16 @@ async def receive_latency(frames: int | None, seconds: float) -> tuple[list[floa
     from rtc_voice.localserver import LocalServer
     from rtc_voice.rtc import connect
 
-    arrivals: dict[int, float] = {}
+    # per receiver (the in-process server has one too): RTP timestamp - first -> arrival time
+    stamps: dict[int, dict[int, float]] = {}
+    bases: dict[int, int] = {}
     original = RTCRtpReceiver._handle_rtp_packet
 
     async def stamped(self: Any, packet: Any, arrival_time_ms: int) -> None:
-        arrivals.setdefault(packet.timestamp, time.monotonic())
+        base = bases.setdefault(id(self), packet.timestamp)
+        stamps.setdefault(id(self), {}).setdefault(
+            (packet.timestamp - base) % 2**32, time.monotonic()
+        )
         await original(self, packet, arrival_time_ms)
 
     RTCRtpReceiver._handle_rtp_packet = stamped  # type: ignore[method-assign]
@@ -105,6 +113,7 @@ async def receive_latency(frames: int | None, seconds: float) -> tuple[list[floa
                 api, secret.value, PcmTrack(), connect_timeout=10, jitter_buffer_frames=frames
             )
             track = await conn.remote_audio  # type: ignore[misc]
+            arrivals = stamps.setdefault(id(conn.pc.getTransceivers()[0].receiver), {})
             end = time.monotonic() + seconds
             said = 0.0
             while time.monotonic() < end:
@@ -177,7 +186,11 @@ def main() -> int:
         tmp = Path(tmpdir)
         start_to_ready(tmp)
         seconds = min(SECONDS, 20.0)
-        for frames, label in ((None, "aiortc default (4 frames)"), (1, "rtc-voice (1 frame)")):
+        for frames, label in (
+            (None, "aiortc default (4 frames)"),
+            (1, "1 frame"),
+            (0, "0 frames, immediate"),
+        ):
             lat, underruns, device = asyncio.run(receive_latency(frames, seconds))
             median = statistics.median(lat)
             p95 = float(np.percentile(lat, 95))

@@ -66,7 +66,7 @@ class Settings:
     transcription_language: str | None = None
     connect_timeout: float = 15.0
     ice_servers: tuple[str, ...] = ()
-    jitter_buffer_frames: int = 1
+    jitter_buffer_frames: int = 0
     config_path: Path | None = None
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
@@ -333,10 +333,11 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "network.jitter_buffer_frames",
         "jitter_buffer_frames",
-        _int_range(1, 8, " frames"),
-        "20 ms audio frames the receiver holds back to reorder late packets. aiortc's default of "
-        "4 adds ~80 ms of delay; 1 adds 20 ms. Raise it on a lossy, jittery network.",
-        "1",
+        _int_range(0, 8, " frames"),
+        "20 ms audio frames the receiver holds back to reorder late packets. 0 (default) hands "
+        "each in-order packet on at once; aiortc's own default of 4 adds ~80 ms of delay. Raise "
+        "it if replies sound choppy on a jittery network.",
+        "0",
     ),
     Field(
         "network.ice_servers",

@@ -49,8 +49,31 @@ def use_loopback_ice() -> None:
     _loopback_only = True
 
 
+def _immediate_audio_buffer() -> Any:
+    """A jitter buffer that hands each in-order audio packet on at once.
+
+    One Opus packet is one whole 20 ms frame, but aiortc only releases a frame once the next
+    packet shows it complete: 20 ms of delay for nothing. Out-of-order packets still wait for
+    the gap to fill, and a lost one is skipped as in aiortc (when the buffer overflows).
+    """
+    from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+
+    class ImmediateAudioJitterBuffer(JitterBuffer):
+        def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+            pli, frame = super().add(packet)
+            if frame is None and self._origin is not None:
+                head = self._packets[self._origin % self._capacity]
+                if head is not None:
+                    frame = JitterFrame(data=head._data, timestamp=head.timestamp)
+                    self.remove(1)
+            return pli, frame
+
+    return ImmediateAudioJitterBuffer(capacity=16, prefetch=0)
+
+
 def tune_audio_jitter_buffer(pc: RTCPeerConnection, frames: int) -> bool:
-    """Hold back `frames` audio frames instead of aiortc's 4 (~80 ms of added delay).
+    """Hold back `frames` audio frames instead of aiortc's 4 (~80 ms of added delay); 0 hands
+    each in-order packet on at once.
 
     aiortc has no setting for this; its receiver keeps the buffer in a private attribute. Returns
     False (and changes nothing) if this aiortc version keeps it elsewhere.
@@ -62,7 +85,12 @@ def tune_audio_jitter_buffer(pc: RTCPeerConnection, frames: int) -> bool:
         receiver = transceiver.receiver
         name = "_RTCRtpReceiver__jitter_buffer"
         if transceiver.kind == "audio" and isinstance(getattr(receiver, name, None), JitterBuffer):
-            setattr(receiver, name, JitterBuffer(capacity=16, prefetch=frames))
+            buffer = (
+                _immediate_audio_buffer()
+                if frames == 0
+                else JitterBuffer(capacity=16, prefetch=frames)
+            )
+            setattr(receiver, name, buffer)
             changed = True
     return changed
 
