@@ -64,7 +64,8 @@ def _immediate_audio_buffer() -> Any:
             if frame is None and self._origin is not None:
                 head = self._packets[self._origin % self._capacity]
                 if head is not None:
-                    frame = JitterFrame(data=head._data, timestamp=head.timestamp)
+                    data = head._data  # type: ignore[attr-defined]  # aiortc sets it on arrival
+                    frame = JitterFrame(data=data, timestamp=head.timestamp)
                     self.remove(1)
             return pli, frame
 
