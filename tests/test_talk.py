@@ -368,3 +368,42 @@ def test_connect_timeout_names_the_stalled_step(tmp_path: Path) -> None:
         )
     assert done.returncode == ExitCode.CALL
     assert "did not connect within 3 s: stalled at the ICE step" in done.stderr
+
+
+def test_sigterm_hangs_up_and_finishes_the_transcript(tmp_path: Path) -> None:
+    import signal
+
+    long_quiet = write_wav(tmp_path / "long.wav", silence(30_000))
+    transcript = tmp_path / "t.jsonl"
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    proc = subprocess.Popen(
+        rtc_voice(
+            "talk",
+            "--local",
+            "--json",
+            "--input",
+            str(long_quiet),
+            "--output",
+            "none",
+            "--say",
+            "still there?",
+            "--transcript",
+            str(transcript),
+        ),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until the typed message has been answered
+        if json.loads(line)["type"] == "response.done":
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == ExitCode.TERMINATED == 143
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err
+    lines = jsonl(transcript)
+    assert [x.get("role") for x in lines[:2]] == ["user", "assistant"]
+    assert lines[-1]["type"] == "usage" and lines[-1]["responses"] == 1

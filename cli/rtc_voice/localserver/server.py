@@ -62,6 +62,16 @@ def _bearer(request: web.Request) -> str | None:
     return None
 
 
+def _standard_key_refusal(request: web.Request, refusal: str) -> web.Response | None:
+    """The error to answer with unless the request carries a standard (non-ek_) key."""
+    key = _bearer(request)
+    if key is None:
+        return _no_key()
+    if key.startswith("ek_"):
+        return error_response(401, refusal, code="invalid_api_key")
+    return None
+
+
 def _no_key() -> web.Response:
     return error_response(
         401,
@@ -175,15 +185,11 @@ class LocalServer:
     # --- POST /v1/realtime/client_secrets
 
     async def client_secrets(self, request: web.Request) -> web.Response:
-        key = _bearer(request)
-        if key is None:
-            return _no_key()
-        if key.startswith("ek_"):
-            return error_response(
-                401,
-                "Ephemeral keys cannot mint client secrets; use a standard API key.",
-                code="invalid_api_key",
-            )
+        refusal = _standard_key_refusal(
+            request, "Ephemeral keys cannot mint client secrets; use a standard API key."
+        )
+        if refusal is not None:
+            return refusal
         try:
             body = json.loads(await request.read() or b"{}")
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -273,13 +279,9 @@ class LocalServer:
     # --- POST /v1/realtime/calls/{id}/hangup
 
     async def hangup(self, request: web.Request) -> web.Response:
-        key = _bearer(request)
-        if key is None:
-            return _no_key()
-        if key.startswith("ek_"):
-            return error_response(
-                401, "Hanging up needs a standard API key.", code="invalid_api_key"
-            )
+        refusal = _standard_key_refusal(request, "Hanging up needs a standard API key.")
+        if refusal is not None:
+            return refusal
         call = self.calls.get(request.match_info["call_id"])
         if call is None:
             return error_response(
