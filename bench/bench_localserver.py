@@ -20,20 +20,22 @@ def serve(port_out: Any, stats_out: Any, stop: Any) -> None:
     from rtc_voice.localserver import LocalServer
 
     async def main() -> None:
-        late: list[float] = []
+        late: dict[str, float] = {}  # call id -> worst lateness, however the call ended
         server = LocalServer(max_call_seconds=600)
         original = server._forget
 
         def forget(call: Any) -> None:
-            late.append(call.stats.max_late_ms)
+            late[call.call_id] = call.stats.max_late_ms
             original(call)
 
         server._forget = forget  # type: ignore[method-assign]
         await server.start()
         port_out.send(server.base_url)
         await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+        for call in list(server.calls.values()):
+            late[call.call_id] = call.track.max_late_ms
         await server.stop()
-        stats_out.send(late)
+        stats_out.send(list(late.values()))
 
     asyncio.run(main())
 
