@@ -43,6 +43,7 @@ def serve(port_out: Any, stats_out: Any, stop: Any) -> None:
 async def one_call(
     base_url: str, index: int, barrier: asyncio.Barrier | None
 ) -> tuple[float, float]:
+    from rtc_voice import events
     from rtc_voice.api import RealtimeApi
     from rtc_voice.audio.tracks import PcmTrack
     from rtc_voice.rtc import connect, use_loopback_ice
@@ -55,17 +56,8 @@ async def one_call(
     ready = conn.timings.session - conn.timings.offer
     if barrier is not None:
         await barrier.wait()
-    conn.send(
-        {
-            "type": "conversation.item.create",
-            "item": {
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": f"call {index} checking in"}],
-            },
-        }
-    )
-    conn.send({"type": "response.create"})
+    conn.send(events.user_message(f"call {index} checking in"))
+    conn.send(events.RESPONSE_CREATE)
     started = time.monotonic()
     async with asyncio.timeout(60):
         while (await conn.events.get())["type"] != "output_audio_buffer.stopped":

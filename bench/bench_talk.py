@@ -80,6 +80,7 @@ async def receive_latency(frames: int | None, seconds: float) -> tuple[list[floa
     """Latencies (ms) from RTP arrival to the speaker starting on each frame."""
     from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
+    from rtc_voice import events
     from rtc_voice.api import RealtimeApi
     from rtc_voice.audio import devices
     from rtc_voice.audio.tracks import PcmTrack, frame_to_mono
@@ -118,19 +119,8 @@ async def receive_latency(frames: int | None, seconds: float) -> tuple[list[floa
             said = 0.0
             while time.monotonic() < end:
                 if time.monotonic() - said > 3.0:  # keep the server talking
-                    conn.send(
-                        {
-                            "type": "conversation.item.create",
-                            "item": {
-                                "type": "message",
-                                "role": "user",
-                                "content": [
-                                    {"type": "input_text", "text": "one two three four five"}
-                                ],
-                            },
-                        }
-                    )
-                    conn.send({"type": "response.create"})
+                    conn.send(events.user_message("one two three four five"))
+                    conn.send(events.RESPONSE_CREATE)
                     said = time.monotonic()
                 frame = await track.recv()
                 now = time.monotonic()

@@ -11,6 +11,7 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 
+from rtc_voice import events
 from rtc_voice.api import RealtimeApi
 from rtc_voice.audio.pcm import rms_dbfs, silence, tone
 from rtc_voice.audio.tracks import PcmTrack, frame_to_mono
@@ -82,17 +83,8 @@ class Client:
         self.conn.send(event)
 
     def say(self, text: str) -> None:
-        self.send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": text}],
-                },
-            }
-        )
-        self.send({"type": "response.create"})
+        self.send(events.user_message(text))
+        self.send(events.RESPONSE_CREATE)
 
     async def wait_for(
         self,

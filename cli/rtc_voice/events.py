@@ -54,3 +54,37 @@ def client_secret_request(settings: Settings) -> JSON:
         "expires_after": {"anchor": "created_at", "seconds": settings.token_ttl},
         "session": session_config(settings),
     }
+
+
+# --- client events ---------------------------------------------------------------------------
+
+
+def user_message(text: str) -> JSON:
+    """`conversation.item.create` for a typed user message."""
+    return {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        },
+    }
+
+
+def function_call_output(call_id: str, output: str) -> JSON:
+    """`conversation.item.create` carrying a tool's result back to the model."""
+    return {
+        "type": "conversation.item.create",
+        "item": {"type": "function_call_output", "call_id": call_id, "output": output},
+    }
+
+
+def session_tools(tools: list[JSON]) -> JSON:
+    """`session.update` declaring function tools (what an ephemeral key's session lacks)."""
+    return {
+        "type": "session.update",
+        "session": {"type": "realtime", "tools": tools, "tool_choice": "auto"},
+    }
+
+
+RESPONSE_CREATE: JSON = {"type": "response.create"}

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from rtc_voice import events
 from rtc_voice.audio.io import Microphone, Recorder, Sink, open_microphone, open_speaker
 from rtc_voice.audio.tracks import MicrophoneTrack, PcmTrack
 from rtc_voice.config import Settings
 from rtc_voice.conversation import Conversation, Turn
 from rtc_voice.credentials import ApiKey
 from rtc_voice.errors import ExitCode, RtcVoiceError
-from rtc_voice.events import client_secret_request
 from rtc_voice.tools import TOOLS, run_tool
 from rtc_voice.transcript import TranscriptWriter
 
@@ -131,20 +131,11 @@ class CallSession:
         text = text.strip()
         if not text or self.conn is None:
             return
-        self._send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": text}],
-                },
-            }
-        )
+        self._send(events.user_message(text))
         if self.conversation.active_response:
             self._send({"type": "response.cancel"})
             self._flush_playback()
-        self._send({"type": "response.create"})
+        self._send(events.RESPONSE_CREATE)
 
     def push_to_talk(self) -> None:
         """Space with --ptt: the first press starts a turn, the second ends and answers it."""
@@ -158,7 +149,7 @@ class CallSession:
         else:
             self.state.ptt_active = False
             self._send({"type": "input_audio_buffer.commit"})
-            self._send({"type": "response.create"})
+            self._send(events.RESPONSE_CREATE)
 
     # --- running ------------------------------------------------------------------------------
 
@@ -250,7 +241,7 @@ class CallSession:
             self.state.phase = "minting"
             assert key_value is not None
             secret = await self._api.create_client_secret(
-                key_value, client_secret_request(settings)
+                key_value, events.client_secret_request(settings)
             )
             ephemeral = secret.value
 
@@ -274,12 +265,7 @@ class CallSession:
         if isinstance(self.mic.track, PcmTrack) and self.mic.file_pcm is not None:
             self.mic.track.on_drained = self._input_drained
         self.mic.start()
-        self._send(
-            {
-                "type": "session.update",
-                "session": {"type": "realtime", "tools": TOOLS, "tool_choice": "auto"},
-            }
-        )
+        self._send(events.session_tools(TOOLS))
         self._spawn(self._pump_events())
         self._spawn(self._pump_audio())
         if opts.max_duration:
@@ -343,19 +329,10 @@ class CallSession:
                 continue
             self._answered_calls.add(item["call_id"])
             output = run_tool(str(item.get("name")), str(item.get("arguments") or "{}"))
-            self._send(
-                {
-                    "type": "conversation.item.create",
-                    "item": {
-                        "type": "function_call_output",
-                        "call_id": item["call_id"],
-                        "output": output,
-                    },
-                }
-            )
+            self._send(events.function_call_output(item["call_id"], output))
             answered = True
         if answered:
-            self._send({"type": "response.create"})
+            self._send(events.RESPONSE_CREATE)
 
     def _flush_playback(self) -> None:
         if self.sink is not None:
@@ -398,7 +375,7 @@ class CallSession:
     def _input_drained(self) -> None:
         if self.settings.turn_detection == "none":
             self._send({"type": "input_audio_buffer.commit"})
-            self._send({"type": "response.create"})
+            self._send(events.RESPONSE_CREATE)
         self._spawn(self._finish_when_quiet())
 
     async def _finish_when_quiet(self) -> None:
