@@ -156,7 +156,6 @@ class Conversation:
         self._turns: dict[str, Turn] = {}
         self._order: list[str] = []
         self._by_call: dict[str, str] = {}
-        self.speaking: Speaking = "listening"
         self._user_speaking = False
         self._assistant_speaking = False
         self.usage = Usage()
@@ -311,14 +310,11 @@ class Conversation:
                 self._folds.clear()
             self._folds[key] = line
 
-    def _refresh_speaking(self) -> None:
-        self.speaking = (
-            "you"
-            if self._user_speaking
-            else "assistant"
-            if self._assistant_speaking
-            else "listening"
-        )
+    @property
+    def speaking(self) -> Speaking:
+        if self._user_speaking:
+            return "you"
+        return "assistant" if self._assistant_speaking else "listening"
 
     # --- event handlers (one per server event type)
 
@@ -327,15 +323,9 @@ class Conversation:
 
     def _speech_started(self, event: Mapping[str, Any]) -> None:
         self._user_speaking = True
-        self._refresh_speaking()
 
     def _speech_stopped(self, event: Mapping[str, Any]) -> None:
         self._user_speaking = False
-        self._refresh_speaking()
-
-    def _committed(self, event: Mapping[str, Any]) -> None:
-        self._user_speaking = False
-        self._refresh_speaking()
 
     def _item(self, event: Mapping[str, Any]) -> None:
         item = event.get("item")
@@ -393,11 +383,7 @@ class Conversation:
         if self.active_response == response.get("id"):
             self.active_response = None
         status = response.get("status")
-        mapped: Status = {
-            "completed": "completed",
-            "cancelled": "interrupted",
-            "incomplete": "interrupted",
-        }.get(str(status), "failed")  # type: ignore[assignment]
+        mapped = _TURN_STATUS.get(str(status), "failed")
         for item in response.get("output") or []:
             item_id = str(item.get("id") or "")
             turn = self._turns.get(item_id)
@@ -421,11 +407,9 @@ class Conversation:
 
     def _audio_started(self, event: Mapping[str, Any]) -> None:
         self._assistant_speaking = True
-        self._refresh_speaking()
 
     def _audio_stopped(self, event: Mapping[str, Any]) -> None:
         self._assistant_speaking = False
-        self._refresh_speaking()
 
     def _truncated(self, event: Mapping[str, Any]) -> None:
         turn = self._turns.get(str(event.get("item_id")))
@@ -442,15 +426,20 @@ class Conversation:
     def interrupt_locally(self) -> None:
         """The user cut the assistant off (barge-in or `i`): it is no longer speaking."""
         self._assistant_speaking = False
-        self._refresh_speaking()
 
+
+_TURN_STATUS: dict[str, Status] = {  # response.done status -> what the turn shows
+    "completed": "completed",
+    "cancelled": "interrupted",
+    "incomplete": "interrupted",
+}
 
 _HANDLERS: dict[str, Callable[[Conversation, Mapping[str, Any]], None]] = {
     "session.created": Conversation._session,
     "session.updated": Conversation._session,
     "input_audio_buffer.speech_started": Conversation._speech_started,
     "input_audio_buffer.speech_stopped": Conversation._speech_stopped,
-    "input_audio_buffer.committed": Conversation._committed,
+    "input_audio_buffer.committed": Conversation._speech_stopped,
     "conversation.item.added": Conversation._item,
     "conversation.item.created": Conversation._item,
     "conversation.item.done": Conversation._item,

@@ -11,9 +11,9 @@ import contextlib
 import secrets
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rtc_voice import events
 from rtc_voice.audio.io import Microphone, Recorder, Sink, open_microphone, open_speaker
@@ -24,6 +24,11 @@ from rtc_voice.credentials import ApiKey
 from rtc_voice.errors import ExitCode, RtcVoiceError
 from rtc_voice.tools import TOOLS, run_tool
 from rtc_voice.transcript import TranscriptWriter
+
+if TYPE_CHECKING:
+    from rtc_voice.api import RealtimeApi
+    from rtc_voice.localserver import LocalServer
+    from rtc_voice.rtc import RealtimeConnection
 
 JSON = dict[str, Any]
 SESSION_CAP_S = 3600.0  # OpenAI closes Realtime sessions after 60 minutes
@@ -64,10 +69,7 @@ class CallState:
     muted: bool = False
     ptt_active: bool = False
     connected_at: float | None = None
-    connect_seconds: float | None = None
     mic_description: str = ""
-    speaker_description: str = ""
-    notices: list[str] = field(default_factory=list)
 
 
 class CallSession:
@@ -91,9 +93,9 @@ class CallSession:
         self.end_reason = ""
         self.mic: Microphone | None = None
         self.sink: Sink | None = None
-        self.conn: Any = None
-        self._api: Any = None
-        self._server: Any = None
+        self.conn: RealtimeConnection | None = None
+        self._api: RealtimeApi | None = None
+        self._server: LocalServer | None = None
         self._recorder: Recorder | None = None
         self._transcript: TranscriptWriter | None = None
         self._ended = asyncio.Event()
@@ -212,7 +214,6 @@ class CallSession:
         self.mic = open_microphone(opts.input if opts.input is not None else settings.input_device)
         self.sink = open_speaker(opts.output if opts.output is not None else settings.output_device)
         self.state.mic_description = self.mic.description
-        self.state.speaker_description = self.sink.description
         if self._recorder is not None:
             self.mic.track.tap = self._recorder.microphone
         if isinstance(self.mic.track, MicrophoneTrack):
@@ -248,7 +249,6 @@ class CallSession:
         from rtc_voice import rtc
 
         self.state.phase = "connecting"
-        began = time.monotonic()
         self.conn = await rtc.connect(
             self._api,
             ephemeral,
@@ -258,7 +258,6 @@ class CallSession:
             jitter_buffer_frames=settings.jitter_buffer_frames,
         )
         self.conn.on_send = self._on_sent
-        self.state.connect_seconds = time.monotonic() - began
         self.state.connected_at = time.monotonic()
         self.state.phase = "connected"
         self.sink.start()
@@ -405,7 +404,7 @@ class CallSession:
             task.cancel()
         conn, api = self.conn, self._api
         if conn is not None:
-            if conn.call_id and self._hangup_key_allowed():
+            if conn.call_id and self._hangup_key and api is not None:  # none with --token
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(3):
                         await api.hangup(self._hangup_key, conn.call_id)
@@ -425,10 +424,6 @@ class CallSession:
         if api is not None:
             await api.aclose()
         self.state.phase = "ended"
-
-    def _hangup_key_allowed(self) -> bool:
-        """Hang-up takes the standard key; with only an ek_ key, closing the peer suffices."""
-        return bool(self._hangup_key) and not str(self._hangup_key).startswith("ek_")
 
     # --- for presenters -----------------------------------------------------------------------
 

@@ -26,10 +26,11 @@ def make_frame(samples: Pcm, pts: int) -> av.AudioFrame:
     return frame
 
 
-def frame_to_mono(frame: av.AudioFrame) -> Pcm:
-    """Mono int16 samples of a decoded frame (aiortc's Opus decoder gives s16 stereo)."""
-    if frame.format.name != "s16":
-        raise ValueError(f"expected s16 audio, got {frame.format.name}")
+def frame_to_mono(frame: object) -> Pcm:
+    """Mono int16 samples of what a remote audio track's recv() returned (aiortc's Opus
+    decoder gives s16 stereo frames)."""
+    if not isinstance(frame, av.AudioFrame) or frame.format.name != "s16":
+        raise TypeError(f"expected an s16 audio frame, got {frame!r}")
     samples: Pcm = frame.to_ndarray().reshape(-1).astype(np.int16, copy=False)
     return to_mono(samples, len(frame.layout.channels))
 

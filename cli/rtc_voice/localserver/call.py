@@ -155,10 +155,7 @@ class Response:
 
 @dataclass
 class CallStats:
-    frames_in: int = 0
-    max_level_dbfs: float = -120.0
-    responses: int = 0
-    max_late_ms: float = 0.0
+    max_late_ms: float = 0.0  # worst reply-audio frame lateness (bench_localserver reports it)
 
 
 class LocalCall:
@@ -323,8 +320,6 @@ class LocalCall:
                 return
             assert isinstance(frame, av.AudioFrame)
             level = rms_dbfs(frame_to_mono(frame))
-            self.stats.frames_in += 1
-            self.stats.max_level_dbfs = max(self.stats.max_level_dbfs, level)
             self._on_audio(level, round(frame.samples * 1000 / frame.sample_rate))
 
     def _on_audio(self, level: float, frame_ms: int) -> None:
@@ -575,7 +570,6 @@ class LocalCall:
         modalities = options.get("output_modalities") or self.session["output_modalities"]
         response = Response(id=new_id("resp"), modalities=list(modalities))
         self.response = response
-        self.stats.responses += 1
         plan = plan_reply(self.items, self.session.get("tools") or [], self.speech_ms)
         response.task = self._spawn(self._run_guarded(response, plan))
 

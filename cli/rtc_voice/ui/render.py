@@ -47,8 +47,6 @@ class View:
     ptt_active: bool = False
     notice: str = ""
     notice_error: bool = False
-    mic: str = ""
-    speaker: str = ""
 
 
 def clock(seconds: float) -> str:

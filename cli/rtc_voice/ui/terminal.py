@@ -181,6 +181,4 @@ class LivePresenter:
             ptt_active=session.state.ptt_active,
             notice=text,
             notice_error=error,
-            mic=session.state.mic_description,
-            speaker=session.state.speaker_description,
         )
