@@ -215,3 +215,12 @@ def test_immediate_audio_jitter_buffer_releases_in_order_packets_at_once() -> No
     assert got[:4] == [100, 101, None, 102]
     assert got[4] in (103, 104)
     assert released[0] is not None and released[0].data == bytes([100])
+
+
+def test_loopback_hosts() -> None:
+    from rtc_voice.rtc import is_loopback_host
+
+    for host in ("127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost", "LOCALHOST"):
+        assert is_loopback_host(host), host
+    for host in ("0.0.0.0", "192.0.2.2", "10.0.0.1", "api.openai.com", "::", ""):
+        assert not is_loopback_host(host), host

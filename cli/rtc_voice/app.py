@@ -554,6 +554,7 @@ def serve(
     """
     from rtc_voice.errors import ConfigError, NetworkError
     from rtc_voice.localserver import LocalServer
+    from rtc_voice.rtc import is_loopback_host
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"Invalid port {port}: expected 0 to 65535.")
@@ -584,7 +585,7 @@ def serve(
                 "and answers with fixed phrases; it does not understand words.",
                 style="dim",
             )
-            if host not in ("127.0.0.1", "localhost", "::1"):
+            if not is_loopback_host(host):
                 err.print(
                     f"[bold red]Warning:[/] listening on {host}: anyone who can reach this "
                     "machine can use this server, and it checks no real keys."

@@ -30,6 +30,18 @@ JSON = dict[str, Any]
 _loopback_only = False
 
 
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: traffic to it never leaves this machine."""
+    import ipaddress
+
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def use_loopback_ice() -> None:
     """Gather only 127.0.0.1 host candidates in this process.
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 from rtc_voice import events
 from rtc_voice.audio.io import Microphone, Recorder, Sink, open_microphone, open_speaker
@@ -229,9 +230,11 @@ class CallSession:
             await self._server.start()
             base_url = self._server.base_url
             key_value = "sk-local-" + secrets.token_hex(8)  # the local server takes any key
-        if opts.local or (not settings.ice_servers and _is_loopback(base_url)):
-            from rtc_voice.rtc import use_loopback_ice
+        from rtc_voice.rtc import is_loopback_host, use_loopback_ice
 
+        if opts.local or (
+            not settings.ice_servers and is_loopback_host(urlsplit(base_url).hostname or "")
+        ):
             use_loopback_ice()
         self._api = RealtimeApi(base_url, timeout=settings.connect_timeout)
         self._hangup_key = key_value
@@ -440,10 +443,3 @@ class CallSession:
         if self.state.connected_at is None:
             return None
         return max(0.0, SESSION_CAP_S - self.elapsed)
-
-
-def _is_loopback(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    host = urlsplit(url).hostname or ""
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")

@@ -121,9 +121,9 @@ class LocalServer:
         return app
 
     async def start(self) -> None:
-        if self.host in ("127.0.0.1", "localhost", "::1"):
-            from rtc_voice.rtc import use_loopback_ice
+        from rtc_voice.rtc import is_loopback_host, use_loopback_ice
 
+        if is_loopback_host(self.host):
             use_loopback_ice()
         self._runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
         await self._runner.setup()
