@@ -454,20 +454,18 @@ def devices(
         from rtc_voice.errors import AudioError
 
         raise AudioError("No audio devices were found.", hint=audio.NO_DEVICES_HINT)
-    chosen: dict[str, Any] = {}
-    for kind, spec in (("input", settings.input_device), ("output", settings.output_device)):
+    chosen: dict[str, audio.Device | RtcVoiceError] = {}
+    for kind, spec in zip(
+        audio.KINDS, (settings.input_device, settings.output_device), strict=True
+    ):
         try:
-            chosen[kind] = audio.select(spec, kind, found)  # type: ignore[arg-type]
+            chosen[kind] = audio.select(spec, kind, found)
         except RtcVoiceError as exc:
             chosen[kind] = exc
-    results: list[Any] = []
+    results: list[audio.ProbeResult] = []
     if probe:
         with _stderr().status("Opening every device…"):
-            for device in found:
-                for kind in ("input", "output"):
-                    if device.supports(kind):  # type: ignore[arg-type]
-                        for rate in sorted({48000, int(device.default_samplerate)}):
-                            results.append(audio.probe(device, kind, rate))  # type: ignore[arg-type]
+            results = audio.probe_all(found)
     if as_json:
         print(
             json.dumps(

@@ -33,6 +33,7 @@ from rtc_voice.audio.pcm import (
 from rtc_voice.errors import AudioError
 
 Kind = Literal["input", "output"]
+KINDS: tuple[Kind, Kind] = ("input", "output")
 
 PORTAUDIO_HINT = (
     "Install PortAudio: `sudo apt-get install libportaudio2` (Debian/Ubuntu), "
@@ -212,6 +213,17 @@ def probe(device: Device, kind: Kind, rate: int) -> ProbeResult:
     return ProbeResult(device, kind, rate, None)
 
 
+def probe_all(devices: list[Device]) -> list[ProbeResult]:
+    """Every device, each way it supports, at 48 kHz and at its own default rate."""
+    return [
+        probe(device, kind, rate)
+        for device in devices
+        for kind in KINDS
+        if device.supports(kind)
+        for rate in sorted({RATE, int(device.default_samplerate)})
+    ]
+
+
 def _open(kind: Kind, device: Device, callback: Any, channels: int) -> tuple[Any, int]:
     """Open at 48 kHz if the device can, else at its own rate (the caller resamples)."""
     sd = sounddevice()
@@ -345,6 +357,7 @@ class OutputSink:
 
     def __init__(self, device: Device, *, prime_ms: int = 30, max_ms: int = 120) -> None:
         self.device = device
+        self.description = f"speaker {device}"
         self._lock = threading.Lock()
         self._stream, self.rate = _open("output", device, self._callback, 1)
         self._ring = Ring(self.rate)  # one second; never reached, trimmed at max_ms

@@ -91,10 +91,7 @@ def open_speaker(spec: str | None) -> Sink:
         return WavSink(Path(spec).expanduser())
     from rtc_voice.audio import devices
 
-    device = devices.select(spec, "output")
-    sink = devices.OutputSink(device)
-    sink.description = f"speaker {device}"  # type: ignore[attr-defined]
-    return sink  # type: ignore[return-value]
+    return devices.OutputSink(devices.select(spec, "output"))
 
 
 @dataclass
