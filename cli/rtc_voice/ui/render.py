@@ -22,6 +22,7 @@ HELP = """\
 [bold]l[/]        show or hide the event log (client → and server ← events)
 [bold]?[/]        this help
 [bold]q[/]        hang up and quit (Ctrl-C too; twice forces it)"""
+HELP_TEXT = Text.from_markup(HELP)
 
 
 @dataclass
@@ -192,41 +193,30 @@ def footer(view: View) -> Group:
     return Group(*parts)
 
 
+SIDE_LINES = 8  # the log or help panel's inner height
+
+
+def _box(body: RenderableType, title: str, lines: int, style: str) -> Panel:
+    """A titled panel `lines` tall inside its border."""
+    return Panel(body, title=title, title_align="left", height=lines + 2, border_style=style)
+
+
 def screen(view: View, width: int, height: int) -> RenderableType:
-    """The whole screen for a terminal of `width` x `height`."""
-    foot = footer(view)
-    foot_lines = 2 + (1 if view.notice else 0)
-    side = 8 if (view.show_log or view.show_help) else 0
-    body_height = max(3, height - 1 - foot_lines - side - 2 - (2 if side else 0))
+    """The whole screen for a terminal of `width` x `height`: header, conversation, optional
+    log or help panel, footer. The conversation gets whatever the others leave."""
+    side: Panel | None = None
+    if view.show_help:
+        side = _box(HELP_TEXT, "keys", SIDE_LINES, "magenta")
+    elif view.show_log:
+        side = _box(log_panel(view.log, SIDE_LINES, width - 4), "event log", SIDE_LINES, "dim")
+    header_lines, footer_lines = 1, 2 + (1 if view.notice else 0)
+    side_lines = SIDE_LINES + 2 if side is not None else 0
+    body = max(3, height - header_lines - footer_lines - side_lines - 2)
     parts: list[RenderableType] = [
         header(view),
-        Panel(
-            conversation(view.turns, width - 4, body_height),
-            title="conversation",
-            title_align="left",
-            height=body_height + 2,
-            border_style="blue",
-        ),
+        _box(conversation(view.turns, width - 4, body), "conversation", body, "blue"),
     ]
-    if view.show_help:
-        parts.append(
-            Panel(
-                Text.from_markup(HELP),
-                title="keys",
-                title_align="left",
-                height=side + 2,
-                border_style="magenta",
-            )
-        )
-    elif view.show_log:
-        parts.append(
-            Panel(
-                log_panel(view.log, side, width - 4),
-                title="event log",
-                title_align="left",
-                height=side + 2,
-                border_style="dim",
-            )
-        )
-    parts.append(foot)
+    if side is not None:
+        parts.append(side)
+    parts.append(footer(view))
     return Group(*parts)
