@@ -16,18 +16,14 @@ from rtc_voice.api import RealtimeApi
 from rtc_voice.audio.pcm import rms_dbfs, silence, tone
 from rtc_voice.audio.tracks import PcmTrack, frame_to_mono
 from rtc_voice.rtc import RealtimeConnection, connect
-from tests.support import _extras, validate_strict
+from tests.support import validate_strict
 
 # Real OpenAI sends these on session objects although the published request type lacks them.
 SESSION_EXTRAS = ("session.id", "session.object", "session.expires_at")
 
 
 def validate_server_event(event: dict[str, Any]) -> None:
-    from pydantic import TypeAdapter
-
-    value = TypeAdapter(RealtimeServerEvent).validate_python(event)
-    unknown = [p for p in _extras(value, "") if p not in SESSION_EXTRAS]
-    assert not unknown, f"{event['type']}: keys unknown to openai's types: {unknown}"
+    validate_strict(RealtimeServerEvent, event, allowed=SESSION_EXTRAS)
 
 
 def validate_client_event(event: dict[str, Any]) -> None:
@@ -102,6 +98,19 @@ class Client:
                         return event
                 self._new.clear()
                 await self._new.wait()
+
+    async def find(self, type_: str, within: float = 15.0) -> dict[str, Any]:
+        """The first event of this type, whether it already arrived or is still to come."""
+        for event in self.events:
+            if event["type"] == type_:
+                return event
+        async with asyncio.timeout(within):
+            while True:
+                self._new.clear()
+                await self._new.wait()
+                for event in reversed(self.events):
+                    if event["type"] == type_:
+                        return event
 
     def types(self, since: int = 0) -> list[str]:
         return [e["type"] for e in self.events[since:]]

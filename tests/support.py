@@ -129,25 +129,27 @@ def openai_error(
 # --- the schema oracle: openai's published pydantic types ---------------------------------------
 
 
-def _extras(obj: Any, path: str) -> Iterator[str]:
+def unknown_keys(obj: Any, path: str = "") -> Iterator[str]:
+    """Paths of keys a validated openai model kept as extras (i.e. did not know)."""
     if isinstance(obj, BaseModel):
         for name in obj.model_extra or {}:
             yield f"{path}.{name}".lstrip(".")
         for name in type(obj).model_fields:
-            yield from _extras(getattr(obj, name), f"{path}.{name}")
+            yield from unknown_keys(getattr(obj, name), f"{path}.{name}")
     elif isinstance(obj, list | tuple):
         for index, item in enumerate(obj):
-            yield from _extras(item, f"{path}[{index}]")
+            yield from unknown_keys(item, f"{path}[{index}]")
     elif isinstance(obj, dict):
         for key, value in obj.items():
-            yield from _extras(value, f"{path}.{key}")
+            yield from unknown_keys(value, f"{path}.{key}")
 
 
-def validate_strict(tp: Any, data: Any) -> Any:
-    """Validate `data` against an openai type; fail on any key the type does not know."""
+def validate_strict(tp: Any, data: Any, allowed: tuple[str, ...] = ()) -> Any:
+    """Validate `data` against an openai type; fail on any key the type does not know, but
+    those in `allowed` (paths such as "session.id")."""
     value = TypeAdapter(tp).validate_python(data)
-    unknown = list(_extras(value, ""))
-    assert not unknown, f"keys unknown to {tp}: {unknown}"
+    unknown = [path for path in unknown_keys(value) if path not in allowed]
+    assert not unknown, f"keys unknown to {getattr(tp, '__name__', tp)}: {unknown}"
     return value
 
 

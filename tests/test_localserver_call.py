@@ -71,10 +71,8 @@ async def test_spoken_turn_full_sequence(client: Client) -> None:
     assert usage["input_token_details"]["audio_tokens"] in (12, 13)  # 10 per second, ±1 frame
     assert usage["output_token_details"]["audio_tokens"] > 0
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
-    transcription = (
-        await client.wait_for("conversation.item.input_audio_transcription.completed", within=5)
-        if not any(e["type"].endswith("transcription.completed") for e in client.events)
-        else next(e for e in client.events if e["type"].endswith("transcription.completed"))
+    transcription = await client.find(
+        "conversation.item.input_audio_transcription.completed", within=5
     )
     assert transcription["item_id"] == committed["item_id"]
     assert transcription["transcript"] == "[speech 1.2 s]"
