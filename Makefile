@@ -25,12 +25,12 @@ format: install
 	$(BIN)/ruff format cli tests bench
 
 test: install
-	@bash .ci/audio-setup || echo "make test: no virtual audio here; device tests will be skipped (in CI they fail)" >&2
+	@bash .ci/audio-setup || echo "make test: could not install virtual audio; device tests will be skipped (in CI they fail)" >&2
 	$(BIN)/python -m pytest
 
 bench: install
 	@bash .ci/audio-setup || true
-	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python -m tests.pulse $(BIN)/python $$script || exit 1; done
 
 demo: install
 	@command -v espeak-ng >/dev/null || echo "make demo: install espeak-ng for spoken replies (beeps otherwise)" >&2

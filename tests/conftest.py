@@ -12,10 +12,42 @@ import pytest
 from typer.testing import CliRunner
 
 from rtc_voice.localserver import LocalServer
+from tests.pulse import PrivatePulse, PulseUnavailable
 from tests.rtc_client import Client
 from tests.support import MemoryKeyring, ScriptedServer, rtc_voice
 
 START = re.compile(r"listening on (http://\S+/v1)")
+
+_pulse: PrivatePulse | None = None
+PULSE_PROBLEM: str | None = None  # why there are no virtual devices, when there are none
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One private PulseAudio daemon for the whole run, before anything loads PortAudio; this
+    process and every CLI it starts use it (through PULSE_SERVER), whatever else runs here."""
+    global _pulse, PULSE_PROBLEM
+    try:
+        _pulse = PrivatePulse.start()
+    except PulseUnavailable as exc:
+        PULSE_PROBLEM = str(exc)
+        return
+    os.environ.update(_pulse.env)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _pulse is not None:
+        _pulse.stop()
+
+
+@pytest.fixture(scope="session")
+def pulse() -> PrivatePulse:
+    """The run's private PulseAudio daemon; fails in CI and skips elsewhere when there is none."""
+    if _pulse is None:
+        message = f"virtual audio devices are missing: {PULSE_PROBLEM}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return _pulse
 
 
 @pytest.fixture(autouse=True)

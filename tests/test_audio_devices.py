@@ -1,4 +1,4 @@
-"""Real PortAudio streams on the virtual PulseAudio devices that .ci/audio-setup starts.
+"""Real PortAudio streams on the private PulseAudio daemon the test run starts (tests/pulse.py).
 
 In CI these must run: a missing virtual device is a failure there, not a skip.
 """
@@ -20,16 +20,15 @@ from rtc_voice.audio.devices import _StreamResampler
 from rtc_voice.audio.pcm import FRAME_SAMPLES, RATE, rms_dbfs, tone
 from rtc_voice.audio.tracks import MicrophoneTrack
 from rtc_voice.errors import AudioError
+from tests.pulse import PrivatePulse
 from tests.test_audio_units import peak_hz
 
 pytestmark = pytest.mark.audio
 
 
 @pytest.fixture(scope="module", autouse=True)
-def virtual_audio() -> None:
+def virtual_audio(pulse: PrivatePulse) -> None:
     problem = None
-    if not os.path.exists("/tmp/rtc-voice-pulse/native"):
-        problem = "the virtual PulseAudio of .ci/audio-setup is not running"
     try:
         found = audio.list_devices()
         if not found:
