@@ -80,12 +80,12 @@ async def receive_latency(frames: int | None, seconds: float) -> tuple[list[floa
     """Latencies (ms) from RTP arrival to the speaker starting on each frame."""
     from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
-    from rtc_voice import events
     from rtc_voice.api import RealtimeApi
     from rtc_voice.audio import devices
     from rtc_voice.audio.tracks import PcmTrack, frame_to_mono
     from rtc_voice.localserver import LocalServer
-    from rtc_voice.rtc import connect
+    from rtc_voice.protocol import client as events
+    from rtc_voice.rtc.peer import connect
 
     # per receiver (the in-process server has one too): RTP timestamp - first -> arrival time
     stamps: dict[int, dict[int, float]] = {}
@@ -111,7 +111,12 @@ async def receive_latency(frames: int | None, seconds: float) -> tuple[list[floa
                 {"session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}}},
             )
             conn = await connect(
-                api, secret.value, PcmTrack(), connect_timeout=10, jitter_buffer_frames=frames
+                api,
+                secret.value,
+                PcmTrack(),
+                connect_timeout=10,
+                jitter_buffer_frames=frames,
+                loopback_only=True,
             )
             track = await conn.remote_audio  # type: ignore[misc]
             arrivals = stamps.setdefault(id(conn.pc.getTransceivers()[0].receiver), {})
@@ -120,7 +125,7 @@ async def receive_latency(frames: int | None, seconds: float) -> tuple[list[floa
             while time.monotonic() < end:
                 if time.monotonic() - said > 3.0:  # keep the server talking
                     conn.send(events.user_message("one two three four five"))
-                    conn.send(events.RESPONSE_CREATE)
+                    conn.send(events.response_create())
                     said = time.monotonic()
                 frame = await track.recv()
                 now = time.monotonic()

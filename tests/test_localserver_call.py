@@ -11,7 +11,8 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from rtc_voice.audio.tracks import PcmTrack
 from rtc_voice.localserver import LocalServer
-from rtc_voice.rtc import rtc_configuration
+from rtc_voice.rtc.compat import loopback_ice
+from rtc_voice.rtc.ice import rtc_configuration
 from tests.rtc_client import Client, speech_like, validate_server_event
 
 RESPONSE_ORDER = [
@@ -303,7 +304,8 @@ async def test_session_cap_closes_the_call() -> None:
             error = (await client.wait_for("error", within=5))["error"]
             assert error["code"] == "session_expired"
             assert "maximum duration of 1 seconds" in error["message"]
-            await client.wait_for("rtc_voice.channel_closed", within=10)
+            async with asyncio.timeout(10):
+                await client.closed.wait()
             async with asyncio.timeout(5):
                 while server.calls:  # noqa: ASYNC110 - the server forgets the call after close
                     await asyncio.sleep(0.05)
@@ -325,7 +327,8 @@ async def test_browser_style_raw_flow(local_server: LocalServer) -> None:
         channel = pc.createDataChannel("oai-events")
         messages: asyncio.Queue[str] = asyncio.Queue()
         channel.on("message", messages.put_nowait)
-        await pc.setLocalDescription(await pc.createOffer())
+        with loopback_ice():
+            await pc.setLocalDescription(await pc.createOffer())
         answer = await http.post(
             local_server.base_url + "/realtime/calls",
             content=pc.localDescription.sdp,

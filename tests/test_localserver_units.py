@@ -185,12 +185,13 @@ async def test_the_audio_jitter_buffer_can_be_tuned_on_this_aiortc() -> None:
     from aiortc import RTCPeerConnection
 
     from rtc_voice.audio.tracks import PcmTrack
-    from rtc_voice.rtc import rtc_configuration, tune_audio_jitter_buffer
+    from rtc_voice.rtc.compat import set_audio_jitter_buffer
+    from rtc_voice.rtc.ice import rtc_configuration
 
     pc = RTCPeerConnection(rtc_configuration(()))
     pc.addTransceiver(PcmTrack(), direction="sendrecv")
     try:
-        assert tune_audio_jitter_buffer(pc, 1)  # if aiortc moves it, this fails loudly
+        assert set_audio_jitter_buffer(pc, 1) == 1  # if aiortc moves it, this fails loudly
         buffer = pc.getTransceivers()[0].receiver._RTCRtpReceiver__jitter_buffer
         assert buffer._prefetch == 1
     finally:
@@ -200,7 +201,7 @@ async def test_the_audio_jitter_buffer_can_be_tuned_on_this_aiortc() -> None:
 def test_immediate_audio_jitter_buffer_releases_in_order_packets_at_once() -> None:
     from aiortc.rtp import RtpPacket
 
-    from rtc_voice.rtc import _immediate_audio_buffer
+    from rtc_voice.rtc.compat import _immediate_audio_buffer
 
     def packet(seq: int) -> RtpPacket:
         p = RtpPacket(payload_type=111, sequence_number=seq, timestamp=seq * 960)
@@ -218,7 +219,7 @@ def test_immediate_audio_jitter_buffer_releases_in_order_packets_at_once() -> No
 
 
 def test_loopback_hosts() -> None:
-    from rtc_voice.rtc import is_loopback_host
+    from rtc_voice.rtc.ice import is_loopback_host
 
     for host in ("127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost", "LOCALHOST"):
         assert is_loopback_host(host), host

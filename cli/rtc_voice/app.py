@@ -171,7 +171,7 @@ def token(
     """
     from rtc_voice.api import RealtimeApi
     from rtc_voice.credentials import require_api_key
-    from rtc_voice.events import client_secret_request
+    from rtc_voice.protocol.client import client_secret_request
 
     settings = _settings(
         config,
@@ -369,10 +369,10 @@ def talk(
       rtc-voice talk --voice cedar --transcript call.md
       rtc-voice talk --local --input speech.wav --output none --transcript t.jsonl
     """
+    from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
     from rtc_voice.config import load_prices
     from rtc_voice.credentials import require_api_key
     from rtc_voice.errors import UsageError
-    from rtc_voice.session import CallSession, TalkOptions
 
     if max_duration is not None and max_duration <= 0:
         raise UsageError(f"Invalid --max-duration {max_duration:g}: expected more than 0.")
@@ -416,16 +416,18 @@ def talk(
         from rtc_voice.ui.plain import LinePresenter
 
         presenter = LinePresenter()
-    session = CallSession(
+    call = CallSupervisor(
         settings,
         options,
         presenter,
         api_key=api_key,
         prices=load_prices(settings).get(settings.model),
     )
-    code = asyncio.run(session.run())
-    if session.end_reason:
-        _stderr().print(f"Call ended: {session.end_reason}.", style="dim")
+    code = asyncio.run(call.run())
+    if call.failure is not None:
+        raise call.failure  # one sentence and a hint; the traceback with --debug
+    if call.end_reason:
+        _stderr().print(f"Call ended: {call.end_reason}.", style="dim")
     if code:
         raise typer.Exit(int(code))
 
@@ -552,7 +554,7 @@ def serve(
     """
     from rtc_voice.errors import ConfigError, NetworkError
     from rtc_voice.localserver import LocalServer
-    from rtc_voice.rtc import is_loopback_host
+    from rtc_voice.rtc.ice import is_loopback_host
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"Invalid port {port}: expected 0 to 65535.")

@@ -1,5 +1,6 @@
 """Transcripts written as the call goes: `.jsonl` or `.md`, appended and flushed per completed
-turn, in conversation order (a turn waits for those before it), file mode 0600."""
+turn, in conversation order (a turn waits for those before it), file mode 0600. With a
+`WriterThread` the writes happen off the event loop; the text is built on it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from rtc_voice.conversation import Conversation, Turn
+from rtc_voice.conversation import Conversation, FunctionCall, Message, Turn
 from rtc_voice.errors import RtcVoiceError, UsageError
+from rtc_voice.sinks import WriterThread
 
 
 def _iso(ts: float | None) -> str | None:
@@ -20,7 +22,7 @@ def _iso(ts: float | None) -> str | None:
 
 
 class TranscriptWriter:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, writer: WriterThread | None = None) -> None:
         suffix = path.suffix.lower()
         if suffix not in (".jsonl", ".md"):
             raise UsageError(
@@ -34,10 +36,17 @@ class TranscriptWriter:
         except OSError as exc:
             raise RtcVoiceError(f"Cannot write the transcript {path}: {exc.strerror}.") from None
         self._file: TextIO = os.fdopen(fd, "a", encoding="utf-8")
+        self._writer = writer
         self._written: set[str] = set()
         self._header_done = False
 
     def _emit(self, text: str) -> None:
+        if self._writer is not None:
+            self._writer.submit(self._write, text)
+        else:
+            self._write(text)
+
+    def _write(self, text: str) -> None:
         self._file.write(text)
         self._file.flush()
 
@@ -50,7 +59,7 @@ class TranscriptWriter:
 
     def _write_turn(self, turn: Turn, status: str) -> None:
         self._written.add(turn.item_id)
-        if turn.kind == "function_call":
+        if isinstance(turn, FunctionCall):
             record: dict[str, Any] = {
                 "type": "function_call",
                 "name": turn.name,
@@ -103,7 +112,7 @@ class TranscriptWriter:
                 status = turn.status
                 if status == "in_progress":
                     status = "interrupted" if turn.role == "assistant" else "failed"
-                if turn.awaiting_transcript:
+                if isinstance(turn, Message) and turn.awaiting_transcript:
                     status = "failed"  # its transcript never arrived
                 self._write_turn(turn, status)
         usage = conversation.usage.as_json()
@@ -119,5 +128,11 @@ class TranscriptWriter:
         self.close()
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.submit(self._close)
+        else:
+            self._close()
+
+    def _close(self) -> None:
         if not self._file.closed:
             self._file.close()

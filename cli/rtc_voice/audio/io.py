@@ -6,13 +6,16 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from rtc_voice.audio.pcm import RATE, SILENCE_DBFS, Pcm, rms_dbfs
 from rtc_voice.audio.tracks import MicrophoneTrack, PcmTrack
 from rtc_voice.audio.wavfile import WavWriter, is_wav_spec, read_wav
+
+if TYPE_CHECKING:
+    from rtc_voice.sinks import WriterThread
 
 
 class Sink(Protocol):
@@ -70,25 +73,33 @@ class NullSink:
 class WavSink(NullSink):
     """`--output FILE.wav`: exactly what would have been played, written as it arrives."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, thread: WriterThread | None = None) -> None:
         super().__init__()
         self.description = f"file {path}"
         self._writer = WavWriter(path)
+        self._thread = thread
 
     def write(self, samples: Pcm) -> None:
         super().write(samples)
-        self._writer.write(samples)
+        if self._thread is not None:
+            self._thread.submit(self._writer.write, samples)
+        else:
+            self._writer.write(samples)
 
     def close(self) -> None:
-        self._writer.close()
+        if self._thread is not None:
+            self._thread.submit(self._writer.close)
+        else:
+            self._writer.close()
 
 
-def open_speaker(spec: str | None) -> Sink:
+def open_speaker(spec: str | None, thread: WriterThread | None = None) -> Sink:
+    """`none`, a FILE.wav (written on `thread` when given) or a device."""
     if spec is not None and spec.strip().lower() == "none":
         return NullSink()
     if is_wav_spec(spec):
         assert spec is not None
-        return WavSink(Path(spec).expanduser())
+        return WavSink(Path(spec).expanduser(), thread)
     from rtc_voice.audio import devices
 
     return devices.OutputSink(devices.select(spec, "output"))
@@ -124,10 +135,12 @@ class Recorder:
     """`--record FILE.wav`: stereo, left the microphone as sent, right the assistant as played.
 
     The microphone's 20 ms frames set the clock; assistant audio is laid against them (silence
-    when there is none), so both sides line up in time."""
+    when there is none), so both sides line up in time. The frames are interleaved where they
+    arrive; the file writes run on `thread` when given (off the event loop)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, thread: WriterThread | None = None) -> None:
         self._writer = WavWriter(path, channels=2)
+        self._thread = thread
         self._right: collections.deque[Pcm] = collections.deque()
         self._right_len = 0
 
@@ -157,7 +170,13 @@ class Recorder:
         self._right_len -= filled
         stereo = np.empty(len(left) * 2, np.int16)
         stereo[0::2], stereo[1::2] = left, right
-        self._writer.write(stereo)
+        if self._thread is not None:
+            self._thread.submit(self._writer.write, stereo)
+        else:
+            self._writer.write(stereo)
 
     def close(self) -> None:
-        self._writer.close()
+        if self._thread is not None:
+            self._thread.submit(self._writer.close)
+        else:
+            self._writer.close()

@@ -34,21 +34,17 @@ from rtc_voice.localserver.sessions import (
 )
 from rtc_voice.localserver.vad import EnergyVad, SpeechStarted, SpeechStopped, threshold_dbfs
 from rtc_voice.localserver.voice import synthesize
-from rtc_voice.rtc import EVENTS_CHANNEL, rtc_configuration
-
-CLIENT_EVENTS = (
-    "session.update",
-    "input_audio_buffer.append",
-    "input_audio_buffer.commit",
-    "input_audio_buffer.clear",
-    "output_audio_buffer.clear",
-    "conversation.item.create",
-    "conversation.item.retrieve",
-    "conversation.item.truncate",
-    "conversation.item.delete",
-    "response.create",
-    "response.cancel",
+from rtc_voice.protocol import EVENTS_CHANNEL
+from rtc_voice.protocol import ClientEventType as C
+from rtc_voice.protocol import ServerEventType as S
+from rtc_voice.protocol.defaults import (
+    VAD_PREFIX_PADDING_MS,
+    VAD_SILENCE_DURATION_MS,
+    VAD_THRESHOLD,
 )
+from rtc_voice.rtc import compat
+from rtc_voice.rtc.ice import rtc_configuration
+
 TRANSCRIPTION_DELAY = 0.25  # seconds: user transcripts arrive late, as they do from OpenAI
 SEMANTIC_SILENCE_MS = {"low": 1200, "medium": 800, "auto": 800, "high": 500}
 AUDIO_TOKENS_IN_PER_S = 10
@@ -169,9 +165,11 @@ class LocalCall:
         max_duration: float,
         log: Callable[[str], None],
         on_end: Callable[[LocalCall], None],
+        loopback_only: bool = False,
     ) -> None:
         self.call_id = call_id
         self.session = session
+        self.loopback_only = loopback_only
         self.log = log
         self.stats = CallStats()
         self.items: list[JSON] = []
@@ -191,6 +189,19 @@ class LocalCall:
         self._buffer_voiced_ms = 0
         self._pending_item_id: str | None = None
         self.vad = self._make_vad(0)
+        self._handlers: dict[str, Callable[[JSON], None]] = {
+            C.SESSION_UPDATE: self._on_session_update,
+            C.INPUT_AUDIO_BUFFER_APPEND: self._on_input_audio_buffer_append,
+            C.INPUT_AUDIO_BUFFER_COMMIT: self._on_input_audio_buffer_commit,
+            C.INPUT_AUDIO_BUFFER_CLEAR: self._on_input_audio_buffer_clear,
+            C.OUTPUT_AUDIO_BUFFER_CLEAR: self._on_output_audio_buffer_clear,
+            C.CONVERSATION_ITEM_CREATE: self._on_conversation_item_create,
+            C.CONVERSATION_ITEM_RETRIEVE: self._on_conversation_item_retrieve,
+            C.CONVERSATION_ITEM_TRUNCATE: self._on_conversation_item_truncate,
+            C.CONVERSATION_ITEM_DELETE: self._on_conversation_item_delete,
+            C.RESPONSE_CREATE: self._on_response_create,
+            C.RESPONSE_CANCEL: self._on_response_cancel,
+        }
         self._cap = asyncio.get_running_loop().call_later(max_duration, self._expire, max_duration)
 
     # --- set-up and tear-down
@@ -221,7 +232,8 @@ class LocalCall:
 
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         pc.addTrack(self.track)
-        await pc.setLocalDescription(await pc.createAnswer())
+        with compat.loopback_ice() if self.loopback_only else contextlib.nullcontext():
+            await pc.setLocalDescription(await pc.createAnswer())
         return str(pc.localDescription.sdp)
 
     async def close(self, reason: str) -> None:
@@ -259,7 +271,7 @@ class LocalCall:
         minutes = seconds / 60
         shown = f"{minutes:g} minutes" if minutes >= 1 else f"{seconds:g} seconds"
         self.emit(
-            "error",
+            S.ERROR,
             error={
                 "type": "invalid_request_error",
                 "code": "session_expired",
@@ -287,7 +299,7 @@ class LocalCall:
         assert self.channel is not None
         self.channel.send(
             json.dumps(
-                {"type": "session.created", "event_id": new_id("event"), "session": self.session}
+                {"type": S.SESSION_CREATED, "event_id": new_id("event"), "session": self.session}
             )
         )
         for message in self._outbox:
@@ -295,18 +307,18 @@ class LocalCall:
         self._outbox.clear()
 
     def _error(self, error: ParamError, event_id: str | None) -> None:
-        self.emit("error", error=error.as_error(event_id))
+        self.emit(S.ERROR, error=error.as_error(event_id))
 
     # --- incoming audio and turn detection
 
     def _make_vad(self, now_ms: int) -> EnergyVad:
         detection = self.session["audio"]["input"].get("turn_detection") or {}
-        silence = detection.get("silence_duration_ms", 500)
+        silence = detection.get("silence_duration_ms", VAD_SILENCE_DURATION_MS)
         if detection.get("type") == "semantic_vad":
             silence = SEMANTIC_SILENCE_MS.get(detection.get("eagerness", "auto"), 800)
         vad = EnergyVad(
-            threshold=detection.get("threshold", 0.5),
-            prefix_padding_ms=detection.get("prefix_padding_ms", 300),
+            threshold=detection.get("threshold", VAD_THRESHOLD),
+            prefix_padding_ms=detection.get("prefix_padding_ms", VAD_PREFIX_PADDING_MS),
             silence_duration_ms=silence,
         )
         vad.now_ms = now_ms
@@ -325,7 +337,7 @@ class LocalCall:
     def _on_audio(self, level: float, frame_ms: int) -> None:
         detection = self.session["audio"]["input"].get("turn_detection")
         self._buffer_ms += frame_ms
-        if level >= threshold_dbfs((detection or {}).get("threshold", 0.5)):
+        if level >= threshold_dbfs((detection or {}).get("threshold", VAD_THRESHOLD)):
             self._buffer_voiced_ms += frame_ms
         events = self.vad.feed(level, frame_ms)
         if detection is None:
@@ -334,7 +346,7 @@ class LocalCall:
             if isinstance(event, SpeechStarted):
                 self._pending_item_id = new_id("item")
                 self.emit(
-                    "input_audio_buffer.speech_started",
+                    S.INPUT_AUDIO_BUFFER_SPEECH_STARTED,
                     audio_start_ms=event.audio_start_ms,
                     item_id=self._pending_item_id,
                 )
@@ -343,7 +355,7 @@ class LocalCall:
             elif isinstance(event, SpeechStopped):
                 item_id = self._pending_item_id or new_id("item")
                 self.emit(
-                    "input_audio_buffer.speech_stopped",
+                    S.INPUT_AUDIO_BUFFER_SPEECH_STOPPED,
                     audio_end_ms=event.audio_end_ms,
                     item_id=item_id,
                 )
@@ -353,7 +365,7 @@ class LocalCall:
         self._buffer_ms = self._buffer_voiced_ms = 0
         self._pending_item_id = None
         previous = self.items[-1]["id"] if self.items else None
-        self.emit("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous)
+        self.emit(S.INPUT_AUDIO_BUFFER_COMMITTED, item_id=item_id, previous_item_id=previous)
         item = {
             "id": item_id,
             "object": "realtime.item",
@@ -375,10 +387,10 @@ class LocalCall:
         seconds = speech_ms / 1000
         transcript = f"[speech {seconds:.1f} s]"
         ids = {"item_id": item["id"], "content_index": 0}
-        self.emit("conversation.item.input_audio_transcription.delta", **ids, delta=transcript)
+        self.emit(S.TRANSCRIPTION_DELTA, **ids, delta=transcript)
         item["content"][0]["transcript"] = transcript
         self.emit(
-            "conversation.item.input_audio_transcription.completed",
+            S.TRANSCRIPTION_COMPLETED,
             **ids,
             transcript=transcript,
             usage={"type": "duration", "seconds": round(seconds, 3)},
@@ -393,8 +405,8 @@ class LocalCall:
             index = next(i for i, it in enumerate(self.items) if it["id"] == previous) + 1
         previous_id = self.items[index - 1]["id"] if index > 0 else None
         self.items.insert(index, item)
-        self.emit("conversation.item.added", item=item, previous_item_id=previous_id)
-        self.emit("conversation.item.done", item=item, previous_item_id=previous_id)
+        self.emit(S.CONVERSATION_ITEM_ADDED, item=item, previous_item_id=previous_id)
+        self.emit(S.CONVERSATION_ITEM_DONE, item=item, previous_item_id=previous_id)
 
     def _find(self, item_id: object, event_id: str | None, param: str = "item_id") -> JSON | None:
         for item in self.items:
@@ -425,19 +437,19 @@ class LocalCall:
             return
         event_id = event.get("event_id")
         kind = event.get("type")
-        if kind not in CLIENT_EVENTS:
+        handler = self._handlers.get(str(kind))
+        if handler is None:
             self._error(
                 ParamError(
                     "invalid_value",
                     "type",
                     f"Invalid value: '{kind}'. Supported values are: "
-                    + ", ".join(f"'{t}'" for t in CLIENT_EVENTS)
+                    + ", ".join(f"'{t}'" for t in C)
                     + ".",
                 ),
                 event_id,
             )
             return
-        handler = getattr(self, "_on_" + kind.replace(".", "_"))
         try:
             handler(event)
         except ParamError as error:
@@ -448,7 +460,7 @@ class LocalCall:
         now = self.vad.now_ms
         self.session = merge_session(self.session, session)
         self.vad = self._make_vad(now)
-        self.emit("session.updated", session=self.session)
+        self.emit(S.SESSION_UPDATED, session=self.session)
 
     def _on_input_audio_buffer_append(self, event: JSON) -> None:
         """Audio arrives on the RTP track over WebRTC; appended base64 is accepted and ignored."""
@@ -466,14 +478,14 @@ class LocalCall:
 
     def _on_input_audio_buffer_clear(self, event: JSON) -> None:
         self._buffer_ms = self._buffer_voiced_ms = 0
-        self.emit("input_audio_buffer.cleared")
+        self.emit(S.INPUT_AUDIO_BUFFER_CLEARED)
 
     def _on_output_audio_buffer_clear(self, event: JSON) -> None:
         if self.response is not None and self.response.audio_started:
             self.cancel_response("client_cancelled")
         else:
             self.track.clear()
-            self.emit("output_audio_buffer.cleared")
+            self.emit(S.OUTPUT_AUDIO_BUFFER_CLEARED)
 
     def _on_conversation_item_create(self, event: JSON) -> None:
         for key in event:
@@ -528,13 +540,13 @@ class LocalCall:
     def _on_conversation_item_retrieve(self, event: JSON) -> None:
         item = self._find(event.get("item_id"), event.get("event_id"))
         if item is not None:
-            self.emit("conversation.item.retrieved", item=item)
+            self.emit(S.CONVERSATION_ITEM_RETRIEVED, item=item)
 
     def _on_conversation_item_truncate(self, event: JSON) -> None:
         item = self._find(event.get("item_id"), event.get("event_id"))
         if item is not None:
             self.emit(
-                "conversation.item.truncated",
+                S.CONVERSATION_ITEM_TRUNCATED,
                 item_id=item["id"],
                 content_index=event.get("content_index", 0),
                 audio_end_ms=event.get("audio_end_ms", 0),
@@ -544,7 +556,7 @@ class LocalCall:
         item = self._find(event.get("item_id"), event.get("event_id"))
         if item is not None:
             self.items.remove(item)
-            self.emit("conversation.item.deleted", item_id=item["id"])
+            self.emit(S.CONVERSATION_ITEM_DELETED, item_id=item["id"])
 
     def _on_response_create(self, event: JSON) -> None:
         if self.response is not None:
@@ -617,9 +629,9 @@ class LocalCall:
                 self._finish(response, "failed", None)
 
     async def _run(self, response: Response, plan: ReplyPlan) -> None:
-        self.emit("response.created", response=self._response_object(response, "in_progress", None))
+        self.emit(S.RESPONSE_CREATED, response=self._response_object(response, "in_progress", None))
         self.emit(
-            "rate_limits.updated",
+            S.RATE_LIMITS_UPDATED,
             rate_limits=[
                 {"name": "requests", "limit": 5000, "remaining": 4999, "reset_seconds": 0.012},
                 {"name": "tokens", "limit": 400000, "remaining": 395000, "reset_seconds": 0.75},
@@ -642,17 +654,17 @@ class LocalCall:
         response.item = item
         self.items.append(item)
         ids = {"response_id": response.id, "item_id": item["id"], "output_index": 0}
-        self.emit("response.output_item.added", response_id=response.id, output_index=0, item=item)
-        self.emit("conversation.item.added", item=item, previous_item_id=previous)
+        self.emit(S.RESPONSE_OUTPUT_ITEM_ADDED, response_id=response.id, output_index=0, item=item)
+        self.emit(S.CONVERSATION_ITEM_ADDED, item=item, previous_item_id=previous)
         part = {"type": "audio", "transcript": ""} if audio else {"type": "text", "text": ""}
-        self.emit("response.content_part.added", **ids, content_index=0, part=part)
+        self.emit(S.RESPONSE_CONTENT_PART_ADDED, **ids, content_index=0, part=part)
         words = re.findall(r"\S+\s*", plan.text)
         if audio:
             pcm = await synthesize(plan.text)
             duration_ms = len(pcm) * 1000 / RATE
             self.track.play(pcm)
             response.audio_started = True
-            self.emit("output_audio_buffer.started", response_id=response.id)
+            self.emit(S.OUTPUT_AUDIO_BUFFER_STARTED, response_id=response.id)
             said = 0
             for word in words:
                 due = duration_ms * said / max(1, len(plan.text))
@@ -660,14 +672,14 @@ class LocalCall:
                 while self.track.played_ms < due:  # noqa: ASYNC110
                     await asyncio.sleep(max(0.005, (due - self.track.played_ms) / 1000))
                 self.emit(
-                    "response.output_audio_transcript.delta", **ids, content_index=0, delta=word
+                    S.RESPONSE_OUTPUT_AUDIO_TRANSCRIPT_DELTA, **ids, content_index=0, delta=word
                 )
                 response.spoken += word
                 said += len(word)
             await response.drained.wait()
         else:
             for word in words:
-                self.emit("response.output_text.delta", **ids, content_index=0, delta=word)
+                self.emit(S.RESPONSE_OUTPUT_TEXT_DELTA, **ids, content_index=0, delta=word)
                 response.spoken += word
                 await asyncio.sleep(0.005)
         self._finish(response, "completed", None)
@@ -685,8 +697,8 @@ class LocalCall:
         }
         response.item = item
         self.items.append(item)
-        self.emit("response.output_item.added", response_id=response.id, output_index=0, item=item)
-        self.emit("conversation.item.added", item=item, previous_item_id=response.previous_item_id)
+        self.emit(S.RESPONSE_OUTPUT_ITEM_ADDED, response_id=response.id, output_index=0, item=item)
+        self.emit(S.CONVERSATION_ITEM_ADDED, item=item, previous_item_id=response.previous_item_id)
         ids = {
             "response_id": response.id,
             "item_id": item["id"],
@@ -695,10 +707,10 @@ class LocalCall:
         }
         for start in range(0, len(arguments), 16):
             self.emit(
-                "response.function_call_arguments.delta", **ids, delta=arguments[start : start + 16]
+                S.RESPONSE_FUNCTION_CALL_ARGUMENTS_DELTA, **ids, delta=arguments[start : start + 16]
             )
             await asyncio.sleep(0.005)
-        self.emit("response.function_call_arguments.done", **ids, arguments=arguments, name=name)
+        self.emit(S.RESPONSE_FUNCTION_CALL_ARGUMENTS_DONE, **ids, arguments=arguments, name=name)
         item.update(arguments=arguments)
         response.spoken = arguments
         self._finish(response, "completed", None)
@@ -712,7 +724,7 @@ class LocalCall:
                 audio = response.modalities == ["audio"]
                 if audio:
                     self.emit(
-                        "response.output_audio_transcript.done",
+                        S.RESPONSE_OUTPUT_AUDIO_TRANSCRIPT_DONE,
                         **ids,
                         content_index=0,
                         transcript=response.spoken,
@@ -721,20 +733,20 @@ class LocalCall:
                     item["content"] = [{"type": "output_audio", "transcript": response.spoken}]
                 else:
                     self.emit(
-                        "response.output_text.done", **ids, content_index=0, text=response.spoken
+                        S.RESPONSE_OUTPUT_TEXT_DONE, **ids, content_index=0, text=response.spoken
                     )
                     part = {"type": "text", "text": response.spoken}
                     item["content"] = [{"type": "output_text", "text": response.spoken}]
-                self.emit("response.content_part.done", **ids, content_index=0, part=part)
+                self.emit(S.RESPONSE_CONTENT_PART_DONE, **ids, content_index=0, part=part)
             self.emit(
-                "response.output_item.done", response_id=response.id, output_index=0, item=item
+                S.RESPONSE_OUTPUT_ITEM_DONE, response_id=response.id, output_index=0, item=item
             )
             self.emit(
-                "conversation.item.done", item=item, previous_item_id=response.previous_item_id
+                S.CONVERSATION_ITEM_DONE, item=item, previous_item_id=response.previous_item_id
             )
-        self.emit("response.done", response=self._response_object(response, status, reason))
+        self.emit(S.RESPONSE_DONE, response=self._response_object(response, status, reason))
         if response.audio_started and status == "completed":
-            self.emit("output_audio_buffer.stopped", response_id=response.id)
+            self.emit(S.OUTPUT_AUDIO_BUFFER_STOPPED, response_id=response.id)
         if self.response is response:
             self.response = None
 
@@ -748,7 +760,7 @@ class LocalCall:
             response.task.cancel()
         if response.audio_started:
             self.track.clear()
-            self.emit("output_audio_buffer.cleared", response_id=response.id)
+            self.emit(S.OUTPUT_AUDIO_BUFFER_CLEARED, response_id=response.id)
         self._finish(response, "cancelled", reason)
         return True
 

@@ -1,6 +1,6 @@
-"""The client's WebRTC peer: offer with mic track + `oai-events` channel, post SDP, wait until
-ready, send/receive events, idempotent close. Also owns the ICE policy (`use_loopback_ice`).
-"""
+"""The client's WebRTC peer (the only aiortc peer owner on the client side): offer with the
+microphone track and the `oai-events` channel, post SDP, wait until ready, send events, receive
+them typed, idempotent close."""
 
 from __future__ import annotations
 
@@ -8,109 +8,31 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiortc import (
-    MediaStreamTrack,
-    RTCConfiguration,
-    RTCDataChannel,
-    RTCIceServer,
-    RTCPeerConnection,
-    RTCSessionDescription,
-)
+from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
-from rtc_voice.api import RealtimeApi
 from rtc_voice.errors import CallError, ProtocolError
+from rtc_voice.protocol import EVENTS_CHANNEL, server
+from rtc_voice.protocol import ServerEventType as S
+from rtc_voice.rtc import compat
+from rtc_voice.rtc.ice import rtc_configuration
+from rtc_voice.rtc.stats import NetworkStats, read_stats
 
-EVENTS_CHANNEL = "oai-events"
+if TYPE_CHECKING:
+    from rtc_voice.api import RealtimeApi
+
 JSON = dict[str, Any]
 
-_loopback_only = False
+
+@dataclass(frozen=True)
+class ChannelClosed:
+    """The events channel closed: the server hung up, or the peer went away."""
 
 
-def is_loopback_host(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost: traffic to it never leaves this machine."""
-    import ipaddress
-
-    if host.strip("[]").lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def use_loopback_ice() -> None:
-    """Gather only 127.0.0.1 host candidates in this process.
-
-    aioice normally skips loopback and offers every interface address; for calls that never
-    leave this machine (local server, tests) that would send ICE checks to the machine's LAN
-    address instead. With no ICE servers configured this keeps all traffic on 127.0.0.1.
-    """
-    global _loopback_only
-    if _loopback_only:
-        return
-    import aioice.ice
-
-    def loopback_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return ["127.0.0.1"] if use_ipv4 else []
-
-    aioice.ice.get_host_addresses = loopback_addresses
-    _loopback_only = True
-
-
-def _immediate_audio_buffer() -> Any:
-    """A jitter buffer that hands each in-order audio packet on at once.
-
-    One Opus packet is one whole 20 ms frame, but aiortc only releases a frame once the next
-    packet shows it complete: 20 ms of delay for nothing. Out-of-order packets still wait for
-    the gap to fill, and a lost one is skipped as in aiortc (when the buffer overflows).
-    """
-    from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-
-    class ImmediateAudioJitterBuffer(JitterBuffer):
-        def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
-            pli, frame = super().add(packet)
-            if frame is None and self._origin is not None:
-                head = self._packets[self._origin % self._capacity]
-                if head is not None:
-                    data = head._data  # type: ignore[attr-defined]  # aiortc sets it on arrival
-                    frame = JitterFrame(data=data, timestamp=head.timestamp)
-                    self.remove(1)
-            return pli, frame
-
-    return ImmediateAudioJitterBuffer(capacity=16, prefetch=0)
-
-
-def tune_audio_jitter_buffer(pc: RTCPeerConnection, frames: int) -> bool:
-    """Hold back `frames` audio frames instead of aiortc's 4 (~80 ms of added delay); 0 hands
-    each in-order packet on at once.
-
-    aiortc has no setting for this; its receiver keeps the buffer in a private attribute. Returns
-    False (and changes nothing) if this aiortc version keeps it elsewhere.
-    """
-    from aiortc.jitterbuffer import JitterBuffer
-
-    changed = False
-    for transceiver in pc.getTransceivers():
-        receiver = transceiver.receiver
-        name = "_RTCRtpReceiver__jitter_buffer"
-        if transceiver.kind == "audio" and isinstance(getattr(receiver, name, None), JitterBuffer):
-            buffer = (
-                _immediate_audio_buffer()
-                if frames == 0
-                else JitterBuffer(capacity=16, prefetch=frames)
-            )
-            setattr(receiver, name, buffer)
-            changed = True
-    return changed
-
-
-def rtc_configuration(ice_servers: tuple[str, ...] | list[str]) -> RTCConfiguration:
-    """aiortc contacts a public STUN server unless given an explicit (here: empty) list."""
-    return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in ice_servers])
+Incoming = server.ServerEvent | ChannelClosed
 
 
 @dataclass
@@ -127,16 +49,16 @@ class ConnectTimings:
 
 @dataclass
 class RealtimeConnection:
-    """One call. Events from the server land in `events`; the model's audio in `remote_audio`."""
+    """One call. Server events (typed) land in `events`; the model's audio in `remote_audio`."""
 
     pc: RTCPeerConnection
     channel: RTCDataChannel
-    events: asyncio.Queue[JSON] = field(default_factory=asyncio.Queue)
+    events: asyncio.Queue[Incoming] = field(default_factory=asyncio.Queue)
     remote_audio: asyncio.Future[MediaStreamTrack] | None = None
     call_id: str | None = None
     session: JSON | None = None
     timings: ConnectTimings = field(default_factory=ConnectTimings)
-    on_send: Callable[[JSON], None] | None = None
+    warnings: list[str] = field(default_factory=list)  # compat problems worth a notice
     _closed: bool = False
 
     def send(self, event: JSON) -> None:
@@ -146,12 +68,13 @@ class RealtimeConnection:
                 hint="Start a new call.",
             )
         self.channel.send(json.dumps(event))
-        if self.on_send is not None:
-            self.on_send(event)
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    async def stats(self) -> NetworkStats:
+        return await read_stats(self.pc, time.monotonic())
 
     async def close(self) -> None:
         """Close channel and peer; safe to call more than once."""
@@ -168,19 +91,24 @@ async def connect(
     ephemeral_key: str,
     audio_track: MediaStreamTrack,
     *,
-    ice_servers: tuple[str, ...] | list[str] = (),
+    ice_servers: Sequence[str] = (),
     connect_timeout: float = 15.0,
     jitter_buffer_frames: int | None = None,
+    loopback_only: bool = False,
 ) -> RealtimeConnection:
     """Open a call: offer (mic track + events channel) → POST /calls → answer → channel open →
-    `session.created`. Raises CallError naming the step that stalled."""
+    `session.created`. Raises CallError naming the step that stalled. `loopback_only` gathers
+    127.0.0.1 candidates only (for a server on this machine)."""
     started = time.monotonic()
     pc = RTCPeerConnection(rtc_configuration(ice_servers))
     pc.addTransceiver(audio_track, direction="sendrecv")
-    if jitter_buffer_frames is not None:
-        tune_audio_jitter_buffer(pc, jitter_buffer_frames)
     channel = pc.createDataChannel(EVENTS_CHANNEL)
     conn = RealtimeConnection(pc=pc, channel=channel)
+    if jitter_buffer_frames is not None:
+        try:
+            compat.set_audio_jitter_buffer(pc, jitter_buffer_frames)
+        except compat.CompatError as exc:
+            conn.warnings.append(str(exc))
     loop = asyncio.get_running_loop()
     conn.remote_audio = loop.create_future()
     channel_open: asyncio.Future[None] = loop.create_future()
@@ -218,24 +146,27 @@ async def connect(
     @channel.on("message")
     def on_message(message: str | bytes) -> None:
         try:
-            event = json.loads(message)
+            raw = json.loads(message)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return
-        if not isinstance(event, dict):
+        if not isinstance(raw, dict):
             return
-        if event.get("type") == "session.created" and not first_session.done():
-            mark("session")
-            first_session.set_result(event.get("session") or {})
+        event = server.parse(raw)
+        if isinstance(event, server.SessionChanged) and event.type == S.SESSION_CREATED:
+            if not first_session.done():
+                mark("session")
+                first_session.set_result(dict(event.session))
         conn.events.put_nowait(event)
 
     @channel.on("close")
     def on_close() -> None:
-        conn.events.put_nowait({"type": "rtc_voice.channel_closed"})
+        conn.events.put_nowait(ChannelClosed())
 
     step = "HTTP"
     try:
         async with asyncio.timeout(connect_timeout):
-            await pc.setLocalDescription(await pc.createOffer())
+            with compat.loopback_ice() if loopback_only else contextlib.nullcontext():
+                await pc.setLocalDescription(await pc.createOffer())
             mark("offer")
             answer = await api.create_call(ephemeral_key, pc.localDescription.sdp)
             mark("http")
