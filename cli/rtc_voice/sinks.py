@@ -29,22 +29,25 @@ class WriterThread:
         self._thread.start()
         self._closed = False
 
-    def submit(self, fn: Callable[..., object], *args: Any) -> None:
-        """Run `fn(*args)` on the writer thread, after everything submitted before."""
-        if not self._closed and self.error is None:
-            self._queue.put((fn, args))
+    def submit(self, fn: Callable[..., object], *args: Any, cleanup: bool = False) -> None:
+        """Run `fn(*args)` on the writer thread, after everything submitted before. A `cleanup`
+        job (closing a file) runs even after a failure, and its own errors are ignored."""
+        if not self._closed and (cleanup or self.error is None):
+            self._queue.put((fn, args, cleanup))
 
     def _run(self) -> None:
         while True:
             job = self._queue.get()
             if job is _STOP:
                 return
-            fn, args = job
-            if self.error is not None:
+            fn, args, cleanup = job
+            if self.error is not None and not cleanup:
                 continue
             try:
                 fn(*args)
             except Exception as exc:
+                if cleanup or self.error is not None:
+                    continue
                 self.error = exc
                 if self.on_error is not None:
                     self.on_error(exc)

@@ -129,7 +129,7 @@ class TranscriptWriter:
 
     def close(self) -> None:
         if self._writer is not None:
-            self._writer.submit(self._close)
+            self._writer.submit(self._close, cleanup=True)
         else:
             self._close()
 

@@ -88,7 +88,7 @@ class WavSink(NullSink):
 
     def close(self) -> None:
         if self._thread is not None:
-            self._thread.submit(self._writer.close)
+            self._thread.submit(self._writer.close, cleanup=True)
         else:
             self._writer.close()
 
@@ -177,6 +177,6 @@ class Recorder:
 
     def close(self) -> None:
         if self._thread is not None:
-            self._thread.submit(self._writer.close)
+            self._thread.submit(self._writer.close, cleanup=True)
         else:
             self._writer.close()

@@ -184,7 +184,7 @@ async def connect(
             await dtls_done
             step = "data channel"
             await channel_open
-            step = "session.created"
+            step = S.SESSION_CREATED
             conn.session = await first_session
     except TimeoutError:
         await conn.close()
