@@ -10,7 +10,7 @@ import pytest
 
 from rtc_voice.audio.pcm import RATE, rms_dbfs
 from rtc_voice.localserver import voice
-from rtc_voice.localserver.call import plan_reply, usage_for
+from rtc_voice.localserver.responses import plan_reply, usage_for
 from rtc_voice.localserver.sessions import (
     ParamError,
     default_session,

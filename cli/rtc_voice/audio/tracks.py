@@ -40,6 +40,16 @@ def frame_to_mono(frame: object) -> Pcm:
     return to_mono(samples, len(frame.layout.channels))
 
 
+async def receive_pcm(track: MediaStreamTrack, deliver: Callable[[Pcm], None]) -> None:
+    """Hand each frame of a remote audio track to `deliver` as mono int16, until it ends."""
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        deliver(frame_to_mono(frame))
+
+
 class GuardedTrack(MediaStreamTrack):
     """A track whose frame source (`_next_frame`) may fail: the failure goes to `on_error`."""
 

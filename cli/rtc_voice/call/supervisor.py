@@ -47,6 +47,7 @@ from rtc_voice.transcript import TranscriptWriter
 if TYPE_CHECKING:
     from rtc_voice.api import RealtimeApi
     from rtc_voice.audio.io import Microphone, Recorder, Sink
+    from rtc_voice.audio.pcm import Pcm
     from rtc_voice.localserver import LocalServer
     from rtc_voice.rtc.peer import RealtimeConnection
 
@@ -449,21 +450,17 @@ class CallSupervisor:
         self.conversation.interrupt_locally()
 
     async def _pump_audio(self) -> None:
-        from aiortc.mediastreams import MediaStreamError
+        from rtc_voice.audio.tracks import receive_pcm
 
-        from rtc_voice.audio.tracks import frame_to_mono
+        assert self.conn is not None and self.conn.remote_audio is not None
+        await receive_pcm(await self.conn.remote_audio, self._play)
 
-        assert self.conn is not None and self.conn.remote_audio is not None and self.sink
-        track = await self.conn.remote_audio
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            samples = frame_to_mono(frame)
-            self.sink.write(samples)
-            if self._recorder is not None:
-                self._recorder.assistant(samples)
+    def _play(self, samples: Pcm) -> None:
+        """The assistant's audio, as it arrives: to the speaker and the recording."""
+        assert self.sink is not None
+        self.sink.write(samples)
+        if self._recorder is not None:
+            self._recorder.assistant(samples)
 
     def _mic_silent(self) -> None:
         self.presenter.notice(

@@ -38,8 +38,11 @@ NOTICE_SECONDS = 8.0
 
 
 class LivePresenter:
-    def __init__(self, *, ptt: bool = False, console: Console | None = None) -> None:
+    def __init__(
+        self, *, ptt: bool = False, console: Console | None = None, keys: bool = True
+    ) -> None:
         self.ptt = ptt
+        self.keys = keys  # read single keys from stdin (off for benchmarks)
         self.console = console or Console()
         self.show_log = False
         self.show_help = False
@@ -69,8 +72,9 @@ class LivePresenter:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        self._enter_cbreak()
-        loop.add_reader(self._fd, self._on_input)
+        if self.keys:
+            self._enter_cbreak()
+            loop.add_reader(self._fd, self._on_input)
         try:
             with Live(
                 console=self.console,
@@ -86,8 +90,9 @@ class LivePresenter:
                     await asyncio.sleep(1 / FPS)
         finally:
             self._live = None
-            with contextlib.suppress(Exception):
-                loop.remove_reader(self._fd)
+            if self.keys:
+                with contextlib.suppress(Exception):
+                    loop.remove_reader(self._fd)
             self._restore()
 
     def _draw(self, live: Live, view: View) -> None:
