@@ -106,3 +106,16 @@ def test_meter_scale() -> None:
     assert meter(-120).plain == "▯" * 12
     assert meter(0).plain == "▮" * 12
     assert meter(-30).plain == "▮" * 6 + "▯" * 6
+
+
+def test_a_turn_that_changes_is_wrapped_again() -> None:
+    """Wrapped turns are cached by content: a growing reply shows its new words."""
+    reply = Message("a9", "assistant", text="Hello", status="in_progress", started_at=1e9)
+    first = render(View(turns=[reply]))
+    reply.text += " there, how can I help?"
+    second = render(View(turns=[reply]))
+    reply.status = "interrupted"
+    third = render(View(turns=[reply]))
+    assert "help?" not in first and "help?" in second
+    assert "interrupted" not in second and "interrupted" in third
+    assert render(View(turns=[reply])) == third

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -122,12 +123,28 @@ def turn_text(turn: Turn) -> Text:
     return line
 
 
+_WRAP_CACHE_SIZE = 512
+_wrapped: dict[tuple[object, ...], list[Text]] = {}
+
+
+def wrapped_turn(turn: Turn, width: int) -> list[Text]:
+    """`turn_text(turn)` wrapped to `width` columns. Finished turns never change, so each is
+    wrapped once per width (what keeps a 200-turn screen cheap to draw)."""
+    key = (type(turn).__name__, *dataclasses.astuple(turn), width)
+    lines = _wrapped.get(key)
+    if lines is None:
+        if len(_wrapped) >= _WRAP_CACHE_SIZE:
+            _wrapped.clear()
+        console = Console(width=width, file=None, color_system=None)
+        lines = _wrapped[key] = list(turn_text(turn).wrap(console, width))
+    return lines
+
+
 def conversation(turns: Sequence[Turn], width: int, height: int) -> Text:
     """The newest turns that fit in `height` lines of `width` columns."""
-    console = Console(width=max(20, width), file=None, color_system=None)
     lines: list[Text] = []
     for turn in reversed(turns):
-        wrapped = list(turn_text(turn).wrap(console, max(20, width)))
+        wrapped = wrapped_turn(turn, max(20, width))
         if lines and len(lines) + len(wrapped) > height:
             break
         lines = [*wrapped, *lines]
