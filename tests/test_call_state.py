@@ -43,10 +43,7 @@ SAME = object()  # the state stays and nothing happens
 TEAR = [st.TearDown()]
 QUITTING = (st.Ending("you hung up", ExitCode.OK), TEAR)
 INTERRUPTED = (st.Ending("interrupted (Ctrl-C)", ExitCode.INTERRUPTED), TEAR)
-FAILING = (
-    st.Ending(BROKEN.message, ExitCode.FAILURE),
-    [st.Notify(BROKEN.message, error=True), st.TearDown()],
-)
+FAILING = (st.Ending(BROKEN.message, ExitCode.FAILURE), TEAR)
 OPENED = (st.Connected(since=NOW), [st.StartMedia()])
 SERVER_ENDED = (st.Ending(st.SERVER_CLOSED_REASON, ExitCode.CALL), TEAR)
 LOST = (st.Ending(st.NETWORK_LOST_REASON, ExitCode.CALL), TEAR)

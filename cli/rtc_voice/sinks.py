@@ -8,6 +8,7 @@ with a sentence instead of stalling or crashing the audio path.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -50,7 +51,8 @@ class WriterThread:
                     continue
                 self.error = exc
                 if self.on_error is not None:
-                    self.on_error(exc)
+                    with contextlib.suppress(Exception):  # e.g. the loop is already gone
+                        self.on_error(exc)
 
     def close(self, timeout: float = 10.0) -> None:
         """Finish every queued write, then stop the thread (blocking; call it off the loop)."""

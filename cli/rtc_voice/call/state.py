@@ -198,8 +198,7 @@ def step(state: State, event: Input, now: float) -> tuple[State, list[Effect]]:
         case Quit(reason=reason, code=code):
             return _end(reason, code)
         case TaskFailed(message=message, code=code):
-            state2, effects = _end(message, code)
-            return state2, [Notify(message, error=True), *effects]
+            return _end(message, code)  # the CLI prints the sentence once, with its hint
     match state, event:
         case Idle(), Start(have_key=False):
             return Minting(), [MintKey()]

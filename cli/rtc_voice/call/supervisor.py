@@ -238,7 +238,7 @@ class CallSupervisor:
     def _on_sigint(self) -> None:
         self._sigints += 1
         if self._sigints > 1:
-            self.presenter.close(())  # restore the terminal, then leave at once
+            self.presenter.close(self.conversation.turns())  # restore the terminal, leave now
             os._exit(int(ExitCode.INTERRUPTED))
         self.quit("interrupted (Ctrl-C)", ExitCode.INTERRUPTED)
 
