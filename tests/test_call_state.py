@@ -51,8 +51,8 @@ LIVE_ENDINGS = {"quit": QUITTING, "ctrl-c": INTERRUPTED, "task failed": FAILING}
 
 EXPECTED: dict[str, dict[str, Any]] = {
     "idle": {
-        "start": (st.Minting(), [st.MintKey()]),
-        "start with key": (st.Connecting(), [st.OpenCall()]),
+        "start": (st.Minting(), [st.MakeOffer(), st.MintKey()]),
+        "start with key": (st.Connecting(), [st.MakeOffer(), st.OpenCall()]),
         **LIVE_ENDINGS,
     },
     "minting": {"key minted": (st.Connecting(), [st.OpenCall()]), **LIVE_ENDINGS},
@@ -128,5 +128,11 @@ def test_a_whole_call_in_order() -> None:
         state, new = st.step(state, event, at)
         effects += new
     assert state == st.Ended(st.SESSION_CAP_REASON, ExitCode.OK)
-    assert effects == [st.MintKey(), st.OpenCall(), st.StartMedia(), st.TearDown()]
+    assert effects == [
+        st.MakeOffer(),
+        st.MintKey(),
+        st.OpenCall(),
+        st.StartMedia(),
+        st.TearDown(),
+    ]
     assert state.phase == "ended"

@@ -170,3 +170,35 @@ def test_the_cli_prints_the_sentence_and_the_traceback_only_with_debug(
     assert "Error: Writing the recording or transcript failed: No space left on device." in out
     assert "Check the disk space" in out
     assert ("Traceback" in out and "OSError: [Errno 28]" in out) is debug
+
+
+async def test_the_offer_is_made_while_the_key_request_is_in_flight(tmp_path: Path) -> None:
+    from rtc_voice.credentials import ApiKey
+    from tests.support import Reply, ScriptedServer, openai_error
+
+    seen_while_minting: list[bool] = []
+
+    class Watching(Recording):
+        async def run(self) -> None:
+            while self.snapshot().phase != "minting":  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            while self.snapshot().phase == "minting":
+                offer = call._offer
+                seen_while_minting.append(offer is not None and offer.done())
+                await asyncio.sleep(0.01)
+
+    with ScriptedServer() as server:
+        server.script(
+            Reply(200, {"value": "ek_slow", "expires_at": 2**31}, delay=1.0),
+            Reply(401, openai_error("Incorrect API key provided: ek_…slow.", "invalid_api_key")),
+        )
+        settings = load_settings(env={"RTC_VOICE_BASE_URL": server.base_url})
+        opts = TalkOptions(input=str(quiet_wav(tmp_path)), output="none")
+        call = CallSupervisor(settings, opts, Watching(), api_key=ApiKey("sk-test-key", "env"))
+        assert await call.run() == ExitCode.AUTH
+    assert seen_while_minting[-1] is True  # the peer and its offer were ready before the key
+    assert [r.path for r in server.requests] == [
+        "/v1/realtime/client_secrets",
+        "/v1/realtime/calls",
+    ]
+    assert_all_tasks_done(call)

@@ -5,7 +5,8 @@ and reads no clock (`now` is monotonic seconds from the caller). `supervisor.py`
 effects out and turns what happens (a key arrives, the channel closes, a task fails) into inputs.
 
     Idle ─Start─▶ Minting ─KeyMinted─▶ Connecting ─CallOpened─▶ Connected
-      (Start with a key of the user's own goes straight to Connecting)
+      (Start with a key of the user's own goes straight to Connecting; either way the offer
+      is made at Start, alongside the key request)
     Connected ─ServerClosed / NetworkLost─▶ Ending      (Reconnecting: the next step builds it)
     any live state ─Quit / TaskFailed─▶ Ending ─TornDown─▶ Ended | Failed
 """
@@ -146,6 +147,11 @@ Input = (
 
 
 @dataclass(frozen=True)
+class MakeOffer:
+    """Create the peer, its offer and candidates (while the key request is in flight)."""
+
+
+@dataclass(frozen=True)
 class MintKey:
     pass
 
@@ -171,7 +177,7 @@ class TearDown:
     pass
 
 
-Effect = MintKey | OpenCall | StartMedia | Notify | TearDown
+Effect = MakeOffer | MintKey | OpenCall | StartMedia | Notify | TearDown
 
 SESSION_CAP_REASON = "the session reached its maximum duration"
 SERVER_CLOSED_REASON = "the server ended the call"
@@ -201,9 +207,9 @@ def step(state: State, event: Input, now: float) -> tuple[State, list[Effect]]:
             return _end(message, code)  # the CLI prints the sentence once, with its hint
     match state, event:
         case Idle(), Start(have_key=False):
-            return Minting(), [MintKey()]
+            return Minting(), [MakeOffer(), MintKey()]
         case Idle(), Start(have_key=True):
-            return Connecting(), [OpenCall()]
+            return Connecting(), [MakeOffer(), OpenCall()]
         case Minting(), KeyMinted():
             return Connecting(), [OpenCall()]
         case Connecting() | Reconnecting(), CallOpened():

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from rtc_voice.audio.io import Microphone, Recorder, Sink
     from rtc_voice.audio.pcm import Pcm
     from rtc_voice.localserver import LocalServer
-    from rtc_voice.rtc.peer import RealtimeConnection
+    from rtc_voice.rtc.peer import Offer, RealtimeConnection
 
 JSON = dict[str, Any]
 INPUT_GRACE_S = 30.0  # after a WAV input ends: longest wait for the replies it caused
@@ -117,6 +117,7 @@ class CallSupervisor:
         self.mic: Microphone | None = None
         self.sink: Sink | None = None
         self.conn: RealtimeConnection | None = None
+        self._offer: asyncio.Future[Offer] | None = None  # made while the key is minted
         self._api: RealtimeApi | None = None
         self._server: LocalServer | None = None
         self._writer: WriterThread | None = None
@@ -140,6 +141,9 @@ class CallSupervisor:
         self.state, effects = st.step(self.state, event, self.clock())
         for effect in effects:
             match effect:
+                case st.MakeOffer():
+                    self._offer = asyncio.get_running_loop().create_future()
+                    self._spawn("offer", self._make_offer(self._offer))
                 case st.MintKey():
                     self._spawn("key request", self._mint())
                 case st.OpenCall():
@@ -294,20 +298,33 @@ class CallSupervisor:
         self._ephemeral = secret.value
         self.dispatch(st.KeyMinted())
 
-    async def _open_call(self) -> None:
-        from rtc_voice.rtc.peer import connect
+    async def _make_offer(self, result: asyncio.Future[Offer]) -> None:
+        from rtc_voice.errors import CallError
+        from rtc_voice.rtc.peer import make_offer
 
-        assert self._api is not None and self._ephemeral is not None and self.mic is not None
+        assert self.mic is not None
         settings = self.settings
-        self.conn = await connect(
-            self._api,
-            self._ephemeral,
-            self.mic.track,
-            ice_servers=settings.ice_servers,
-            connect_timeout=settings.connect_timeout,
-            jitter_buffer_frames=settings.jitter_buffer_frames,
-            loopback_only=self._loopback,
-        )
+        try:
+            async with asyncio.timeout(settings.connect_timeout):
+                offer = await make_offer(
+                    self.mic.track,
+                    ice_servers=settings.ice_servers,
+                    jitter_buffer_frames=settings.jitter_buffer_frames,
+                    loopback_only=self._loopback,
+                )
+        except TimeoutError:
+            raise CallError(
+                f"The call did not connect within {settings.connect_timeout:g} s: stalled "
+                "making the offer.",
+                hint="Raise network.connect_timeout if this machine is very slow.",
+            ) from None
+        result.set_result(offer)
+
+    async def _open_call(self) -> None:
+        assert self._api is not None and self._ephemeral is not None
+        assert self._offer is not None
+        offer = await self._offer
+        self.conn = await offer.call(self._api, self._ephemeral, self.settings.connect_timeout)
         for warning in self.conn.warnings:
             self.presenter.notice(warning, error=True)
         self.dispatch(st.CallOpened())
@@ -511,6 +528,8 @@ class CallSupervisor:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         conn, api = self.conn, self._api
+        if self._offer is not None and self._offer.done() and self._offer.result().conn is not conn:
+            await self._offer.result().conn.close()  # made, never used: the call ended first
         if conn is not None:
             if conn.call_id and self._key and api is not None:
                 with contextlib.suppress(Exception):

@@ -86,19 +86,83 @@ class RealtimeConnection:
         await self.pc.close()
 
 
-async def connect(
-    api: RealtimeApi,
-    ephemeral_key: str,
+@dataclass
+class Offer:
+    """A peer with its offer made and its candidates gathered, waiting for a key to call with
+    (made while the key request is in flight, so connecting starts with the HTTP step)."""
+
+    conn: RealtimeConnection
+    started: float
+    channel_open: asyncio.Future[None]
+    first_session: asyncio.Future[JSON]
+    ice_done: asyncio.Future[None]
+    dtls_done: asyncio.Future[None]
+
+    def mark(self, name: str) -> None:
+        if getattr(self.conn.timings, name) is None:
+            setattr(self.conn.timings, name, time.monotonic() - self.started)
+
+    async def call(
+        self,
+        api: RealtimeApi,
+        ephemeral_key: str,
+        connect_timeout: float = 15.0,
+        *,
+        deadline: float | None = None,
+    ) -> RealtimeConnection:
+        """POST /calls → answer → channel open → `session.created`, within `connect_timeout`
+        (or by `deadline`, in loop time, when the offer already used part of it). Raises
+        CallError naming the step that stalled; the peer is closed on any failure."""
+        conn, pc = self.conn, self.conn.pc
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + connect_timeout
+        step = "HTTP"
+        try:
+            async with asyncio.timeout_at(deadline):
+                answer = await api.create_call(ephemeral_key, pc.localDescription.sdp)
+                self.mark("http")
+                conn.call_id = answer.call_id
+                try:
+                    await pc.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
+                except ValueError:
+                    raise ProtocolError(
+                        f"{api.host} sent an SDP answer that cannot be used.",
+                        hint="Check that base_url points at an OpenAI-compatible /v1 endpoint.",
+                    ) from None
+                step = "ICE"
+                await self.ice_done
+                step = "DTLS"
+                await self.dtls_done
+                step = "data channel"
+                await self.channel_open
+                step = S.SESSION_CREATED
+                conn.session = await self.first_session
+        except TimeoutError:
+            await conn.close()
+            raise CallError(
+                f"The call did not connect within {connect_timeout:g} s: stalled at the {step} "
+                "step.",
+                hint="Check your network (a firewall may block UDP), or raise "
+                "network.connect_timeout."
+                if step != "HTTP"
+                else "The server did not answer in time; check base_url and your network.",
+            ) from None
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+
+async def make_offer(
     audio_track: MediaStreamTrack,
     *,
     ice_servers: Sequence[str] = (),
-    connect_timeout: float = 15.0,
     jitter_buffer_frames: int | None = None,
     loopback_only: bool = False,
-) -> RealtimeConnection:
-    """Open a call: offer (mic track + events channel) → POST /calls → answer → channel open →
-    `session.created`. Raises CallError naming the step that stalled. `loopback_only` gathers
-    127.0.0.1 candidates only (for a server on this machine)."""
+) -> Offer:
+    """A peer sending `audio_track` with the events channel, its offer set and its candidates
+    gathered. `loopback_only` gathers 127.0.0.1 candidates only (for a server on this
+    machine)."""
     started = time.monotonic()
     pc = RTCPeerConnection(rtc_configuration(ice_servers))
     pc.addTransceiver(audio_track, direction="sendrecv")
@@ -111,14 +175,14 @@ async def connect(
             conn.warnings.append(str(exc))
     loop = asyncio.get_running_loop()
     conn.remote_audio = loop.create_future()
-    channel_open: asyncio.Future[None] = loop.create_future()
-    first_session: asyncio.Future[JSON] = loop.create_future()
-    ice_done: asyncio.Future[None] = loop.create_future()
-    dtls_done: asyncio.Future[None] = loop.create_future()
-
-    def mark(name: str) -> None:
-        if getattr(conn.timings, name) is None:
-            setattr(conn.timings, name, time.monotonic() - started)
+    offer = Offer(
+        conn=conn,
+        started=started,
+        channel_open=loop.create_future(),
+        first_session=loop.create_future(),
+        ice_done=loop.create_future(),
+        dtls_done=loop.create_future(),
+    )
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
@@ -127,21 +191,21 @@ async def connect(
 
     @pc.on("iceconnectionstatechange")
     def on_ice() -> None:
-        if pc.iceConnectionState == "completed" and not ice_done.done():
-            mark("ice")
-            ice_done.set_result(None)
+        if pc.iceConnectionState == "completed" and not offer.ice_done.done():
+            offer.mark("ice")
+            offer.ice_done.set_result(None)
 
     @pc.on("connectionstatechange")
     def on_state() -> None:
-        if pc.connectionState == "connected" and not dtls_done.done():
-            mark("dtls")
-            dtls_done.set_result(None)
+        if pc.connectionState == "connected" and not offer.dtls_done.done():
+            offer.mark("dtls")
+            offer.dtls_done.set_result(None)
 
     @channel.on("open")
     def on_open() -> None:
-        mark("channel")
-        if not channel_open.done():
-            channel_open.set_result(None)
+        offer.mark("channel")
+        if not offer.channel_open.done():
+            offer.channel_open.set_result(None)
 
     @channel.on("message")
     def on_message(message: str | bytes) -> None:
@@ -153,48 +217,48 @@ async def connect(
             return
         event = server.parse(raw)
         if isinstance(event, server.SessionChanged) and event.type == S.SESSION_CREATED:
-            if not first_session.done():
-                mark("session")
-                first_session.set_result(dict(event.session))
+            if not offer.first_session.done():
+                offer.mark("session")
+                offer.first_session.set_result(dict(event.session))
         conn.events.put_nowait(event)
 
     @channel.on("close")
     def on_close() -> None:
         conn.events.put_nowait(ChannelClosed())
 
-    step = "HTTP"
     try:
-        async with asyncio.timeout(connect_timeout):
-            with compat.loopback_ice() if loopback_only else contextlib.nullcontext():
-                await pc.setLocalDescription(await pc.createOffer())
-            mark("offer")
-            answer = await api.create_call(ephemeral_key, pc.localDescription.sdp)
-            mark("http")
-            conn.call_id = answer.call_id
-            try:
-                await pc.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
-            except ValueError:
-                raise ProtocolError(
-                    f"{api.host} sent an SDP answer that cannot be used.",
-                    hint="Check that base_url points at an OpenAI-compatible /v1 endpoint.",
-                ) from None
-            step = "ICE"
-            await ice_done
-            step = "DTLS"
-            await dtls_done
-            step = "data channel"
-            await channel_open
-            step = S.SESSION_CREATED
-            conn.session = await first_session
-    except TimeoutError:
-        await conn.close()
-        raise CallError(
-            f"The call did not connect within {connect_timeout:g} s: stalled at the {step} step.",
-            hint="Check your network (a firewall may block UDP), or raise network.connect_timeout."
-            if step != "HTTP"
-            else "The server did not answer in time; check base_url and your network.",
-        ) from None
+        with compat.loopback_ice() if loopback_only else contextlib.nullcontext():
+            await pc.setLocalDescription(await pc.createOffer())
     except BaseException:
         await conn.close()
         raise
-    return conn
+    offer.mark("offer")
+    return offer
+
+
+async def connect(
+    api: RealtimeApi,
+    ephemeral_key: str,
+    audio_track: MediaStreamTrack,
+    *,
+    ice_servers: Sequence[str] = (),
+    connect_timeout: float = 15.0,
+    jitter_buffer_frames: int | None = None,
+    loopback_only: bool = False,
+) -> RealtimeConnection:
+    """Open a call: `make_offer`, then `Offer.call` (both within `connect_timeout`)."""
+    deadline = asyncio.get_running_loop().time() + connect_timeout
+    try:
+        async with asyncio.timeout_at(deadline):
+            offer = await make_offer(
+                audio_track,
+                ice_servers=ice_servers,
+                jitter_buffer_frames=jitter_buffer_frames,
+                loopback_only=loopback_only,
+            )
+    except TimeoutError:
+        raise CallError(
+            f"The call did not connect within {connect_timeout:g} s: stalled making the offer.",
+            hint="Raise network.connect_timeout if this machine is very slow.",
+        ) from None
+    return await offer.call(api, ephemeral_key, connect_timeout, deadline=deadline)
