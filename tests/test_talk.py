@@ -19,7 +19,7 @@ from rtc_voice.errors import ExitCode
 from rtc_voice.session import CallSession, TalkOptions
 from rtc_voice.ui.plain import LinePresenter
 from tests.rtc_client import validate_client_event, validate_server_event
-from tests.support import FAKE_KEY, rtc_voice
+from tests.support import FAKE_KEY, Reply, ScriptedServer, rtc_voice
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "cli" / "rtc_voice" / "data" / "hello.wav"
@@ -325,7 +325,6 @@ def test_connect_timeout_names_the_stalled_step(tmp_path: Path) -> None:
 
     from rtc_voice.audio.tracks import PcmTrack
     from rtc_voice.rtc import rtc_configuration, use_loopback_ice
-    from tests.support import Reply, ScriptedServer
 
     async def dead_answer() -> str:
         use_loopback_ice()
@@ -407,3 +406,37 @@ def test_sigterm_hangs_up_and_finishes_the_transcript(tmp_path: Path) -> None:
     lines = jsonl(transcript)
     assert [x.get("role") for x in lines[:2]] == ["user", "assistant"]
     assert lines[-1]["type"] == "usage" and lines[-1]["responses"] == 1
+
+
+def test_malformed_sdp_answer_is_a_protocol_error_and_the_call_is_hung_up(
+    tmp_path: Path, http_server: ScriptedServer
+) -> None:
+    """aiortc's SDP parser raises AssertionError on this answer; the server made a call."""
+    http_server.script(
+        Reply(200, {"value": "ek_" + "2" * 32, "expires_at": 4_000_000_000}),
+        Reply(
+            201,
+            "v=0\r\nm=audio x\r\n",
+            {"Content-Type": "application/sdp", "Location": "/v1/realtime/calls/rtc_bad1"},
+        ),
+        Reply(200, ""),
+    )
+    done = talk(
+        tmp_path,
+        "--base-url",
+        http_server.base_url,
+        "--input",
+        str(HELLO),
+        "--output",
+        "none",
+        env={"OPENAI_API_KEY": FAKE_KEY},
+    )
+    assert done.returncode == ExitCode.PROTOCOL, done.stderr
+    assert "SDP answer that cannot be used" in done.stderr and "Traceback" not in done.stderr
+    paths = [r.path for r in http_server.requests]
+    assert paths == [
+        "/v1/realtime/client_secrets",
+        "/v1/realtime/calls",
+        "/v1/realtime/calls/rtc_bad1/hangup",
+    ]
+    assert http_server.requests[2].headers["authorization"] == f"Bearer {FAKE_KEY}"
