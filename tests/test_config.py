@@ -198,3 +198,43 @@ def test_cli_config_path_follows_env(
 ) -> None:
     monkeypatch.setenv("RTC_VOICE_CONFIG", str(tmp_path / "x.toml"))
     assert runner.invoke(app, ["config", "path"]).stdout.strip() == str(tmp_path / "x.toml")
+
+
+def _unsearchable_config_home(tmp_path: Path) -> Path:
+    """A config directory the user cannot look into: unreadable for a normal user; for root
+    (who may read anything) a directory name longer than the system allows (ENAMETOOLONG)."""
+    import os
+
+    if os.geteuid() == 0:
+        return tmp_path / ("x" * 300)
+    locked = tmp_path / "locked"
+    (locked / "inner").mkdir(parents=True)
+    locked.chmod(0)
+    return locked / "inner"
+
+
+@pytest.mark.parametrize(
+    "args", [["config", "show"], ["config", "path"], ["talk", "--local", "--output", "none"]]
+)
+def test_an_unreadable_config_directory_is_one_sentence(tmp_path: Path, args: list[str]) -> None:
+    import os
+    import subprocess
+
+    from tests.support import rtc_voice
+
+    home = _unsearchable_config_home(tmp_path)
+    try:
+        done = subprocess.run(
+            rtc_voice(*args),
+            env={**os.environ, "XDG_CONFIG_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        if home.parent.name == "locked":
+            home.parent.chmod(0o700)
+    assert done.returncode == ExitCode.CONFIG, done.stderr
+    assert "Error: Cannot look for the config file" in done.stderr
+    assert "Traceback" not in done.stderr and "--config" in done.stderr

@@ -256,11 +256,11 @@ def config_path(config: ConfigOpt = None) -> None:
     """Print the path of the config file rtc-voice reads."""
     import os
 
-    from rtc_voice.config import resolve_config_path
+    from rtc_voice.config import config_exists, resolve_config_path
 
     path, _ = resolve_config_path(config, os.environ)
     print(path)
-    if not path.exists():
+    if not config_exists(path):
         _stderr().print("(it does not exist yet: `rtc-voice config init` creates it)", style="dim")
 
 
@@ -300,11 +300,11 @@ def config_init(
     """Write a commented example config file (every key, with its default)."""
     import os
 
-    from rtc_voice.config import example_toml, resolve_config_path
+    from rtc_voice.config import config_exists, example_toml, resolve_config_path
     from rtc_voice.errors import ConfigError
 
     path, _ = resolve_config_path(config, os.environ)
-    if path.exists() and not force:
+    if config_exists(path) and not force:
         raise ConfigError(
             f"{path} already exists; not overwriting it.",
             hint="Add --force to replace it, or edit it directly.",

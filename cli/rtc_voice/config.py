@@ -369,6 +369,19 @@ def resolve_config_path(flag: Path | None, env: Mapping[str, str]) -> tuple[Path
     return default_config_path(), False
 
 
+def config_exists(path: Path) -> bool:
+    """Whether the config file exists; a directory on the way that cannot be searched (permission
+    denied, a name too long) is a ConfigError naming it rather than a traceback."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot look for the config file {path}: {exc.strerror or exc}.",
+            hint=f"Check the permissions of {path.parent}, or name another file with --config "
+            f"or {CONFIG_ENV}.",
+        ) from None
+
+
 def _closest(name: str, candidates: Sequence[str]) -> str | None:
     matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
     if matches:
@@ -503,7 +516,7 @@ def load_settings(
     sources: dict[str, Source] = {}
 
     file_values: dict[str, object] = {}
-    if explicit or path.exists():
+    if explicit or config_exists(path):
         file_values = read_file(path)
     prices = file_values.pop("prices", {})
     if prices:
