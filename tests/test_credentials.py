@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keyring
 import pytest
 from keyring.backends.fail import Keyring as NoKeyring
@@ -95,3 +97,27 @@ def test_headless_keyring_is_not_needed_when_the_env_has_a_key(
     status = runner.invoke(app, ["auth", "status"])
     assert status.exit_code == 0
     assert "sk-…nary from the OPENAI_API_KEY environment variable." in status.stdout
+
+
+def test_login_with_stdin_closed_is_one_sentence(tmp_path: Path) -> None:
+    """`rtc-voice auth login 0<&-`: Python then has no sys.stdin at all."""
+    import os
+    import subprocess
+
+    from tests.support import rtc_voice
+
+    done = subprocess.run(
+        rtc_voice("auth", "login"),
+        env={
+            **os.environ,
+            "XDG_CONFIG_HOME": str(tmp_path),
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert done.returncode == ExitCode.AUTH, done.stderr
+    assert "Error: No key was given: standard input is closed." in done.stderr
+    assert "Traceback" not in done.stderr

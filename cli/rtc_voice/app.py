@@ -208,7 +208,14 @@ def auth_login() -> None:
     Prompts without echo; or pipe it in: [bold]pass show openai | rtc-voice auth login[/]
     """
     from rtc_voice.credentials import check_key_shape, redact, store_key
+    from rtc_voice.errors import CredentialsError
 
+    if sys.stdin is None or sys.stdin.closed:
+        raise CredentialsError(
+            "No key was given: standard input is closed.",
+            hint="Run it in a terminal to be prompted, or pipe the key in: "
+            "`pass show openai | rtc-voice auth login`.",
+        )
     if sys.stdin.isatty():
         raw = typer.prompt("OpenAI API key (input hidden)", hide_input=True)
     else:
