@@ -19,7 +19,7 @@ from rtc_voice.errors import ExitCode
 from rtc_voice.session import CallSession, TalkOptions
 from rtc_voice.ui.plain import LinePresenter
 from tests.rtc_client import validate_client_event, validate_server_event
-from tests.support import FAKE_KEY, Reply, ScriptedServer, rtc_voice
+from tests.support import FAKE_KEY, Reply, ScriptedServer, openai_error, rtc_voice
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "cli" / "rtc_voice" / "data" / "hello.wav"
@@ -440,3 +440,40 @@ def test_malformed_sdp_answer_is_a_protocol_error_and_the_call_is_hung_up(
         "/v1/realtime/calls/rtc_bad1/hangup",
     ]
     assert http_server.requests[2].headers["authorization"] == f"Bearer {FAKE_KEY}"
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_a_run_that_fails_before_the_call_writes_no_transcript(
+    tmp_path: Path, http_server: ScriptedServer, existing: bool
+) -> None:
+    http_server.script(Reply(401, openai_error("Incorrect API key provided.", "invalid_api_key")))
+    transcript = tmp_path / "t.jsonl"
+    if existing:
+        transcript.write_text('{"type": "usage", "responses": 3}\n')
+    before = transcript.read_text() if existing else None
+    failures = [
+        (["--local", "--input", "missing.wav"], ExitCode.AUDIO),
+        (["--base-url", http_server.base_url, "--input", str(HELLO)], ExitCode.AUTH),
+    ]
+    for args, code in failures:
+        done = talk(
+            tmp_path,
+            *args,
+            "--output",
+            "none",
+            "--transcript",
+            str(transcript),
+            env={"OPENAI_API_KEY": FAKE_KEY},
+        )
+        assert done.returncode == code, done.stderr
+        assert (transcript.read_text() if transcript.exists() else None) == before
+
+
+def test_an_unwritable_transcript_is_a_file_error_before_the_call(tmp_path: Path) -> None:
+    target = tmp_path / "no-such-folder" / "t.jsonl"
+    done = talk(
+        tmp_path, "--local", "--input", str(HELLO), "--output", "none", "--transcript", str(target)
+    )
+    assert done.returncode == ExitCode.AUDIO, done.stderr
+    assert f"Error: Cannot write the transcript {target}" in done.stderr
+    assert "Traceback" not in done.stderr and "the call" not in done.stdout

@@ -11,6 +11,7 @@
      ├── NetworkError             refused, DNS, timeout: names the host    (8)
      ├── ProtocolError            an answer we cannot understand           (9)
      ├── AudioError               devices, PortAudio, WAV files            (10)
+     │    └── FileError           a --transcript/--record/--output file     (10)
      ├── CallError                the WebRTC call failed or stalled        (11)
      └── UsageError               a flag value that cannot be used         (2)
 
@@ -104,6 +105,10 @@ class ProtocolError(RtcVoiceError):
 
 class AudioError(RtcVoiceError):
     exit_code = ExitCode.AUDIO
+
+
+class FileError(AudioError):
+    """A file the call reads or writes (audio, recording, transcript) cannot be used."""
 
 
 class CallError(RtcVoiceError):

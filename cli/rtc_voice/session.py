@@ -427,7 +427,10 @@ class CallSession:
         if self._recorder is not None:
             self._recorder.close()
         if self._transcript is not None:
-            self._transcript.finish(self.conversation, self.cost_usd)
+            if self.state.connected_at is not None:
+                self._transcript.finish(self.conversation, self.cost_usd)
+            else:  # no call, nothing to write: an earlier call's transcript stays as it was
+                self._transcript.close()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.stop()
