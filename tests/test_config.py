@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from rtc_voice.app import app
 from rtc_voice.config import FIELDS, Settings, example_toml, load_settings, read_file
-from rtc_voice.errors import ConfigError, ExitCode
+from rtc_voice.errors import ConfigError, ExitCode, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,8 +135,52 @@ def test_bad_values_name_key_value_and_what_is_allowed(
 
 
 def test_flag_values_are_validated_and_named() -> None:
-    with pytest.raises(ConfigError, match=r"for --ttl: expected a whole number from 10 to 7200"):
+    with pytest.raises(
+        UsageError, match=r"for the flag --ttl: expected a whole number from 10 to 7200"
+    ):
         load_settings(env={}, flags={"token_ttl": 3})
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "file", "code", "fragment"),
+    [
+        (["token", "--ttl", "5"], {}, "", ExitCode.USAGE, "for the flag --ttl"),
+        (["token", "--voice", "nobody"], {}, "", ExitCode.USAGE, "for the flag --voice"),
+        (["token", "--base-url", "notaurl"], {}, "", ExitCode.USAGE, "for the flag --base-url"),
+        (["serve", "--port", "70000"], {}, "", ExitCode.USAGE, "for the flag --port"),
+        (["serve", "--max-duration", "0"], {}, "", ExitCode.USAGE, "for the flag --max-duration"),
+        (
+            ["talk", "--local", "--max-duration", "-5"],
+            {},
+            "",
+            ExitCode.USAGE,
+            "for the flag --max-duration",
+        ),
+        (
+            ["token"],
+            {"RTC_VOICE_TOKEN_TTL": "5"},
+            "",
+            ExitCode.CONFIG,
+            "in the environment variable RTC_VOICE_TOKEN_TTL",
+        ),
+        (["token"], {}, "token_ttl = 5\n", ExitCode.CONFIG, "'token_ttl' in the config file"),
+    ],
+)
+def test_a_bad_flag_exits_2_and_a_bad_setting_3_each_saying_where(
+    runner: CliRunner,
+    isolated_env: Path,
+    args: list[str],
+    env: dict[str, str],
+    file: str,
+    code: int,
+    fragment: str,
+) -> None:
+    if file:
+        write(isolated_env, file)
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == code, result.output
+    assert fragment in result.stderr and "Traceback" not in result.output
+    assert "config show" not in result.stderr  # it would fail on the same value
 
 
 def test_example_file_is_generated_parses_and_matches_defaults() -> None:

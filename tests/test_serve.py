@@ -33,7 +33,7 @@ def test_serve_mints_for_the_token_command_and_stops_on_sigterm(
     assert re.fullmatch(r"ek_[0-9a-f]{32}\n", token.stdout)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0
+    assert proc.returncode == ExitCode.TERMINATED == 143
     assert "minted ek_…" in err and "stopped" in err
     assert "sk-local-anything" not in err
 
@@ -74,5 +74,5 @@ def test_serve_warns_loudly_off_loopback(tmp_path: Path) -> None:
         seen += proc.stderr.readline()
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=20)
-    assert proc.returncode == 0
+    assert proc.returncode == ExitCode.TERMINATED
     assert "Warning: listening on 0.0.0.0" in seen

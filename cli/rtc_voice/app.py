@@ -382,7 +382,9 @@ def talk(
     from rtc_voice.session import CallSession, TalkOptions
 
     if max_duration is not None and max_duration <= 0:
-        raise UsageError(f"Invalid --max-duration {max_duration:g}: expected more than 0.")
+        raise UsageError(
+            f"Invalid value {max_duration:g} for the flag --max-duration: expected more than 0."
+        )
     if token is not None and not token.startswith("ek_"):
         raise UsageError(
             "--token takes an ephemeral key (ek_…).",
@@ -557,18 +559,22 @@ def serve(
       rtc-voice serve
       OPENAI_API_KEY=sk-local rtc-voice token --base-url http://127.0.0.1:8765/v1
     """
-    from rtc_voice.errors import ConfigError, NetworkError
+    from rtc_voice.errors import NetworkError, UsageError
     from rtc_voice.localserver import LocalServer
     from rtc_voice.rtc import is_loopback_host
 
     if not 0 <= port <= 65535:
-        raise ConfigError(f"Invalid port {port}: expected 0 to 65535.")
+        raise UsageError(f"Invalid value {port} for the flag --port: expected 0 to 65535.")
     if max_duration <= 0:
-        raise ConfigError(f"Invalid --max-duration {max_duration:g}: expected more than 0.")
+        raise UsageError(
+            f"Invalid value {max_duration:g} for the flag --max-duration: expected more than 0."
+        )
     err = _stderr()
 
     def log(line: str) -> None:
         err.print(f"[dim]{datetime.now().strftime('%H:%M:%S')}[/] {line}", highlight=False)
+
+    terminated = False
 
     async def run() -> None:
         import signal
@@ -582,7 +588,13 @@ def serve(
                 hint="Pick another --port (0 chooses a free one) or stop the other server.",
             ) from None
         stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+
+        def on_sigterm() -> None:
+            nonlocal terminated
+            terminated = True
+            stop.set()
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
         try:
             err.print(f"rtc-voice local server listening on [bold]{server.base_url}[/]")
             err.print(
@@ -602,6 +614,8 @@ def serve(
             log("stopped")
 
     asyncio.run(run())
+    if terminated:  # like a shell's 128 + SIGTERM, as the README promises
+        raise typer.Exit(int(ExitCode.TERMINATED))
 
 
 def main() -> None:

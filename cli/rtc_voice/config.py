@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from rtc_voice.errors import ConfigError
+from rtc_voice.errors import ConfigError, UsageError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ENV_PREFIX = "RTC_VOICE_"
@@ -491,14 +491,28 @@ def read_file(path: Path) -> dict[str, object]:
     return flat
 
 
-def _parse(spec: Field, raw: object, label: str) -> Any:
+def _parse(spec: Field, raw: object, source: Source) -> Any:
+    """Parse one value; a bad flag is a UsageError (exit 2), a bad file or environment value a
+    ConfigError (exit 3), each saying where the value came from and how to fix it there."""
     try:
         return spec.parse(raw)
     except ValueError as exc:
         shown = raw if isinstance(raw, str) else repr(raw)
+        if source.kind == "flag":
+            raise UsageError(
+                f"Invalid value {shown!r} for the flag {source.detail}: expected {exc}.",
+                hint=f"Give {source.detail} another value (see --help).",
+            ) from None
+        if source.kind == "env":
+            raise ConfigError(
+                f"Invalid value {shown!r} in the environment variable {source.detail}: "
+                f"expected {exc}.",
+                hint=f"Fix or unset {source.detail}.",
+            ) from None
         raise ConfigError(
-            f"Invalid value {shown!r} for {label}: expected {exc}.",
-            hint="See `rtc-voice config show` for the current values.",
+            f"Invalid value {shown!r} for '{spec.key}' in the config file {source.detail}: "
+            f"expected {exc}.",
+            hint=f"Fix '{spec.key}' in {source.detail}.",
         ) from None
 
 
@@ -523,8 +537,8 @@ def load_settings(
         values["prices"] = prices
     for key, raw in file_values.items():
         spec = FIELDS_BY_KEY[key]
-        values[spec.attr] = _parse(spec, raw, f"'{key}' in {path}")
         sources[spec.attr] = Source("file", str(path))
+        values[spec.attr] = _parse(spec, raw, sources[spec.attr])
 
     known_env = {spec.env for spec in FIELDS} | {CONFIG_ENV}
     for name in env:
@@ -534,17 +548,16 @@ def load_settings(
         names = [spec.env] + (["OPENAI_BASE_URL"] if spec.attr == "base_url" else [])
         for name in names:
             if env.get(name, "") != "":
-                values[spec.attr] = _parse(spec, env[name], f"environment variable {name}")
                 sources[spec.attr] = Source("env", name)
+                values[spec.attr] = _parse(spec, env[name], sources[spec.attr])
                 break
 
     for attr, raw in (flags or {}).items():
         if raw is None:
             continue
         spec = FIELDS_BY_ATTR[attr]
-        label = spec.flag or attr
-        values[attr] = _parse(spec, raw, label)
-        sources[attr] = Source("flag", label)
+        sources[attr] = Source("flag", spec.flag or attr)
+        values[attr] = _parse(spec, raw, sources[attr])
 
     return replace(Settings(), **values, config_path=path, sources=sources)
 
