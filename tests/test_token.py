@@ -157,14 +157,35 @@ def test_429_that_persists_gives_up_after_bounded_retries(
     http_server.script(
         Reply(
             429,
-            openai_error("You exceeded your current quota.", "insufficient_quota"),
+            openai_error("Rate limit reached for requests.", "rate_limit_exceeded"),
             {"retry-after": "0"},
         )
     )
     result = mint(runner, http_server)
     assert result.exit_code == ExitCode.RATE_LIMITED == 6
-    assert "after 4 attempts" in result.stderr and "exceeded your current quota" in result.stderr
+    assert "after 4 attempts" in result.stderr and "Rate limit reached" in result.stderr
     assert len(http_server.requests) == 4
+
+
+def test_429_insufficient_quota_is_permanent_and_not_retried(
+    runner: CliRunner, http_server: ScriptedServer
+) -> None:
+    http_server.script(
+        Reply(
+            429,
+            openai_error(
+                "You exceeded your current quota, please check your plan and billing details.",
+                "insufficient_quota",
+                type_="insufficient_quota",
+            ),
+            {"retry-after": "0"},
+        )
+    )
+    result = mint(runner, http_server)
+    assert result.exit_code == ExitCode.RATE_LIMITED
+    assert len(http_server.requests) == 1
+    assert "no quota left: You exceeded your current quota" in result.stderr
+    assert "billing" in result.stderr and "attempts" not in result.stderr
 
 
 def test_5xx_is_retried_then_reported(runner: CliRunner, http_server: ScriptedServer) -> None:

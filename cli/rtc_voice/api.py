@@ -71,6 +71,11 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str | None, str
     return text("message"), text("code"), text("param")
 
 
+def _out_of_quota(response: httpx.Response) -> bool:
+    """429 `insufficient_quota` is permanent (billing), unlike a rate limit: never retried."""
+    return _error_fields(response)[1] == "insufficient_quota"
+
+
 def _retry_delay(response: httpx.Response, attempt: int) -> float:
     header = response.headers.get("retry-after")
     if header is not None:
@@ -145,7 +150,9 @@ class RealtimeApi:
                     f"Network error talking to {self.host} ({type(exc).__name__})."
                 ) from None
             status = response.status_code
-            retryable = status == 429 or (status >= 500 and retry_server_errors)
+            retryable = (status == 429 and not _out_of_quota(response)) or (
+                status >= 500 and retry_server_errors
+            )
             if retryable and attempt < self.max_retries:
                 await self._sleep(_retry_delay(response, attempt))
                 attempt += 1
@@ -164,6 +171,13 @@ class RealtimeApi:
         fields: dict[str, Any] = {"status": status, "code": code, "param": param}
         if status == 401:
             return AuthenticationError(text, hint=unauthorized_hint, **fields)
+        if status == 429 and code == "insufficient_quota":
+            return RateLimitError(
+                f"The OpenAI account has no quota left: {text}",
+                hint="Add credit or raise the limit at "
+                "https://platform.openai.com/settings/organization/billing, then try again.",
+                **fields,
+            )
         if status == 429:
             tried = f" after {retries + 1} attempts" if retries else ""
             return RateLimitError(
