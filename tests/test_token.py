@@ -229,6 +229,17 @@ def test_timeout_names_the_host(
     result = mint(runner, http_server)
     assert result.exit_code == ExitCode.NETWORK
     assert "Timed out talking to 127.0.0.1" in result.stderr
+    assert "no answer to the key request (POST /realtime/client_secrets)" in result.stderr
+
+
+@pytest.mark.parametrize("ending", ["!", "?", "."])
+def test_openai_messages_keep_their_own_final_punctuation(
+    runner: CliRunner, http_server: ScriptedServer, ending: str
+) -> None:
+    http_server.script(Reply(400, openai_error(f"Sorry about that{ending}", None)))
+    result = mint(runner, http_server)
+    assert result.exit_code == ExitCode.BAD_REQUEST
+    assert f"Error: Sorry about that{ending}\n" in result.stderr
 
 
 @pytest.mark.parametrize(

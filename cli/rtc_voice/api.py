@@ -124,10 +124,12 @@ class RealtimeApi:
         path: str,
         *,
         key: str,
+        step: str,
         retry_server_errors: bool,
         unauthorized_hint: str,
         **kwargs: Any,
     ) -> httpx.Response:
+        """POST with the key; `step` names the request in network errors ("the key request")."""
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {key}", **kwargs.pop("headers", {})}
         attempt = 0
@@ -136,7 +138,7 @@ class RealtimeApi:
                 response = await self._client.post(url, headers=headers, **kwargs)
             except httpx.TimeoutException:
                 raise NetworkError(
-                    f"Timed out talking to {self.host}.",
+                    f"Timed out talking to {self.host}: no answer to {step}.",
                     hint="Check your connection, or raise network.connect_timeout.",
                 ) from None
             except httpx.ConnectError as exc:
@@ -167,7 +169,9 @@ class RealtimeApi:
         status = response.status_code
         message, code, param = _error_fields(response)
         text = message or f"{self.host} answered HTTP {status} {response.reason_phrase}"
-        text = text.rstrip(".") + "."
+        text = text.strip()
+        if not text.endswith((".", "!", "?")):
+            text += "."
         fields: dict[str, Any] = {"status": status, "code": code, "param": param}
         if status == 401:
             return AuthenticationError(text, hint=unauthorized_hint, **fields)
@@ -201,6 +205,7 @@ class RealtimeApi:
         """POST /realtime/client_secrets with the standard key; returns the minted ek_ key."""
         response = await self._send(
             "/realtime/client_secrets",
+            step="the key request (POST /realtime/client_secrets)",
             key=api_key,
             retry_server_errors=True,
             unauthorized_hint="Run `rtc-voice auth login` with a valid key, or check "
@@ -224,6 +229,7 @@ class RealtimeApi:
         """POST /realtime/calls with the raw SDP offer and the ek_ key; returns the answer."""
         response = await self._send(
             "/realtime/calls",
+            step="the call request (POST /realtime/calls)",
             key=ephemeral_key,
             retry_server_errors=False,
             unauthorized_hint="The ephemeral key is invalid or expired; mint a new one.",
@@ -246,6 +252,7 @@ class RealtimeApi:
         """POST /realtime/calls/{id}/hangup with the standard key."""
         await self._send(
             f"/realtime/calls/{call_id}/hangup",
+            step="the hang-up request",
             key=api_key,
             retry_server_errors=False,
             unauthorized_hint="Hang-up needs a valid standard API key.",
