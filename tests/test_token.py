@@ -279,3 +279,16 @@ def test_no_key_is_an_auth_error_before_any_request(
     result = mint(runner, http_server)
     assert result.exit_code == ExitCode.AUTH
     assert http_server.requests == []
+
+
+def test_a_base_url_without_v1_gets_a_hint_that_leads_somewhere(
+    runner: CliRunner, http_server: ScriptedServer
+) -> None:
+    http_server.script(
+        Reply(404, openai_error("Invalid URL (POST /realtime/client_secrets)", None))
+    )
+    bare = http_server.base_url.removesuffix("/v1")
+    result = runner.invoke(app, ["token", "--base-url", bare])
+    assert result.exit_code == ExitCode.BAD_REQUEST
+    assert "Invalid URL (POST /realtime/client_secrets)" in result.stderr
+    assert f"Hint: The base URL usually ends in /v1; it is {bare}" in result.stderr

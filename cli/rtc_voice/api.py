@@ -197,6 +197,8 @@ class RealtimeApi:
                 **fields,
             )
         hint = f"Check the setting behind '{param}'." if param else None
+        if status == 404 and not self.base_url.endswith("/v1"):
+            hint = f"The base URL usually ends in /v1; it is {self.base_url} (--base-url)."
         if code == "beta_api_shape_disabled":
             hint = "This server only speaks the GA Realtime API."
         return BadRequestError(text, hint=hint, **fields)
