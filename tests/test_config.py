@@ -73,6 +73,21 @@ def test_bad_toml_names_file_line_and_column(isolated_env: Path) -> None:
     assert "invalid TOML" in info.value.message
 
 
+def test_the_bad_toml_hint_rewrites_the_file_that_was_named(
+    runner: CliRunner, tmp_path: Path, isolated_env: Path
+) -> None:
+    import shlex
+
+    named = write(tmp_path / "my settings.toml", "voice = = 3\n")
+    result = runner.invoke(app, ["config", "show", "--config", str(named)])
+    assert result.exit_code == ExitCode.CONFIG
+    command = result.stderr.split("start over with `", 1)[1].split("`", 1)[0]
+    argv = shlex.split(command)
+    assert argv[0] == "rtc-voice"
+    assert runner.invoke(app, argv[1:]).exit_code == 0
+    assert named.read_text() == example_toml() and not isolated_env.exists()
+
+
 @pytest.mark.parametrize(
     ("text", "bad", "guess"),
     [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shlex
 import textwrap
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -482,7 +483,7 @@ def read_file(path: Path) -> dict[str, object]:
         raise ConfigError(
             f"{where}: invalid TOML: {reason}.",
             hint="Fix the file at that line and column, or start over with "
-            "`rtc-voice config init --force`.",
+            f"`rtc-voice config init --force --config {shlex.quote(str(path))}`.",
         ) from None
     flat = _flatten(table, path)
     for key in flat:
