@@ -18,6 +18,7 @@ from rtc_voice.errors import ExitCode
 from tests.support import FAKE_KEY, MemoryKeyring, Reply, ScriptedServer, openai_error
 
 ROOT = Path(__file__).resolve().parent.parent
+HELLO = ROOT / "cli" / "rtc_voice" / "data" / "hello.wav"
 
 
 def test_version(runner: CliRunner) -> None:
@@ -99,10 +100,12 @@ def test_the_standard_key_never_appears_in_any_output(
             server.script(reply)
             run(["token", "--base-url", server.base_url])
             run(["token", "--json", "--base-url", server.base_url])
+        server.script(Reply(401, echoed))
+        run(["talk", "--base-url", server.base_url, "--input", str(HELLO), "--output", "none"])
         dead = server.base_url
     run(["token", "--base-url", dead])
     run(["token", "--base-url", "http://no-such-host.invalid/v1"])
-    run(["talk"])
+    run(["talk", "--base-url", dead, "--input", str(HELLO), "--output", "none"])
     assert memory_keyring.store  # the login really happened, so the key was in play
     for text in seen:
         assert FAKE_KEY not in text

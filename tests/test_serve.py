@@ -6,11 +6,10 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from rtc_voice.errors import ExitCode
-from tests.support import rtc_voice
+from tests.support import Lines, rtc_voice
 
 
 def test_serve_mints_for_the_token_command_and_stops_on_sigterm(
@@ -68,10 +67,7 @@ def test_serve_warns_loudly_off_loopback(tmp_path: Path) -> None:
         env={**os.environ, "COLUMNS": "200"},
     )
     assert proc.stderr is not None
-    seen = ""
-    deadline = time.monotonic() + 30
-    while "Ctrl-C" not in seen and time.monotonic() < deadline:
-        seen += proc.stderr.readline()
+    seen = "".join(Lines(proc.stderr).until(lambda line: "Ctrl-C" in line, within=30))
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=20)
     assert proc.returncode == ExitCode.TERMINATED

@@ -19,7 +19,7 @@ from rtc_voice.errors import ExitCode
 from rtc_voice.session import CallSession, TalkOptions
 from rtc_voice.ui.plain import LinePresenter
 from tests.rtc_client import validate_client_event, validate_server_event
-from tests.support import FAKE_KEY, Reply, ScriptedServer, openai_error, rtc_voice
+from tests.support import FAKE_KEY, Lines, Reply, ScriptedServer, openai_error, rtc_voice
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "cli" / "rtc_voice" / "data" / "hello.wav"
@@ -396,9 +396,9 @@ def test_sigterm_hangs_up_and_finishes_the_transcript(tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL,
     )
     assert proc.stdout is not None
-    for line in proc.stdout:  # wait until the typed message has been answered
-        if json.loads(line)["type"] == "response.done":
-            break
+    Lines(proc.stdout).until(  # wait until the typed message has been answered
+        lambda line: json.loads(line)["type"] == "response.done", within=60
+    )
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == ExitCode.TERMINATED == 143
