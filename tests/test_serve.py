@@ -72,3 +72,37 @@ def test_serve_warns_loudly_off_loopback(tmp_path: Path) -> None:
     proc.communicate(timeout=20)
     assert proc.returncode == ExitCode.TERMINATED
     assert "Warning: listening on 0.0.0.0" in seen
+
+
+def test_serve_api_key_from_flag_or_environment_is_the_only_key(tmp_path: Path) -> None:
+    wanted = "sk-serve-only-0123456789abcdef"
+    for args, extra_env in (
+        (["--api-key", wanted], {}),
+        ([], {"RTC_VOICE_SERVE_API_KEY": wanted}),
+    ):
+        proc = subprocess.Popen(
+            rtc_voice("serve", "--port", "0", *args),
+            env={**os.environ, **extra_env, "XDG_CONFIG_HOME": str(tmp_path)},
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert proc.stderr is not None
+            line = Lines(proc.stderr).until(lambda x: "listening on" in x, within=30)[-1]
+            url = line.split("listening on ")[1].split()[0]
+            codes = []
+            for key in ("sk-someone-else-0123456789", wanted):
+                codes.append(
+                    subprocess.run(
+                        rtc_voice("token", "--base-url", url),
+                        env={**os.environ, "OPENAI_API_KEY": key, "XDG_CONFIG_HOME": str(tmp_path)},
+                        capture_output=True,
+                        text=True,
+                        timeout=30,
+                    ).returncode
+                )
+            assert codes == [ExitCode.AUTH, 0]
+        finally:
+            proc.kill()
+            proc.communicate(timeout=20)

@@ -21,6 +21,8 @@ from typer.core import TyperGroup
 from rtc_voice import __version__
 from rtc_voice.errors import ExitCode, RtcVoiceError
 
+SERVE_KEY_ENV = "RTC_VOICE_SERVE_API_KEY"
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -549,10 +551,20 @@ def serve(
         float,
         typer.Option("--max-duration", help="Seconds before a call is closed (OpenAI: 3600)."),
     ] = 3600.0,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar=SERVE_KEY_ENV,
+            show_default=False,
+            help="Accept only this standard key (sk-…) for minting and hanging up, as a real "
+            "server would. Without it any key shaped sk-… is accepted.",
+        ),
+    ] = None,
 ) -> None:
     """Run the offline local Realtime server: a stand-in for the OpenAI API (GA).
 
-    It mints ek_ keys (any non-empty standard key is accepted), answers WebRTC calls, detects
+    It mints ek_ keys (for any key shaped sk-…, or only --api-key), answers WebRTC calls, detects
     speech by energy, and replies with fixed, honest speech; it understands no words.
     Point any Realtime client at it by changing only the base URL:
 
@@ -579,7 +591,9 @@ def serve(
     async def run() -> None:
         import signal
 
-        server = LocalServer(host, port, max_call_seconds=max_duration, log=log)
+        server = LocalServer(
+            host, port, max_call_seconds=max_duration, log=log, api_key=api_key or None
+        )
         try:
             await server.start()
         except OSError as exc:

@@ -23,6 +23,8 @@ from rtc_voice.errors import ConfigError, UsageError
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ENV_PREFIX = "RTC_VOICE_"
 CONFIG_ENV = "RTC_VOICE_CONFIG"
+# RTC_VOICE_* variables that are not settings (read by the CLI itself)
+OTHER_ENV = (CONFIG_ENV, "RTC_VOICE_SERVE_API_KEY", "RTC_VOICE_DEBUG")
 APP_NAME = "rtc-voice"
 
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
@@ -541,7 +543,7 @@ def load_settings(
         sources[spec.attr] = Source("file", str(path))
         values[spec.attr] = _parse(spec, raw, sources[spec.attr])
 
-    known_env = {spec.env for spec in FIELDS} | {CONFIG_ENV}
+    known_env = {spec.env for spec in FIELDS} | set(OTHER_ENV)
     for name in env:
         if name.startswith(ENV_PREFIX) and name not in known_env:
             raise _unknown(name, "the environment", sorted(known_env))
