@@ -37,6 +37,7 @@ def talk(
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        cwd=tmp_path,  # relative paths in a test land in its own folder
     )
 
 
@@ -477,3 +478,41 @@ def test_an_unwritable_transcript_is_a_file_error_before_the_call(tmp_path: Path
     assert done.returncode == ExitCode.AUDIO, done.stderr
     assert f"Error: Cannot write the transcript {target}" in done.stderr
     assert "Traceback" not in done.stderr and "the call" not in done.stdout
+
+
+def test_any_audio_file_in_and_out_by_extension(tmp_path: Path) -> None:
+    import av
+
+    from rtc_voice.audio.wavfile import open_writer, read_audio
+
+    flac = tmp_path / "hello.flac"
+    writer = open_writer(flac)
+    writer.write(read_audio(HELLO))
+    writer.close()
+    out, rec = tmp_path / "reply.ogg", tmp_path / "call.mp3"
+    done = talk(
+        tmp_path, "--local", "--input", str(flac), "--output", str(out), "--record", str(rec)
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "you: [speech 4.4 s]"
+    for path, name in ((out, "ogg"), (rec, "mp3")):
+        with av.open(str(path)) as container:
+            assert container.format.name == name
+            assert len(read_audio(path)) > RATE  # more than a second of the call
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--input", "missing.flac"], "The input file missing.flac does not exist."),
+        (["--input", str(HELLO), "--record", "call.xyz"], "Cannot tell which audio format"),
+        (["--input", str(HELLO), "--output", "reply.aac"], "Cannot tell which audio format"),
+    ],
+)
+def test_audio_file_mistakes_are_one_sentence(
+    tmp_path: Path, args: list[str], fragment: str
+) -> None:
+    done = talk(tmp_path, "--local", *args)
+    assert done.returncode == ExitCode.AUDIO, done.stderr
+    assert fragment in done.stderr and "Traceback" not in done.stderr
+    assert "No microphone" not in done.stderr

@@ -333,11 +333,18 @@ def talk(
     ] = False,
     input_: Annotated[
         str | None,
-        typer.Option("--input", help="Microphone: index or name part, or a FILE.wav to play."),
+        typer.Option(
+            "--input",
+            help="Microphone: index or name part, or an audio FILE to play (wav, flac, mp3, "
+            "ogg… any format FFmpeg reads).",
+        ),
     ] = None,
     output: Annotated[
         str | None,
-        typer.Option("--output", help="Speaker: index or name part, a FILE.wav, or none."),
+        typer.Option(
+            "--output",
+            help="Speaker: index or name part, a FILE (.wav, .flac, .mp3, .ogg, .opus), or none.",
+        ),
     ] = None,
     token: Annotated[
         str | None, typer.Option("--token", help="Use this ek_ key; no standard key needed.")
@@ -349,7 +356,12 @@ def talk(
         Path | None, typer.Option("--transcript", help="Write turns as they finish: .jsonl or .md.")
     ] = None,
     record: Annotated[
-        Path | None, typer.Option("--record", help="Stereo WAV: you left, assistant right.")
+        Path | None,
+        typer.Option(
+            "--record",
+            help="Record the call in stereo, you left, assistant right: .wav, .flac, .mp3, "
+            ".ogg or .opus.",
+        ),
     ] = None,
     ptt: Annotated[
         bool, typer.Option("--ptt", help="Push-to-talk: space starts and ends your turn.")
