@@ -5,10 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
+LOWEST := .venv-lowest
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev check test bench demo format clean config-example
+.PHONY: help install install-dev check test lowest bench demo format clean config-example
 
 help: ## Show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +44,13 @@ test: install-dev ## Run the tests (they start their own private PulseAudio daem
 	@bash .ci/audio-setup || echo "make test: could not install PortAudio/PulseAudio (see .ci/audio-setup); device tests will be skipped (in CI they fail)" >&2
 	$(BIN)/python -m pytest
 
+lowest: install-dev ## Smoke-test the lowest dependency versions pyproject.toml allows
+	$(PIP) uv
+	rm -rf $(LOWEST)
+	$(BIN)/uv venv --quiet --python $(BIN)/python $(LOWEST)
+	$(BIN)/uv pip install --quiet --python $(LOWEST)/bin/python --resolution lowest-direct .
+	$(BIN)/python .ci/smoke.py $(LOWEST)/bin/rtc-voice
+
 bench: install-dev ## Run the benchmarks (figures, with a stock baseline)
 	@bash .ci/audio-setup || true
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python -m tests.pulse $(BIN)/python $$script || exit 1; done
@@ -57,4 +65,4 @@ config-example: install ## Regenerate config.example.toml from the settings regi
 	$(BIN)/python -c 'from rtc_voice.config import example_toml; open("config.example.toml", "w").write(example_toml())'
 
 clean: ## Remove the virtual environments and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build cli/*.egg-info
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache build cli/*.egg-info
