@@ -246,3 +246,16 @@ def test_select_with_no_devices_says_how_to_check() -> None:
 def test_silence_and_tone_are_sized_by_duration() -> None:
     assert len(silence(20)) == 960 and not silence(20).any()
     assert len(tone(440, 20)) == 960 and len(tone(440, 20, rate=16000)) == 320
+
+
+def test_missing_pulseaudio_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.pulse import PrivatePulse, PulseUnavailable
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pulseaudio, no pactl
+    with pytest.raises(PulseUnavailable) as info:
+        PrivatePulse.start()
+    message = str(info.value)
+    assert "pulseaudio and pactl not found" in message
+    assert ".ci/audio-setup" in message and "apt-get install pulseaudio" in message
