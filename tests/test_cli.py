@@ -111,3 +111,52 @@ def test_the_standard_key_never_appears_in_any_output(
         assert FAKE_KEY not in text
         assert FAKE_KEY[8:24] not in text
     assert FAKE_KEY not in isolated_env.read_text()
+
+
+def test_short_version_flag(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["-V"])
+    assert (result.exit_code, result.stdout) == (0, f"rtc-voice {__version__}\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--debug", "token", "--ttl", "5"], {}),
+        (["token", "--ttl", "5", "--debug"], {}),
+        (["token", "--debug", "--ttl", "5"], {}),
+        (["token", "--ttl", "5"], {"RTC_VOICE_DEBUG": "1"}),
+    ],
+)
+def test_debug_before_or_after_the_subcommand_or_from_the_environment(
+    runner: CliRunner, args: list[str], env: dict[str, str]
+) -> None:
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "Traceback" in result.stderr and "for the flag --ttl" in result.stderr
+    assert "Traceback" not in runner.invoke(app, ["token", "--ttl", "5"]).stderr
+
+
+def test_shell_completion_works(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    script = subprocess.run(
+        [sys.executable, "-m", "rtc_voice"],
+        env={**env, "_RTC_VOICE_COMPLETE": "source_bash"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert script.returncode == 0, script.stderr
+    assert "_RTC_VOICE_COMPLETE=complete_bash" in script.stdout
+    words = subprocess.run(
+        [sys.executable, "-m", "rtc_voice"],
+        env={
+            **env,
+            "_RTC_VOICE_COMPLETE": "complete_bash",
+            "COMP_WORDS": "rtc-voice ta",
+            "COMP_CWORD": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert words.stdout.split() == ["talk"], words.stderr

@@ -30,7 +30,18 @@ if TYPE_CHECKING:
 
 
 class _ErrorHandlingGroup(TyperGroup):
-    """Turns RtcVoiceError and Ctrl-C into one printed sentence plus the documented exit code."""
+    """Turns RtcVoiceError and Ctrl-C into one printed sentence plus the documented exit code.
+
+    `--debug` is accepted anywhere on the command line (`rtc-voice talk --debug`): it is moved
+    in front of the subcommand, where the root option reads it.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[:end]:
+            head = [a for a in args[:end] if a != "--debug"]
+            args = ["--debug", *head, *args[end:]]
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
@@ -91,7 +102,7 @@ app = typer.Typer(
     help=HELP,
     rich_markup_mode="rich",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 auth_app = typer.Typer(
@@ -116,10 +127,17 @@ def _root(
     ctx: typer.Context,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version."
+        ),
     ] = False,
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks for errors (never with secrets).")
+        bool,
+        typer.Option(
+            "--debug",
+            envvar="RTC_VOICE_DEBUG",
+            help="Show tracebacks for errors (never with secrets); also after the subcommand.",
+        ),
     ] = False,
 ) -> None:
     ctx.meta["rtc_voice.debug"] = debug
