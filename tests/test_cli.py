@@ -160,3 +160,23 @@ def test_shell_completion_works(tmp_path: Path) -> None:
         timeout=30,
     )
     assert words.stdout.split() == ["talk"], words.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "defaults"),
+    [
+        ([], []),
+        (["talk"], ["(marin)", "(gpt-realtime)", "(the system's default microphone)"]),
+        (["token"], ["(600)", "(marin)", "(https://api.openai.com/v1)"]),
+        (["config", "show"], []),
+        (["devices"], []),
+    ],
+)
+def test_help_shows_no_bool_metavar_on_flags_and_shows_defaults(
+    runner: CliRunner, args: list[str], defaults: list[str]
+) -> None:
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.stdout
+    for default in defaults:
+        assert f"[default: {default}]" in result.stdout

@@ -7,6 +7,7 @@ that need them, so `rtc-voice --help` stays fast.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -19,6 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from rtc_voice import __version__
+from rtc_voice.config import VOICES, Settings
 from rtc_voice.errors import ExitCode, RtcVoiceError
 
 SERVE_KEY_ENV = "RTC_VOICE_SERVE_API_KEY"
@@ -26,7 +28,21 @@ SERVE_KEY_ENV = "RTC_VOICE_SERVE_API_KEY"
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from rtc_voice.config import Settings
+DEFAULTS = Settings()  # shown in --help; a config file or RTC_VOICE_* may change them
+
+
+def _hide_flag_types(command: Any, ctx: Any) -> None:
+    """On/off flags take no value, so `--help` should not show `<bool>` after them (newer Typer
+    does): an empty metavar hides it. Applied to the whole command tree, including each
+    command's (cached) help option, before the root parses its arguments."""
+    params = list(getattr(command, "params", ()))
+    with contextlib.suppress(Exception):
+        params.append(command.get_help_option(ctx))
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _hide_flag_types(sub, ctx)
 
 
 class _ErrorHandlingGroup(TyperGroup):
@@ -37,6 +53,7 @@ class _ErrorHandlingGroup(TyperGroup):
     """
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _hide_flag_types(self, ctx)
         end = args.index("--") if "--" in args else len(args)
         if "--debug" in args[:end]:
             head = [a for a in args[:end] if a != "--debug"]
@@ -154,6 +171,20 @@ ConfigOpt = Annotated[
 ]
 
 
+ModelOpt = Annotated[str | None, typer.Option(help="Realtime model.", show_default=DEFAULTS.model)]
+VoiceOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Assistant voice: " + ", ".join(VOICES) + " or a custom voice_… id.",
+        show_default=DEFAULTS.voice,
+    ),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option("--base-url", help="API base URL ending in /v1.", show_default=DEFAULTS.base_url),
+]
+
+
 def _settings(config: Path | None, **flags: object) -> Settings:
     from rtc_voice.config import load_settings
 
@@ -166,16 +197,21 @@ def _settings(config: Path | None, **flags: object) -> Settings:
 @app.command()
 def token(
     ttl: Annotated[
-        int | None, typer.Option("--ttl", help="Lifetime in seconds, 10 to 7200 (default 600).")
+        int | None,
+        typer.Option(
+            "--ttl", help="Lifetime in seconds, 10 to 7200.", show_default=str(DEFAULTS.token_ttl)
+        ),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Realtime model.")] = None,
-    voice: Annotated[str | None, typer.Option(help="Assistant voice, e.g. marin.")] = None,
+    model: ModelOpt = None,
+    voice: VoiceOpt = None,
     instructions: Annotated[
-        str | None, typer.Option(help="System instructions baked into the key's session.")
+        str | None,
+        typer.Option(
+            help="System instructions baked into the key's session.",
+            show_default="the model's own",
+        ),
     ] = None,
-    base_url: Annotated[
-        str | None, typer.Option("--base-url", help="API base URL ending in /v1.")
-    ] = None,
+    base_url: BaseUrlOpt = None,
     config: ConfigOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the whole response as JSON.")
@@ -355,6 +391,7 @@ def talk(
             "--input",
             help="Microphone: index or name part, or an audio FILE to play (wav, flac, mp3, "
             "ogg… any format FFmpeg reads).",
+            show_default="the system's default microphone",
         ),
     ] = None,
     output: Annotated[
@@ -362,6 +399,7 @@ def talk(
         typer.Option(
             "--output",
             help="Speaker: index or name part, a FILE (.wav, .flac, .mp3, .ogg, .opus), or none.",
+            show_default="the system's default speaker",
         ),
     ] = None,
     token: Annotated[
@@ -385,17 +423,22 @@ def talk(
         bool, typer.Option("--ptt", help="Push-to-talk: space starts and ends your turn.")
     ] = False,
     max_duration: Annotated[
-        float | None, typer.Option("--max-duration", help="Hang up after this many seconds.")
+        float | None,
+        typer.Option(
+            "--max-duration",
+            help="Hang up after this many seconds.",
+            show_default="no limit (OpenAI ends sessions at 60 minutes)",
+        ),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print server events as JSON lines (not a TTY UI).")
     ] = False,
-    model: Annotated[str | None, typer.Option(help="Realtime model.")] = None,
-    voice: Annotated[str | None, typer.Option(help="Assistant voice, e.g. marin.")] = None,
-    instructions: Annotated[str | None, typer.Option(help="System instructions.")] = None,
-    base_url: Annotated[
-        str | None, typer.Option("--base-url", help="API base URL ending in /v1.")
+    model: ModelOpt = None,
+    voice: VoiceOpt = None,
+    instructions: Annotated[
+        str | None, typer.Option(help="System instructions.", show_default="the model's own")
     ] = None,
+    base_url: BaseUrlOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Voice chat with a Realtime model: microphone, speakers, live transcript of both sides.
