@@ -219,9 +219,21 @@ def test_cli_config_show_reports_sources(
     import json
 
     shown = json.loads(result.stdout)
-    assert shown["token_ttl"] == {"value": "99", "source": f"file ({isolated_env})"}
-    assert shown["model"] == {"value": "gpt-realtime-2", "source": "env (RTC_VOICE_MODEL)"}
-    assert shown["voice"]["source"] == "default"
+    assert shown["token_ttl"] == {"value": 99, "source": "file", "origin": str(isolated_env)}
+    assert shown["model"] == {
+        "value": "gpt-realtime-2",
+        "source": "env",
+        "origin": "RTC_VOICE_MODEL",
+    }
+    assert shown["voice"] == {"value": "marin", "source": "default", "origin": None}
+    assert shown["output_modalities"]["value"] == ["audio"]
+    assert shown["instructions"]["value"] is None
+    assert shown["turn_detection.threshold"]["value"] == 0.5
+    assert shown["network.ice_servers"]["value"] == []
+    flagged = json.loads(
+        runner.invoke(app, ["config", "show", "--json", "--config", str(isolated_env)]).stdout
+    )
+    assert flagged["token_ttl"]["origin"] == str(isolated_env)
     table = runner.invoke(app, ["config", "show"], env={"COLUMNS": "200"})
     assert "env (RTC_VOICE_MODEL)" in table.stdout and "gpt-realtime-2" in table.stdout
 

@@ -330,22 +330,25 @@ def config_path(config: ConfigOpt = None) -> None:
 @config_app.command("show")
 def config_show(
     config: ConfigOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='Print as JSON: {"KEY": {"value": typed, "source": "default|file|env|flag", '
+            '"origin": path, variable, flag or null}}.',
+        ),
+    ] = False,
 ) -> None:
     """Show every effective setting and where its value came from (default/file/env/flag)."""
     from rich.table import Table
 
-    from rtc_voice.config import effective_rows
+    from rtc_voice.config import effective_json, effective_rows
 
     settings = _settings(config)
-    rows = effective_rows(settings)
     if as_json:
-        print(
-            json.dumps(
-                {key: {"value": value, "source": str(src)} for key, value, src in rows}, indent=2
-            )
-        )
+        print(json.dumps(effective_json(settings), indent=2))
         return
+    rows = effective_rows(settings)
     table = Table(title=f"Settings (file: {settings.config_path})", title_justify="left")
     table.add_column("key", style="cyan", no_wrap=True)
     table.add_column("value")

@@ -581,6 +581,22 @@ def effective_rows(settings: Settings) -> list[tuple[str, str, Source]]:
     ]
 
 
+def effective_json(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Every setting for `config show --json`: the typed value (numbers, lists, null), where it
+    came from (`source`: default, file, env or flag) and which file, variable or flag (`origin`,
+    null for defaults)."""
+    out: dict[str, dict[str, Any]] = {}
+    for spec in FIELDS:
+        value = getattr(settings, spec.attr)
+        src = settings.source_of(spec.attr)
+        out[spec.key] = {
+            "value": list(value) if isinstance(value, tuple) else value,
+            "source": src.kind,
+            "origin": src.detail or None,
+        }
+    return out
+
+
 def example_toml() -> str:
     """The documented example configuration, generated from `FIELDS`."""
     lines = [
