@@ -30,7 +30,9 @@ def test_login_from_stdin_stores_key_then_status_and_logout(
 
     status = runner.invoke(app, ["auth", "status"])
     assert status.exit_code == 0
-    assert status.stdout.strip() == "API key sk-…nary from the OS keyring (service rtc-voice)."
+    assert status.stdout.strip() == (
+        "API key sk-…nary from the OS keyring (support MemoryKeyring), service rtc-voice."
+    )
 
     logout = runner.invoke(app, ["auth", "logout"])
     assert logout.exit_code == 0 and "Removed" in logout.stderr
@@ -121,3 +123,60 @@ def test_login_with_stdin_closed_is_one_sentence(tmp_path: Path) -> None:
     assert done.returncode == ExitCode.AUTH, done.stderr
     assert "Error: No key was given: standard input is closed." in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_plaintext_backend_is_named_with_its_file_and_a_warning(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keyrings.alt.file import PlaintextKeyring
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    backend = PlaintextKeyring()
+    keyring.set_keyring(backend)
+    login = runner.invoke(app, ["auth", "login"], input=FAKE_KEY + "\n")
+    assert login.exit_code == 0, login.output
+    assert Path(backend.file_path).is_file()  # where the key really went
+    said = " ".join(login.stderr.split())
+    assert f"in the plain-text file {backend.file_path} (base64, not encrypted" in said
+    assert "Warning: anyone who can read that file can use your key" in said
+    assert "OS keyring" not in said
+    status = runner.invoke(app, ["auth", "status"])
+    assert "plain-text file" in status.stdout
+
+
+class LockedKeyring(MemoryKeyring):
+    """A real backend whose collection is locked, as Secret Service reports it."""
+
+    def get_password(self, service: str, username: str) -> str | None:
+        from keyring.errors import KeyringLocked
+
+        raise KeyringLocked("Failed to unlock the collection!")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.get_password(service, username)
+
+
+def test_a_locked_keyring_asks_to_unlock_it_not_to_install_one(runner: CliRunner) -> None:
+    keyring.set_keyring(LockedKeyring())
+    for args in (["auth", "status"], ["auth", "login"]):
+        result = runner.invoke(app, args, input=FAKE_KEY + "\n")
+        assert result.exit_code == ExitCode.AUTH
+        said = " ".join(result.stderr.split())
+        assert "keyring is locked" in said and "Unlock it" in said
+        assert "keyrings.alt" not in said and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("prefix", "command"),
+    [
+        ("/home/u/.local/share/pipx/venvs/rtc-voice", "pipx inject rtc-voice keyrings.alt"),
+        ("/home/u/.local/share/uv/tools/rtc-voice", "uv tool install --with keyrings.alt"),
+        ("/work/project/.venv", "-m pip install keyrings.alt"),
+    ],
+)
+def test_the_backend_hint_reaches_the_environment_rtc_voice_runs_in(
+    prefix: str, command: str
+) -> None:
+    from rtc_voice.credentials import backend_install_hint
+
+    assert command in backend_install_hint(prefix)

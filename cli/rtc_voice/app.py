@@ -263,7 +263,7 @@ def auth_login() -> None:
 
     Prompts without echo; or pipe it in: [bold]pass show openai | rtc-voice auth login[/]
     """
-    from rtc_voice.credentials import check_key_shape, redact, store_key
+    from rtc_voice.credentials import check_key_shape, describe_backend, redact, store_key
     from rtc_voice.errors import CredentialsError
 
     if sys.stdin is None or sys.stdin.closed:
@@ -278,7 +278,14 @@ def auth_login() -> None:
         raw = sys.stdin.readline()
     key = check_key_shape(raw)
     store_key(key)
-    _stderr().print(f"Stored {redact(key)} in the OS keyring (service rtc-voice).")
+    where, unencrypted = describe_backend()
+    _stderr().print(f"Stored {redact(key)} in {where}, service rtc-voice.")
+    if unencrypted:
+        _stderr().print(
+            "[bold yellow]Warning:[/] anyone who can read that file can use your key. Prefer a "
+            "Secret Service (gnome-keyring, KWallet) or the OPENAI_API_KEY variable from a "
+            "password manager; `rtc-voice auth logout` removes it."
+        )
 
 
 @auth_app.command("logout")
@@ -307,7 +314,9 @@ def auth_status() -> None:
         except CredentialsError:
             pass
     else:
-        where = "the OS keyring (service rtc-voice)"
+        from rtc_voice.credentials import describe_backend
+
+        where = describe_backend()[0] + ", service rtc-voice"
     print(f"API key {key.redacted} from {where}.")
 
 

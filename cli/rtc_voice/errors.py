@@ -3,6 +3,7 @@
     RtcVoiceError                 message + hint + exit code
      ├── ConfigError              bad settings file, key or value          (3)
      ├── CredentialsError         no key, unusable keyring, bad key        (4)
+     │    └── KeyringLockedError  the keyring exists but is locked          (4)
      ├── ApiError                 an HTTP answer from the API
      │    ├── AuthenticationError 401                                      (4)
      │    ├── BadRequestError     400 and other 4xx                        (5)
@@ -59,6 +60,10 @@ class ConfigError(RtcVoiceError):
 
 class CredentialsError(RtcVoiceError):
     exit_code = ExitCode.AUTH
+
+
+class KeyringLockedError(CredentialsError):
+    """The OS keyring is there but locked: unlocking it, not installing one, is the fix."""
 
 
 class ApiError(RtcVoiceError):
