@@ -516,3 +516,30 @@ def test_audio_file_mistakes_are_one_sentence(
     assert done.returncode == ExitCode.AUDIO, done.stderr
     assert fragment in done.stderr and "Traceback" not in done.stderr
     assert "No microphone" not in done.stderr
+
+
+def test_a_run_that_fails_before_the_call_leaves_recordings_alone(
+    tmp_path: Path, http_server: ScriptedServer
+) -> None:
+    http_server.script(Reply(401, openai_error("Incorrect API key provided.", "invalid_api_key")))
+    rec, out = tmp_path / "call.flac", tmp_path / "reply.wav"
+    rec.write_bytes(b"an earlier call")
+    out.write_bytes(b"an earlier reply")
+    done = talk(
+        tmp_path,
+        "--base-url",
+        http_server.base_url,
+        "--input",
+        str(HELLO),
+        "--output",
+        str(out),
+        "--record",
+        str(rec),
+        env={"OPENAI_API_KEY": FAKE_KEY},
+    )
+    assert done.returncode == ExitCode.AUTH, done.stderr
+    assert rec.read_bytes() == b"an earlier call" and out.read_bytes() == b"an earlier reply"
+    nowhere = tmp_path / "no-such-folder" / "call.wav"
+    early = talk(tmp_path, "--local", "--input", str(HELLO), "--record", str(nowhere))
+    assert early.returncode == ExitCode.AUDIO
+    assert f"Cannot write the recording {nowhere}: the folder" in early.stderr

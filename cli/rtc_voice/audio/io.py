@@ -12,7 +12,7 @@ import numpy as np
 
 from rtc_voice.audio.pcm import RATE, SILENCE_DBFS, Pcm, rms_dbfs
 from rtc_voice.audio.tracks import MicrophoneTrack, PcmTrack
-from rtc_voice.audio.wavfile import is_file_spec, open_writer, read_audio
+from rtc_voice.audio.wavfile import DeferredWriter, is_file_spec, read_audio
 
 
 class Sink(Protocol):
@@ -74,7 +74,10 @@ class FileSink(NullSink):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.description = f"file {path}"
-        self._writer = open_writer(path)
+        self._writer = DeferredWriter(path, what="output file")
+
+    def start(self) -> None:  # the call is up: only now replace a file of that name
+        self._writer.open()
 
     def write(self, samples: Pcm) -> None:
         super().write(samples)
@@ -129,7 +132,7 @@ class Recorder:
     when there is none), so both sides line up in time."""
 
     def __init__(self, path: Path) -> None:
-        self._writer = open_writer(path, channels=2)
+        self._writer = DeferredWriter(path, channels=2, what="recording")
         self._right: collections.deque[Pcm] = collections.deque()
         self._right_len = 0
 

@@ -103,6 +103,54 @@ def open_writer(path: Path, *, channels: int = 1, rate: int = RATE) -> AudioWrit
     )
 
 
+def check_writable(path: Path, what: str = "file") -> None:
+    """Fail now, before any call, if `path` could not be created later."""
+    problem = None
+    if path.is_dir():
+        problem = "it is a directory"
+    elif path.exists():
+        if not os.access(path, os.W_OK):
+            problem = "permission denied"
+    elif not path.parent.is_dir():
+        problem = f"the folder {path.parent} does not exist"
+    elif not os.access(path.parent, os.W_OK | os.X_OK):
+        problem = f"the folder {path.parent} is not writable"
+    if problem:
+        raise FileError(f"Cannot write the {what} {path}: {problem}.")
+
+
+class DeferredWriter:
+    """A writer checked now (format, folder, permissions) but created only when the call has
+    something to write (`open()` or the first `write()`): a run that fails before its call leaves
+    an existing file of that name as it was."""
+
+    def __init__(self, path: Path, *, channels: int = 1, rate: int = RATE, what: str) -> None:
+        suffix = path.suffix.lower()
+        if suffix not in (".wav", ".wave", *WRITE_FORMATS):
+            open_writer(path)  # raises the FileError that names the formats
+        check_writable(path, what)
+        self.path = path
+        self.frames = 0
+        self._args = {"channels": channels, "rate": rate}
+        self._writer: AudioWriter | None = None
+        self._closed = False
+
+    def open(self) -> None:
+        if self._writer is None and not self._closed:
+            self._writer = open_writer(self.path, **self._args)
+
+    def write(self, samples: Pcm) -> None:
+        self.open()
+        if self._writer is not None:
+            self._writer.write(samples)
+            self.frames = self._writer.frames
+
+    def close(self) -> None:
+        self._closed = True
+        if self._writer is not None:
+            self._writer.close()
+
+
 def _create_private(path: Path) -> Any:
     """Create (truncate) `path` with mode 0600, as a binary file object."""
     try:
