@@ -355,3 +355,43 @@ async def test_browser_style_raw_flow(local_server: LocalServer) -> None:
             assert first["session"]["model"] == "gpt-realtime"
         finally:
             await pc.close()
+
+
+async def test_a_replayed_conversation_is_accepted_in_order(client: Client) -> None:
+    """The items a reconnect sends (Conversation.replay_events) land in order, without errors."""
+    from rtc_voice.conversation import Conversation
+    from tests.test_conversation import apply_all, ev, reply
+
+    conv = Conversation()
+    typed = {
+        "type": "message",
+        "role": "user",
+        "status": "completed",
+        "content": [{"type": "input_text", "text": "what time is it"}],
+    }
+    call = {
+        "type": "function_call",
+        "call_id": "c",
+        "name": "get_time",
+        "arguments": "{}",
+        "status": "completed",
+    }
+    output = {"type": "function_call_output", "call_id": "c", "output": "noon"}
+    apply_all(
+        conv,
+        [
+            ev("conversation.item.done", previous_item_id=None, item={"id": "u", **typed}),
+            ev("conversation.item.done", previous_item_id="u", item={"id": "f", **call}),
+            ev("conversation.item.done", previous_item_id="f", item={"id": "o", **output}),
+            *reply("a", "o", "r", ["It is ", "noon."]),
+        ],
+    )
+    before = len(client.events)
+    for event in conv.replay_events():
+        client.send(event)
+    done = [await client.wait_for("conversation.item.done") for _ in range(4)]
+    assert [e["item"]["id"] for e in done] == ["replay_0", "replay_1", "replay_1_out", "replay_2"]
+    assert "error" not in client.types(before)
+    client.say("and now?")
+    reply = await client.wait_for("response.done")
+    assert reply["response"]["status"] == "completed"
