@@ -170,8 +170,12 @@ class CallSupervisor:
 
     # --- tasks ------------------------------------------------------------------------------
 
-    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run `coro` as a task of the call; its exception ends the call."""
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+        """Run `coro` as a task of the call; its exception ends the call. Once the call is
+        ending nothing new starts (a late callback's work is dropped)."""
+        if self._tg is None or self._ending.is_set():
+            coro.close()
+            return None
 
         async def guarded() -> None:
             try:
@@ -181,7 +185,6 @@ class CallSupervisor:
             except Exception as exc:
                 self.fail(name, exc)
 
-        assert self._tg is not None, "the call is not running"
         task = self._tg.create_task(guarded(), name=f"rtc-voice {name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -221,6 +224,7 @@ class CallSupervisor:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 ui = self._spawn("screen", self.presenter.run())
+                assert ui is not None
                 try:
                     await self._prepare()
                 except RtcVoiceError as exc:
