@@ -420,9 +420,8 @@ class OutputSink:
                 self._starved = False
             self._ring.write(samples)
             excess = len(self._ring) - self._max
-            if excess > 0:
-                self._ring.read_into(self._scratch[: min(excess, len(self._scratch))])
-                self.trimmed_samples += excess
+            if excess > 0:  # never through `_scratch`: the callback owns it, outside the lock
+                self.trimmed_samples += self._ring.discard(excess)
 
     def flush(self) -> float:
         """Drop everything not yet played (barge-in); returns the milliseconds dropped."""

@@ -119,6 +119,13 @@ class Ring:
         self._data[: count - first] = samples[first:]
         self._size += count
 
+    def discard(self, count: int) -> int:
+        """Drop up to `count` samples from the front without copying them; returns how many."""
+        count = min(count, self._size)
+        self._read = (self._read + count) % self.capacity
+        self._size -= count
+        return count
+
     def read_into(self, out: npt.NDArray[np.int16]) -> int:
         """Fill `out` from the front; returns how many samples were real (the rest is left
         untouched for the caller to zero)."""
