@@ -351,6 +351,14 @@ def talk(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print server events as JSON lines (not a TTY UI).")
     ] = False,
+    no_aec: Annotated[
+        bool,
+        typer.Option(
+            "--no-aec",
+            help="No echo cancellation (with headphones); by default the speaker's sound is "
+            "removed from the microphone (audio.echo_cancellation).",
+        ),
+    ] = False,
     model: Annotated[str | None, typer.Option(help="Realtime model.")] = None,
     voice: Annotated[str | None, typer.Option(help="Assistant voice, e.g. marin.")] = None,
     instructions: Annotated[str | None, typer.Option(help="System instructions.")] = None,
@@ -389,6 +397,8 @@ def talk(
     }
     if ptt:
         flags["turn_detection"] = "none"
+    if no_aec:
+        flags["echo_cancellation"] = "off"
     settings = _settings(config, **flags)
     api_key = None if (local or token) else require_api_key()
     options = TalkOptions(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from rtc_voice import events
+from rtc_voice.audio import echo
 from rtc_voice.audio.io import Microphone, Recorder, Sink, open_microphone, open_speaker
 from rtc_voice.audio.tracks import MicrophoneTrack, PcmTrack
 from rtc_voice.config import Settings
@@ -94,6 +95,7 @@ class CallSession:
         self.end_reason = ""
         self.mic: Microphone | None = None
         self.sink: Sink | None = None
+        self.echo: echo.EchoPath | None = None
         self.conn: RealtimeConnection | None = None
         self._api: RealtimeApi | None = None
         self._server: LocalServer | None = None
@@ -220,6 +222,16 @@ class CallSession:
         if isinstance(self.mic.track, MicrophoneTrack):
             self.mic.track.on_silent = self._mic_silent
             self.mic.track.on_stalled = self._mic_stalled
+        if hasattr(self.sink, "on_stalled"):
+            self.sink.on_stalled = self._speaker_stalled
+        self.echo, notice = echo.enable(
+            self.mic.track,
+            self.sink,
+            settings.echo_cancellation,
+            noise_suppression=settings.noise_suppression,
+        )
+        if notice:
+            self.presenter.notice(notice, error=True)
 
         base_url = settings.base_url
         key_value = self.api_key.value if self.api_key else None
@@ -371,6 +383,14 @@ class CallSession:
         self.presenter.notice(
             f"The {self.state.mic_description} stopped delivering audio (unplugged?); sending "
             "silence. Type with t, or quit and pick another with --input.",
+            error=True,
+        )
+
+    def _speaker_stalled(self) -> None:
+        assert self.sink is not None
+        self.presenter.notice(
+            f"The {self.sink.description} stopped playing audio (unplugged?). Type with t, or "
+            "quit and pick another with --output.",
             error=True,
         )
 

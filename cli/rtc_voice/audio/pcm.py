@@ -20,6 +20,7 @@ SILENCE_DBFS = -120.0
 class CapturedFrame:
     samples: Pcm  # FRAME_SAMPLES of 48 kHz mono
     captured_at: float  # time.monotonic() when PortAudio delivered the block
+    raw_dbfs: float | None = None  # the device's level before processing (echo cancelling)
 
 
 def rms_dbfs(samples: npt.NDArray[np.int16]) -> float:
