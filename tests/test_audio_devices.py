@@ -220,3 +220,44 @@ async def test_trimming_in_write_never_corrupts_a_block_being_played() -> None:
         sink.close()
     assert sink.trimmed_samples > 0
     assert not bad, f"{len(bad)} played blocks were overwritten while being copied out"
+
+
+async def test_a_speaker_that_stops_is_reported_once() -> None:
+    sink = audio.OutputSink(audio.select(None, "output"))
+    stalls: list[bool] = []
+    reported = asyncio.Event()
+    sink.on_stalled = lambda: (stalls.append(True), reported.set())
+    sink.start()
+    try:
+        started = time.monotonic()
+        assert sink.check_running(started + 2.0)  # a slow start is not a stop
+        async with asyncio.timeout(5):
+            await sink.wait_running()
+        for _ in range(10):
+            sink.write(tone(440, 20))
+            await asyncio.sleep(0.02)
+        assert stalls == []
+        sink._stream.abort()  # what an unplugged device looks like to us: the stream ends
+        async with asyncio.timeout(5):
+            await reported.wait()
+        await asyncio.sleep(1.2)
+        sink.write(tone(440, 20))  # no callbacks for over a second: already reported
+        assert stalls == [True] and not sink.check_running()
+    finally:
+        sink.close()
+
+
+async def test_a_speaker_without_callbacks_is_noticed_by_the_watch() -> None:
+    sink = audio.OutputSink(audio.select(None, "output"))
+    stalls: list[bool] = []
+    sink.on_stalled = lambda: stalls.append(True)
+    sink.start()
+    try:
+        async with asyncio.timeout(5):
+            await sink.wait_running()
+        now = time.monotonic()
+        assert sink.check_running(now)
+        assert not sink.check_running(now + 1.5)  # as if callbacks had stopped
+        assert stalls == [True]
+    finally:
+        sink.close()
