@@ -159,6 +159,7 @@ class LivePresenter:
             text = ""
         mic = session.mic.track.level_dbfs if session.mic is not None else -120.0
         speaker = session.sink.level_dbfs if session.sink is not None else -120.0
+        echo = session.echo.stage if session.echo is not None else None
         return View(
             model=conv.model or session.settings.model,
             voice=conv.voice or session.settings.voice,
@@ -181,4 +182,6 @@ class LivePresenter:
             ptt_active=session.state.ptt_active,
             notice=text,
             notice_error=error,
+            echo_cancelling=echo is not None,
+            echo_removed_db=echo.removed_db if echo is not None and echo.far_active else None,
         )
