@@ -85,11 +85,17 @@ class EchoRoom:
             "sink_dont_move=true",
             "adjust_time=0",  # a fixed delay: rate adaptation makes it wander
         )
-        for line in self.pulse.pactl("list", "short", "sink-inputs").splitlines():
-            fields = line.split("\t")
-            if len(fields) > 1 and fields[1] == str(self._loopback):
-                # a linear factor: "-10dB" would be read as a relative change
-                self.pulse.pactl("set-sink-input-volume", fields[0], f"{10 ** (level_db / 20):.5f}")
+        sink_input = None
+        for line in self.pulse.pactl("list", "sink-inputs").splitlines():
+            line = line.strip()
+            if line.startswith("Sink Input #"):
+                current = line.removeprefix("Sink Input #")
+            elif line == f"Owner Module: {self._loopback}":
+                sink_input = current
+        if sink_input is None:
+            raise PulseUnavailable("the echo room's loopback has no sink input")
+        # a linear factor: "-10dB" would be read as a relative change
+        self.pulse.pactl("set-sink-input-volume", sink_input, f"{10 ** (level_db / 20):.5f}")
 
     def say(self, wav: Path) -> subprocess.Popen[bytes]:
         """The user speaks into the room (returns at once; wait() on the result)."""

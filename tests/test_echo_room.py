@@ -196,3 +196,34 @@ def test_without_echo_cancellation_the_reply_interrupts_itself(
     call = run_call(room, tmp_path, "--no-aec", on_event=on_event, timeout=30)
     assert call.responses and call.responses[0]["status"] == "cancelled"
     assert len(call.cancelled_by_speech()) == 1
+
+
+@pytest.mark.timeout(60)
+def test_devices_echo_test_measures_the_room(room: EchoRoom, tmp_path: Path) -> None:
+    """The room's speaker comes back 60 ms later (plus the devices' latencies) at -10 dB, and
+    through the reverb: the echo test finds that, and that the canceller removes it."""
+    env = {**os.environ, **room.env, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    done = subprocess.run(
+        rtc_voice("devices", "--echo-test", "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=45,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert 60 <= report["delay_ms"] <= 200
+    assert -16 <= report["echo_level_db"] <= -6
+    assert report["removed_db"] >= 25
+    assert report["verdict"].startswith("Your speaker reaches the microphone at -1")
+    assert report["verdict"].endswith("fine.")
+    text = subprocess.run(
+        rtc_voice("devices", "--echo-test"),
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=45,
+        stdin=subprocess.DEVNULL,
+    )
+    assert "Echo delay:" in text.stdout and "Removed by echo cancellation:" in text.stdout

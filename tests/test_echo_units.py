@@ -245,3 +245,23 @@ def test_the_silence_watch_listens_to_the_raw_microphone() -> None:
     asyncio.run(many())
     mic.stop()
     assert silent == [] and mic.watch.silent_ms == 0
+
+
+def test_echo_report_finds_the_delay_and_says_when_there_is_no_echo() -> None:
+    from rtc_voice.audio.echo import analyse, test_sound
+
+    sound = test_sound(1.0)
+    played = np.concatenate([np.zeros(RATE // 2, np.int16), sound, np.zeros(RATE // 2, np.int16)])
+    lead, delay = 480 * 12, 4800  # far end fed 120 ms ahead; the echo takes 100 ms
+    raw = np.zeros(len(played), np.int16)
+    echo = (sound * 10 ** (-12 / 20)).astype(np.int16)
+    at = RATE // 2 - lead + delay
+    raw[at : at + len(echo)] = echo
+    cleaned = (raw * 10 ** (-40 / 20)).astype(np.int16)
+    report = analyse(played, raw, cleaned, lead, RATE // 2, RATE // 2 + len(sound))
+    assert report.delay_ms == pytest.approx(100, abs=1)
+    assert report.echo_level_db == pytest.approx(-12, abs=1)
+    assert report.removed_db == pytest.approx(40, abs=2)
+    assert report.verdict.endswith("removes 40 dB: fine.")
+    silent = analyse(played, np.zeros_like(raw), np.zeros_like(raw), lead, RATE // 2, RATE)
+    assert not silent.heard and "does not hear your speaker" in silent.verdict

@@ -14,9 +14,11 @@ Data flow (all on the event loop, never in a PortAudio callback):
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import math
-from collections.abc import Callable
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -299,15 +301,170 @@ def enable(
     return EchoPath(mic_track.source, sink, EchoStage(canceller)), None
 
 
-def make_processor(noise_suppression: bool = False) -> Callable[[Pcm, Pcm], Pcm]:
-    """For offline use (tests, the echo test): far and near arrays in, cleaned near out."""
-    stage = EchoStage(WebRtcCanceller(noise_suppression=noise_suppression))
+# --- the echo test (`rtc-voice devices --echo-test`) -------------------------------------------
 
-    def run(far: Pcm, near: Pcm) -> Pcm:
-        out = np.zeros(len(near) // TEN_MS * TEN_MS, np.int16)
-        for start in range(0, len(out), TEN_MS):
-            stage.played(far[start : start + TEN_MS])
-            out[start : start + TEN_MS] = stage.process(near[start : start + TEN_MS])
+TEST_SECONDS = 4.0
+NO_ECHO_DBFS = -70.0  # a microphone this quiet while the speaker plays does not hear it
+
+
+def test_sound(seconds: float = TEST_SECONDS, dbfs: float = -20.0) -> Pcm:
+    """Speech-like: noise shaped like a voice (energy under 4 kHz), in syllables four times a
+    second, so the canceller meets what it will meet in a call. Deterministic."""
+    rng = np.random.default_rng(2024)
+    count = int(RATE * seconds)
+    noise = rng.standard_normal(count + 64)
+    kernel = np.hanning(12)  # a gentle low-pass
+    voiced = np.convolve(noise, kernel / kernel.sum(), mode="same")[:count]
+    t = np.arange(count) / RATE
+    syllables = 0.55 + 0.45 * np.sin(2 * math.pi * 4 * t) * np.sin(2 * math.pi * 0.7 * t + 1)
+    wave = voiced * np.clip(syllables, 0.05, 1)
+    fade = RATE // 50
+    wave[:fade] *= np.linspace(0, 1, fade)
+    wave[-fade:] *= np.linspace(1, 0, fade)
+    wave *= 32768 * 10 ** (dbfs / 20) / np.sqrt(np.mean(wave**2))
+    out: Pcm = np.clip(wave, -32768, 32767).astype(np.int16)
+    return out
+
+
+@dataclass(frozen=True)
+class EchoReport:
+    played_dbfs: float
+    echo_dbfs: float  # the microphone while the speaker played
+    echo_level_db: float  # echo relative to what was played
+    delay_ms: float | None  # speaker callback to microphone callback; None without echo
+    removed_db: float | None  # by the canceller over the last second; None without echo
+
+    @property
+    def heard(self) -> bool:
+        return self.echo_dbfs > NO_ECHO_DBFS and self.delay_ms is not None
+
+    @property
+    def verdict(self) -> str:
+        if not self.heard or self.removed_db is None:
+            return (
+                "Your microphone does not hear your speaker "
+                f"({self.echo_dbfs:.0f} dBFS while it played): there is no echo to cancel."
+            )
+        reach = (
+            f"Your speaker reaches the microphone at {self.echo_level_db:.0f} dB, "
+            f"{self.delay_ms:.0f} ms later; echo cancellation removes {self.removed_db:.0f} dB"
+        )
+        if self.removed_db >= 25:
+            return reach + ": fine."
+        if self.removed_db >= 15:
+            return (
+                reach + ": some echo may get through. If the assistant interrupts itself, lower "
+                "the speaker volume or use headphones."
+            )
+        return (
+            reach + ": too little. The assistant will likely interrupt itself: use headphones "
+            "(then --no-aec) or lower the speaker volume."
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "played_dbfs": round(self.played_dbfs, 1),
+            "echo_dbfs": round(self.echo_dbfs, 1),
+            "echo_level_db": round(self.echo_level_db, 1),
+            "delay_ms": None if self.delay_ms is None else round(self.delay_ms, 1),
+            "removed_db": None if self.removed_db is None else round(self.removed_db, 1),
+            "verdict": self.verdict,
+        }
+
+
+def _lag(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
+    """The k where a[i] best matches b[i + k], and how clear that match is (peak / RMS)."""
+    n = 1 << math.ceil(math.log2(len(a) + len(b)))
+    spectrum = np.fft.rfft(a.astype(np.float64), n) * np.conj(np.fft.rfft(b.astype(np.float64), n))
+    corr = np.fft.irfft(spectrum, n)
+    index = int(np.argmax(np.abs(corr)))
+    clarity = float(np.abs(corr[index]) / (np.sqrt(np.mean(corr**2)) + 1e-12))
+    return (-index if index < n // 2 else n - index), clarity
+
+
+def analyse(
+    played: Pcm, raw: Pcm, cleaned: Pcm, lead_samples: int, play_from: int, play_to: int
+) -> EchoReport:
+    """Pure: the echo test's figures. `played`, `raw` and `cleaned` are 48 kHz; the far end ran
+    `lead_samples` ahead of the microphone on the loop's clock; the sound was in
+    played[play_from:play_to]."""
+    played_dbfs = rms_dbfs(played[play_from:play_to])
+    k, clarity = _lag(raw.astype(np.float64), played.astype(np.float64))
+    delay = lead_samples - k
+    heard_from = max(0, play_from - lead_samples + max(delay, 0))
+    heard_to = min(len(raw), play_to - lead_samples + max(delay, 0))
+    echo_dbfs = rms_dbfs(raw[heard_from:heard_to]) if heard_to > heard_from else SILENCE_DBFS
+    if clarity < 8 or echo_dbfs <= NO_ECHO_DBFS or not 0 <= delay < RATE:
+        return EchoReport(played_dbfs, echo_dbfs, echo_dbfs - played_dbfs, None, None)
+    last = slice(max(heard_from, heard_to - RATE), heard_to)
+    removed = rms_dbfs(raw[last]) - rms_dbfs(cleaned[last])
+    return EchoReport(
+        played_dbfs, echo_dbfs, echo_dbfs - played_dbfs, delay * 1000 / RATE, max(0.0, removed)
+    )
+
+
+async def echo_test(
+    input_device: Any, output_device: Any, *, noise_suppression: bool = False
+) -> EchoReport:
+    """Play the test sound on the speaker, record the microphone through the canceller, and
+    measure. Real devices (audio.devices.Device)."""
+    from rtc_voice.audio import devices
+
+    canceller = WebRtcCanceller(noise_suppression=noise_suppression)
+    sink = devices.OutputSink(output_device)
+    source = devices.InputSource(input_device, max_frames=100_000)
+    stage = EchoStage(canceller, ResidualGate(attenuation_db=0.0))
+    path = EchoPath(source, sink, stage)
+    played: list[Pcm] = []
+    raw: list[Pcm] = []
+    cleaned: list[Pcm] = []
+    leads: list[int] = []
+    fed = 0
+
+    def process(near: Pcm) -> Pcm:
+        nonlocal fed
+        far = sink.take_played()
+        if path._resample is not None and len(far):
+            far = path._resample(far)
+        played.append(far)
+        fed += len(far)
+        stage.played(far)
+        raw.append(near)
+        leads.append(fed - sum(len(r) for r in raw))
+        out = stage.process(near, path.delay_ms)
+        cleaned.append(out)
         return out
 
-    return run
+    source.process = process
+    sound = test_sound()
+    try:
+        sink.start()
+        source.start()
+        async with asyncio.timeout(10):
+            await sink.wait_running()
+        await asyncio.sleep(0.3)  # both streams settled: silence before the sound
+        play_from = fed
+        start = time.monotonic()
+        for n, i in enumerate(range(0, len(sound), 960)):
+            sink.write(sound[i : i + 960])
+            await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - time.monotonic()))
+        await asyncio.sleep(0.6)  # the echo's way back
+        play_to = play_from + len(sound) + int(RATE * 0.03)
+    finally:
+        path.close()
+        source.close()
+        sink.close()
+    if not raw or not leads:
+        raise AudioError(
+            f"The microphone {input_device} delivered no audio during the echo test.",
+            hint="Check it with `rtc-voice devices --probe`.",
+        )
+    lead = int(np.median(leads[len(leads) // 4 :]))
+    return analyse(
+        np.concatenate(played),
+        np.concatenate(raw),
+        np.concatenate(cleaned),
+        lead,
+        play_from,
+        play_to,
+    )
