@@ -265,3 +265,53 @@ def test_echo_report_finds_the_delay_and_says_when_there_is_no_echo() -> None:
     assert report.verdict.endswith("removes 40 dB: fine.")
     silent = analyse(played, np.zeros_like(raw), np.zeros_like(raw), lead, RATE // 2, RATE)
     assert not silent.heard and "does not hear your speaker" in silent.verdict
+
+
+def test_the_echo_path_resamples_a_speaker_that_is_not_at_48_khz() -> None:
+    """A 44.1 kHz speaker: its played blocks reach the canceller as 48 kHz 10 ms frames, and
+    the stream delay is the sum of PortAudio's two latencies."""
+    from rtc_voice.audio.echo import EchoPath
+
+    class Speaker:
+        rate = 44100
+        output_latency_s = 0.030
+        tap_enabled = False
+
+        def take_played(self) -> Pcm:
+            return np.zeros(441 * 2, np.int16)  # 20 ms at 44.1 kHz
+
+    class Microphone:
+        input_latency_s = 0.012
+        process: Any = None
+
+    canceller = Recording()
+    speaker, microphone = Speaker(), Microphone()
+    path = EchoPath(microphone, speaker, EchoStage(canceller))  # type: ignore[arg-type]
+    assert speaker.tap_enabled and microphone.process is path
+    for _ in range(50):  # one second
+        path(np.zeros(FRAME_SAMPLES, np.int16))
+    assert 96 <= canceller.calls.count("far") <= 100  # 48 kHz frames, resampler delay aside
+    assert canceller.calls[-1] == "near@42"
+    path.close()
+    assert not speaker.tap_enabled and microphone.process is None
+
+
+def test_echo_cancellation_on_with_a_file_microphone_is_a_clear_error(tmp_path: Path) -> None:
+    from rtc_voice.audio.pcm import silence
+    from tests.test_talk import talk, write_wav
+
+    quiet = write_wav(tmp_path / "quiet.wav", silence(500))
+    auto = talk(tmp_path, "--local", "--input", str(quiet), "--output", "none", "--say", "hi")
+    assert auto.returncode == 0, auto.stderr  # auto: files need no cancelling
+    done = talk(
+        tmp_path,
+        "--local",
+        "--input",
+        str(quiet),
+        "--output",
+        "none",
+        env={"RTC_VOICE_AUDIO_ECHO_CANCELLATION": "on"},
+    )
+    assert done.returncode == 10, done.stderr
+    assert "Echo cancellation needs a microphone and a speaker device" in done.stderr
+    assert "audio.echo_cancellation" in done.stderr and "Traceback" not in done.stderr

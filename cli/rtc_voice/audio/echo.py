@@ -258,11 +258,15 @@ class EchoPath:
         """PortAudio's view of the trip: output buffer to the DAC, ADC to the input callback."""
         return round((self.sink.output_latency_s + self.source.input_latency_s) * 1000)
 
-    def __call__(self, near: Pcm) -> Pcm:
+    def drain(self) -> Pcm:
+        """What the speaker played since the last call, at 48 kHz."""
         played = self.sink.take_played()
         if self._resample is not None and len(played):
             played = self._resample(played)
-        self.stage.played(played)
+        return played
+
+    def __call__(self, near: Pcm) -> Pcm:
+        self.stage.played(self.drain())
         return self.stage.process(near, self.delay_ms)
 
     def close(self) -> None:
@@ -423,9 +427,7 @@ async def echo_test(
 
     def process(near: Pcm) -> Pcm:
         nonlocal fed
-        far = sink.take_played()
-        if path._resample is not None and len(far):
-            far = path._resample(far)
+        far = path.drain()
         played.append(far)
         fed += len(far)
         stage.played(far)
