@@ -107,6 +107,7 @@ def frames(level_dbfs: float) -> Pcm:
 
 def test_gate_holds_back_quiet_residue_while_the_far_end_plays() -> None:
     gate = ResidualGate(converge_ms=0, attenuation_db=30)
+    gate.echo_heard = True
     for _ in range(5):
         gate.far(-15.0)
     residue = frames(-35)  # 20 dB under the far end: echo the canceller left
@@ -118,6 +119,7 @@ def test_gate_holds_back_quiet_residue_while_the_far_end_plays() -> None:
 
 def test_gate_lets_a_barge_in_through_at_once_and_holds_open() -> None:
     gate = ResidualGate(converge_ms=0, hold_ms=100)
+    gate.echo_heard = True
     for _ in range(5):
         gate.far(-15.0)
     user = frames(-22)  # a user near the microphone: within 10 dB of the assistant
@@ -140,6 +142,7 @@ def test_gate_is_strict_while_converging_and_open_when_the_far_end_is_silent() -
     assert gate.gain == 1 and gate.apply(loud, rms_dbfs(loud)) is loud
     for _ in range(10):
         gate.far(-15.0)
+    gate.echo_heard = True
     assert not gate.converging
     assert gate.apply(echo, rms_dbfs(echo)) is echo  # within the margin after converging
     for _ in range(40):
@@ -315,3 +318,31 @@ def test_echo_cancellation_on_with_a_file_microphone_is_a_clear_error(tmp_path: 
     assert done.returncode == 10, done.stderr
     assert "Echo cancellation needs a microphone and a speaker device" in done.stderr
     assert "audio.echo_cancellation" in done.stderr and "Traceback" not in done.stderr
+
+
+class Attenuating(Recording):
+    """A canceller that takes 20 dB out of everything, as AEC3 does to echo."""
+
+    def near(self, frame: Pcm, delay_ms: int) -> Pcm:
+        super().near(frame, delay_ms)
+        return (frame * 0.1).astype(np.int16)
+
+
+@pytest.mark.parametrize(("canceller", "gated"), [(Recording, False), (Attenuating, True)])
+def test_the_gate_acts_only_once_the_canceller_has_removed_echo(
+    canceller: type[Recording], gated: bool
+) -> None:
+    """Headphones: nothing to cancel, so after the first 1.5 s a voice far quieter than the
+    assistant goes through. Speakers: the canceller removes echo, and the gate holds back the
+    rest."""
+    stage = EchoStage(canceller(), ResidualGate(converge_ms=200))
+    loud = np.concatenate([frames(-10)] * 2)  # the assistant
+    quiet = np.concatenate([frames(-35)] * 2)  # 25 dB under it at the microphone
+    for _ in range(50):  # one second
+        stage.played(loud)
+        out = stage.process(quiet)
+    assert stage.gate.echo_heard is gated
+    if gated:  # 20 dB by the canceller, then 30 dB by the gate (int16 rounding aside)
+        assert rms_dbfs(out) < rms_dbfs(quiet) - 45
+    else:
+        assert rms_dbfs(out) == pytest.approx(rms_dbfs(quiet), abs=0.5)

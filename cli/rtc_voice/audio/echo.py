@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 TEN_MS = RATE // 100  # AEC3 works on 10 ms frames
 MAX_FAR_BACKLOG = RATE * 3 // 10  # never feed more than 300 ms of old far end in one go
+ECHO_HEARD_DB = 10.0  # the canceller removing this much means there is an echo path
 NO_LIVEKIT_HINT = (
     "Install it with `pip install livekit` (it ships wheels for Linux, macOS and Windows), or "
     'turn echo cancellation off with --no-aec or audio.echo_cancellation = "off".'
@@ -94,6 +95,9 @@ class ResidualGate:
     nearly as loud as the far end): then anything under the envelope itself is held back, and a
     barge-in has to be louder than the assistant to get through.
 
+    After that it only acts once `echo_heard` is set (the stage sets it when the canceller has
+    really removed echo): with headphones there is none, and a quiet voice must not be gated.
+
     Levels are 10 ms RMS in dBFS. The far-end envelope is the loudest far frame of the last
     `span_ms` (it covers the echo's trip: output latency, the room, input latency).
     """
@@ -120,6 +124,7 @@ class ResidualGate:
         self._hold = 0
         self.gain = 1.0
         self.closed_frames = 0
+        self.echo_heard = False
 
     def far(self, level_dbfs: float) -> None:
         self._far.append(level_dbfs)
@@ -141,7 +146,8 @@ class ResidualGate:
         """The gain this 10 ms frame should end at."""
         envelope = self.far_envelope_dbfs
         margin = self.converging_margin_db if self.converging else self.margin_db
-        if envelope < self.far_floor_dbfs or processed_dbfs >= envelope - margin:
+        idle = envelope < self.far_floor_dbfs or not (self.converging or self.echo_heard)
+        if idle or processed_dbfs >= envelope - margin:
             self._hold = self._hold_frames if envelope >= self.far_floor_dbfs else 0
             return 1.0
         if self._hold > 0:
@@ -226,6 +232,9 @@ class EchoStage:
             cleaned = self.canceller.near(frame, delay_ms)
             if self.gate.far_active and rms_dbfs(frame) > -70:
                 self.meter.update(frame, cleaned)
+                removed = self.meter.removed_db
+                if removed is not None and removed >= ECHO_HEARD_DB:
+                    self.gate.echo_heard = True
             out[start : start + TEN_MS] = self.gate.apply(cleaned, rms_dbfs(cleaned))
             self.near_frames += 1
         return out
