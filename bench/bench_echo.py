@@ -149,6 +149,7 @@ async def in_process(reply: np.ndarray) -> dict[str, float]:
         raw.append(near)
         cancelled.append(out)
         # what the gate would send (same decisions as in a call, measured separately)
+        gate.echo_heard = measured.gate.echo_heard
         gated = np.concatenate(
             [gate.apply(out[i : i + 480], rms_dbfs(out[i : i + 480])) for i in (0, 480)]
         )
