@@ -8,7 +8,7 @@ Data flow (all on the event loop, never in a PortAudio callback):
     microphone frame arrives (InputSource delivery)
         -> EchoPath: drain the tap, resample to 48 kHz, feed every played 10 ms frame to AEC3
         -> AEC3 processes the microphone's 10 ms frames (stream delay from PortAudio's clocks)
-        -> ResidualGate attenuates what is left while the canceller is still converging
+        -> ResidualGate holds back echo left over while the far end plays (see its docstring)
         -> EchoMeter measures how much echo was removed (shown on the call screen)
 """
 
