@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 TEN_MS = RATE // 100  # AEC3 works on 10 ms frames
 MAX_FAR_BACKLOG = RATE * 3 // 10  # never feed more than 300 ms of old far end in one go
 ECHO_HEARD_DB = 10.0  # the canceller removing this much means there is an echo path
+HEARD_DBFS = -70.0  # a microphone below this hears nothing (digital or near silence)
 NO_LIVEKIT_HINT = (
     "Install it with `pip install livekit` (it ships wheels for Linux, macOS and Windows), or "
     'turn echo cancellation off with --no-aec or audio.echo_cancellation = "off".'
@@ -91,9 +92,11 @@ class ResidualGate:
     opens the gate at once (it then holds open for `hold_ms`).
 
     "Well below" is `margin_db` under the far-end envelope, except while the canceller is still
-    learning the room (the first `converge_ms` of far-end sound in a call, when echo can arrive
-    nearly as loud as the far end): then anything under the envelope itself is held back, and a
-    barge-in has to be louder than the assistant to get through.
+    learning the room (the first `converge_ms` of far-end sound the microphone hears anything
+    during, when echo can arrive nearly as loud as the far end): then anything under the
+    envelope itself is held back, and a barge-in has to be louder than the assistant. Counting
+    only what the microphone hears matters: a device that delivers silence for its first
+    seconds would otherwise use up the learning time before the first echo arrives.
 
     After that it only acts once `echo_heard` is set (the stage sets it when the canceller has
     really removed echo): with headphones there is none, and a quiet voice must not be gated.
@@ -116,7 +119,7 @@ class ResidualGate:
         self.margin_db = margin_db
         self.converging_margin_db = converging_margin_db
         self._converge_frames = converge_ms // 10
-        self.far_active_frames = 0
+        self.heard_frames = 0  # 10 ms frames with far end active and a microphone not silent
         self.floor = 10 ** (-attenuation_db / 20)
         self.far_floor_dbfs = far_floor_dbfs
         self._far: collections.deque[float] = collections.deque(maxlen=max(1, span_ms // 10))
@@ -128,11 +131,14 @@ class ResidualGate:
 
     def far(self, level_dbfs: float) -> None:
         self._far.append(level_dbfs)
-        self.far_active_frames += self.far_active
+
+    def heard(self, raw_dbfs: float) -> None:
+        """The microphone's level before cancellation, once per 10 ms frame."""
+        self.heard_frames += self.far_active and raw_dbfs > HEARD_DBFS
 
     @property
     def converging(self) -> bool:
-        return self.far_active_frames < self._converge_frames
+        return self.heard_frames < self._converge_frames
 
     @property
     def far_envelope_dbfs(self) -> float:
@@ -230,7 +236,9 @@ class EchoStage:
             self._feed_far()
             frame = near[start : start + TEN_MS]
             cleaned = self.canceller.near(frame, delay_ms)
-            if self.gate.far_active and rms_dbfs(frame) > -70:
+            raw_dbfs = rms_dbfs(frame)
+            self.gate.heard(raw_dbfs)
+            if self.gate.far_active and raw_dbfs > HEARD_DBFS:
                 self.meter.update(frame, cleaned)
                 removed = self.meter.removed_db
                 if removed is not None and removed >= ECHO_HEARD_DB:
