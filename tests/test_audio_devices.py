@@ -170,6 +170,99 @@ async def test_a_microphone_that_stops_is_reported_once_and_timing_goes_on() -> 
         mic.stop()
 
 
+class _SlowDeviceBuffer:
+    """A device buffer that takes its time to accept a block (as a busy host can), so a writer
+    that touches the callback's scratch memory meanwhile gets caught."""
+
+    def __init__(self, frames: int) -> None:
+        self.data = np.zeros((frames, 1), np.int16)
+
+    def __setitem__(self, key: object, value: np.ndarray) -> None:
+        time.sleep(0.0005)
+        self.data[key] = value  # type: ignore[index]
+
+
+async def test_trimming_in_write_never_corrupts_a_block_being_played() -> None:
+    """The callback copies its block out after releasing the lock; `write` trimming the ring at
+    the same moment must not touch that block. Samples carry their own position, so each
+    played block must count up by one."""
+    import threading
+    from types import SimpleNamespace
+
+    sink = audio.OutputSink(audio.select(None, "output"), prime_ms=10, max_ms=20)
+    status = SimpleNamespace(output_underflow=False)
+    info = SimpleNamespace(outputBufferDacTime=0.0, currentTime=0.0)
+    bad: list[np.ndarray] = []
+    stop = threading.Event()
+
+    def device() -> None:  # a fake PortAudio thread pulling 10 ms blocks
+        while not stop.is_set():
+            out = _SlowDeviceBuffer(480)
+            sink._callback(out, 480, info, status)
+            block = out.data[:, 0].astype(np.int32)
+            nonzero = block[block != 0]
+            if len(nonzero) > 1 and np.any(np.diff(nonzero) % 30000 != 1):
+                bad.append(block)
+
+    thread = threading.Thread(target=device, daemon=True)
+    thread.start()
+    try:
+        counter = 1
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and not bad:
+            chunk = (np.arange(counter, counter + 720) - 1) % 30000 + 1
+            counter += 720
+            sink.write(chunk.astype(np.int16))  # faster than real time: trims every time
+            time.sleep(0.0002)  # noqa: ASYNC251 (the writer must not yield to the loop)
+    finally:
+        stop.set()
+        thread.join(5)
+        sink.close()
+    assert sink.trimmed_samples > 0
+    assert not bad, f"{len(bad)} played blocks were overwritten while being copied out"
+
+
+async def test_a_speaker_that_stops_is_reported_once() -> None:
+    sink = audio.OutputSink(audio.select(None, "output"))
+    stalls: list[bool] = []
+    reported = asyncio.Event()
+    sink.on_stalled = lambda: (stalls.append(True), reported.set())
+    sink.start()
+    try:
+        started = time.monotonic()
+        assert sink.check_running(started + 2.0)  # a slow start is not a stop
+        async with asyncio.timeout(5):
+            await sink.wait_running()
+        for _ in range(10):
+            sink.write(tone(440, 20))
+            await asyncio.sleep(0.02)
+        assert stalls == []
+        sink._stream.abort()  # what an unplugged device looks like to us: the stream ends
+        async with asyncio.timeout(5):
+            await reported.wait()
+        await asyncio.sleep(1.2)
+        sink.write(tone(440, 20))  # no callbacks for over a second: already reported
+        assert stalls == [True] and not sink.check_running()
+    finally:
+        sink.close()
+
+
+async def test_a_speaker_without_callbacks_is_noticed_by_the_watch() -> None:
+    sink = audio.OutputSink(audio.select(None, "output"))
+    stalls: list[bool] = []
+    sink.on_stalled = lambda: stalls.append(True)
+    sink.start()
+    try:
+        async with asyncio.timeout(5):
+            await sink.wait_running()
+        now = time.monotonic()
+        assert sink.check_running(now)
+        assert not sink.check_running(now + 1.5)  # as if callbacks had stopped
+        assert stalls == [True]
+    finally:
+        sink.close()
+
+
 def test_alsa_error_messages_do_not_reach_stderr() -> None:
     """ALSA prints errors (mid-call: 'underrun occurred') through its handler to stderr; once
     rtc-voice has loaded PortAudio that handler prints nothing. An unknown PCM name makes real

@@ -248,6 +248,17 @@ def test_silence_and_tone_are_sized_by_duration() -> None:
     assert len(tone(440, 20)) == 960 and len(tone(440, 20, rate=16000)) == 320
 
 
+def test_ring_discard_drops_from_the_front_without_copying() -> None:
+    ring = Ring(4)
+    ring.write(np.array([1, 2, 3], np.int16))
+    assert ring.discard(2) == 2 and len(ring) == 1
+    ring.write(np.array([4, 5, 6], np.int16))  # wraps
+    assert ring.discard(10) == 4 and len(ring) == 0
+    ring.write(np.array([7], np.int16))
+    out = np.zeros(1, np.int16)
+    assert ring.read_into(out) == 1 and out.tolist() == [7]
+
+
 def test_missing_pulseaudio_says_how_to_install_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -137,6 +137,8 @@ def test_unknown_rtc_voice_environment_variable_is_named() -> None:
         ("base_url = 'api.openai.com'\n", {}, ["api.openai.com", "https://"]),
         ("[transcription]\nlanguage = 'english'\n", {}, ["english", "ISO-639-1"]),
         ("[turn_detection]\nthreshold = true\n", {}, ["True", "0 to 1"]),
+        ("[audio]\necho_cancellation = 'yes'\n", {}, ["yes", "auto, on, off"]),
+        ("", {"RTC_VOICE_AUDIO_NOISE_SUPPRESSION": "maybe"}, ["maybe", "true or false"]),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(
@@ -269,6 +271,33 @@ def test_cli_config_path_follows_env(
 ) -> None:
     monkeypatch.setenv("RTC_VOICE_CONFIG", str(tmp_path / "x.toml"))
     assert runner.invoke(app, ["config", "path"]).stdout.strip() == str(tmp_path / "x.toml")
+
+
+def test_echo_settings_layer_and_no_aec_turns_cancellation_off(isolated_env: Path) -> None:
+    assert (Settings().echo_cancellation, Settings().noise_suppression) == ("auto", False)
+    write(isolated_env, "[audio]\necho_cancellation = 'on'\nnoise_suppression = true\n")
+    from_file = load_settings(env={})
+    assert (from_file.echo_cancellation, from_file.noise_suppression) == ("on", True)
+    env = load_settings(env={"RTC_VOICE_AUDIO_NOISE_SUPPRESSION": "0"})
+    assert env.noise_suppression is False
+    flagged = load_settings(env={}, flags={"echo_cancellation": "off"})
+    assert flagged.echo_cancellation == "off"
+    assert str(flagged.source_of("echo_cancellation")) == "flag (--no-aec)"
+
+
+def test_config_show_lists_the_echo_settings(runner: CliRunner) -> None:
+    import json
+
+    result = runner.invoke(app, ["config", "show", "--json"])
+    shown = json.loads(result.stdout)
+    assert shown["audio.echo_cancellation"] == {
+        "value": "auto",
+        "source": "default",
+        "origin": None,
+    }
+    assert shown["audio.noise_suppression"] == {"value": False, "source": "default", "origin": None}
+    table = runner.invoke(app, ["config", "show"], env={"COLUMNS": "200"})
+    assert "audio.noise_suppression" in table.stdout and "false" in table.stdout
 
 
 def _unsearchable_config_home(tmp_path: Path) -> Path:

@@ -98,7 +98,9 @@ def test_mute_type_reply_quit_and_terminal_restored(tmux_talk: Tmux) -> None:
     tmux_talk.keys("m")
     tmux_talk.wait(lambda s: "MUTED" not in s, "unmuted after m again")
     tmux_talk.keys("q")
-    final = tmux_talk.wait(lambda s: "EXIT=" in s, "the process to exit")
+    final = tmux_talk.wait(  # `stty -a` prints after EXIT=; on a busy machine, a moment after
+        lambda s: "EXIT=" in s and "icanon" in s, "the process to exit and stty to report"
+    )
     assert "EXIT=0" in final
     assert "you: hello from tmux" in final  # the conversation stays in the scrollback
     assert "-icanon" not in final and " icanon" in final and " echo" in final

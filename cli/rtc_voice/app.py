@@ -446,6 +446,14 @@ def talk(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print server events as JSON lines (not a TTY UI).")
     ] = False,
+    no_aec: Annotated[
+        bool,
+        typer.Option(
+            "--no-aec",
+            help="No echo cancellation (with headphones); by default the speaker's sound is "
+            "removed from the microphone (audio.echo_cancellation).",
+        ),
+    ] = False,
     model: ModelOpt = None,
     voice: VoiceOpt = None,
     instructions: Annotated[
@@ -486,6 +494,8 @@ def talk(
     }
     if ptt:
         flags["turn_detection"] = "none"
+    if no_aec:
+        flags["echo_cancellation"] = "off"
     settings = _settings(config, **flags)
     api_key = None if (local or token) else require_api_key()
     options = TalkOptions(
@@ -535,6 +545,14 @@ def devices(
         bool,
         typer.Option("--probe", help="Open every device at 48 kHz and at its own rate; report."),
     ] = False,
+    echo_test: Annotated[
+        bool,
+        typer.Option(
+            "--echo-test",
+            help="Play a 4 s sound on the speaker, record the microphone, and say how much "
+            "echo there is and how much echo cancellation removes.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON for scripts.")] = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -543,11 +561,15 @@ def devices(
     Pick devices with `talk --input/--output` or audio.input_device / audio.output_device in the
     config: an index, or any part of the name (case does not matter).
 
-    Examples: rtc-voice devices --probe;  rtc-voice talk --input usb --output 3
+    Examples: rtc-voice devices --probe;  rtc-voice devices --echo-test;
+    rtc-voice talk --input usb --output 3
     """
     from rtc_voice.audio import devices as audio
 
     settings = _settings(config)
+    if echo_test:
+        _echo_test(settings, as_json)
+        return
     found = audio.list_devices()
     if not found:
         from rtc_voice.errors import AudioError
@@ -627,6 +649,34 @@ def devices(
             out.print(f"{label}: [bold]{value}[/]")
         else:
             out.print(f"{label}: [red]{value.message}[/] {value.hint or ''}")
+
+
+def _echo_test(settings: Settings, as_json: bool) -> None:
+    from rtc_voice.audio import devices as audio
+    from rtc_voice.audio.echo import TEST_SECONDS, echo_test
+
+    found = audio.list_devices()
+    mic = audio.select(settings.input_device, "input", found)
+    speaker = audio.select(settings.output_device, "output", found)
+    with _stderr().status(
+        f"Playing a {TEST_SECONDS:g} s test sound on {speaker} and listening on {mic}…"
+    ):
+        report = asyncio.run(echo_test(mic, speaker, noise_suppression=settings.noise_suppression))
+    if as_json:
+        print(
+            json.dumps(
+                {"microphone": mic.index, "speaker": speaker.index, **report.as_json()}, indent=2
+            )
+        )
+        return
+    out = _stdout()
+    out.print(f"Speaker:    {speaker}   played at {report.played_dbfs:.0f} dBFS")
+    out.print(f"Microphone: {mic}   heard {report.echo_dbfs:.0f} dBFS while it played")
+    if report.heard:
+        out.print(f"Echo delay: {report.delay_ms:.0f} ms (speaker callback to microphone callback)")
+        out.print(f"Echo level: {report.echo_level_db:.0f} dB relative to what was played")
+        out.print(f"Removed by echo cancellation: {report.removed_db:.0f} dB (last second)")
+    out.print(report.verdict, style="bold")
 
 
 @app.command()

@@ -31,6 +31,7 @@ APP_NAME = "rtc-voice"
 
 TURN_DETECTION_TYPES = (*protocol.TURN_DETECTION_TYPES, "none")  # none: manual turns (PTT)
 NOISE_REDUCTION = (*protocol.NOISE_REDUCTION_TYPES, "off")
+ECHO_CANCELLATION = ("auto", "on", "off")
 
 SourceKind = Literal["default", "file", "env", "flag"]
 
@@ -59,6 +60,8 @@ class Settings:
     input_device: str | None = None
     output_device: str | None = None
     noise_reduction: str = "far_field"
+    echo_cancellation: str = "auto"
+    noise_suppression: bool = False
     turn_detection: str = "server_vad"
     vad_threshold: float = protocol.VAD_THRESHOLD
     prefix_padding_ms: int = protocol.VAD_PREFIX_PADDING_MS
@@ -144,6 +147,17 @@ def _choice(options: Sequence[str]) -> Callable[[object], str]:
         return value
 
     return parse
+
+
+def _bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = _text(raw).lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("true or false")
 
 
 def _voice(raw: object) -> str:
@@ -275,6 +289,23 @@ FIELDS: tuple[Field, ...] = (
         "Server-side input noise reduction: near_field (headset), far_field (laptop or room "
         "microphone; helps against echo), off.",
         '"far_field"',
+    ),
+    Field(
+        "audio.echo_cancellation",
+        "echo_cancellation",
+        _choice(ECHO_CANCELLATION),
+        "Cancel the speaker's sound in the microphone (WebRTC AEC3), so the assistant does not "
+        "interrupt itself on laptop speakers: auto (on when both ends are devices), on, or off "
+        "(for headphones; the --no-aec flag).",
+        '"auto"',
+        "--no-aec",
+    ),
+    Field(
+        "audio.noise_suppression",
+        "noise_suppression",
+        _bool,
+        "With echo cancellation: also suppress steady background noise (fans, hum) before sending.",
+        "false",
     ),
     Field(
         "turn_detection.type",
@@ -568,6 +599,8 @@ def load_settings(
 def display_value(value: object) -> str:
     if value is None:
         return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, tuple):
         return "[" + ", ".join(f'"{v}"' for v in value) + "]"
     return str(value)

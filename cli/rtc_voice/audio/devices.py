@@ -14,7 +14,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from types import ModuleType
 from typing import Any, Literal
@@ -33,6 +33,8 @@ from rtc_voice.audio.pcm import (
 from rtc_voice.errors import AudioError
 
 Kind = Literal["input", "output"]
+STALL_SECONDS = 1.0  # a started speaker silent for this long (between callbacks) has stopped
+FIRST_CALLBACK_SECONDS = 5.0  # streams may take a while to start calling back (PulseAudio: 2 s)
 KINDS: tuple[Kind, Kind] = ("input", "output")
 
 PORTAUDIO_HINT = (
@@ -261,7 +263,13 @@ def probe_all(devices: list[Device]) -> list[ProbeResult]:
     ]
 
 
-def _open(kind: Kind, device: Device, callback: Any, channels: int) -> tuple[Any, int]:
+def _open(
+    kind: Kind,
+    device: Device,
+    callback: Any,
+    channels: int,
+    finished: Callable[[], None] | None = None,
+) -> tuple[Any, int]:
     """Open at 48 kHz if the device can, else at its own rate (the caller resamples)."""
     sd = sounddevice()
     cls = sd.InputStream if kind == "input" else sd.OutputStream
@@ -280,6 +288,7 @@ def _open(kind: Kind, device: Device, callback: Any, channels: int) -> tuple[Any
                     blocksize=rate // (50 if kind == "input" else 100),
                     latency="low",
                     callback=callback,
+                    finished_callback=finished,
                 )
             return stream, rate
         except (sd.PortAudioError, ValueError) as exc:
@@ -311,8 +320,19 @@ class _StreamResampler:
         return np.concatenate(out).astype(np.int16) if out else np.zeros(0, np.int16)
 
 
+def _latency(later: float, earlier: float, previous: float) -> float:
+    """A PortAudio clock difference in seconds, or `previous` when the host reports nonsense
+    (some give zeros, or times on another clock)."""
+    value = later - earlier
+    return value if 0.0 <= value < 1.0 else previous
+
+
 class InputSource:
-    """A microphone as 20 ms 48 kHz mono frames on the event loop (`await read()`)."""
+    """A microphone as 20 ms 48 kHz mono frames on the event loop (`await read()`).
+
+    `process`, when set, transforms each frame on the loop before it is queued (the echo
+    canceller); `input_latency_s` is PortAudio's ADC-to-callback time of the latest block.
+    """
 
     def __init__(self, device: Device, *, max_frames: int = 25) -> None:
         self.device = device
@@ -327,6 +347,9 @@ class InputSource:
         self._stream, self.rate = _open("input", device, self._callback, 1)
         self._resample = _StreamResampler(self.rate, RATE) if self.rate != RATE else None
         self._closed = False
+        self.process: Callable[[Pcm], Pcm] | None = None
+        self.input_latency_s = 0.0
+        self.blocks = 0
 
     def start(self) -> None:
         with quiet_stderr():
@@ -335,22 +358,32 @@ class InputSource:
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
         # PortAudio's thread: copy and hand over, nothing else.
         block = indata[:, 0].copy()
+        latency = _latency(time_info.currentTime, time_info.inputBufferAdcTime, -1.0)
         try:
             self._loop.call_soon_threadsafe(
-                self._deliver, block, time.monotonic(), bool(status.input_overflow)
+                self._deliver, block, time.monotonic(), bool(status.input_overflow), latency
             )
         except RuntimeError:  # the loop has closed under us
             pass
 
-    def _deliver(self, block: Pcm, captured_at: float, overflow: bool) -> None:
+    def _deliver(
+        self, block: Pcm, captured_at: float, overflow: bool, latency: float = -1.0
+    ) -> None:
         self.overflows += overflow
+        self.blocks += 1
+        if latency >= 0.0:
+            self.input_latency_s = latency
         if self._resample is not None:
             block = self._resample(block)
         if len(self._pending) == 0:
             self._pending_at = captured_at
         self._pending = np.concatenate([self._pending, block]) if len(self._pending) else block
         while len(self._pending) >= FRAME_SAMPLES:
-            frame = CapturedFrame(self._pending[:FRAME_SAMPLES].copy(), self._pending_at)
+            samples = self._pending[:FRAME_SAMPLES].copy()
+            raw_dbfs = rms_dbfs(samples)
+            if self.process is not None:
+                samples = self.process(samples)
+            frame = CapturedFrame(samples, self._pending_at, raw_dbfs)
             self._pending = self._pending[FRAME_SAMPLES:]
             self._pending_at = captured_at
             if len(self._frames) >= self._max_frames:
@@ -390,13 +423,19 @@ class OutputSink:
 
     Playback starts (and restarts after running dry) once `prime_ms` is buffered; a buffer over
     `max_ms` is trimmed to `prime_ms` so latency cannot creep up.
+
+    With `tap_enabled`, the callback also copies every block it hands the device (silence after
+    a flush or an underrun included) into a preallocated ring: the echo canceller's far end,
+    drained on the loop with `take_played()`. `output_latency_s` is PortAudio's callback-to-DAC
+    time. A speaker that stops (stream error, or no callbacks for `STALL_SECONDS`) is reported
+    once through `on_stalled`.
     """
 
     def __init__(self, device: Device, *, prime_ms: int = 30, max_ms: int = 120) -> None:
         self.device = device
         self.description = f"speaker {device}"
         self._lock = threading.Lock()
-        self._stream, self.rate = _open("output", device, self._callback, 1)
+        self._stream, self.rate = _open("output", device, self._callback, 1, self._finished)
         self._ring = Ring(self.rate)  # one second; never reached, trimmed at max_ms
         self._prime = self.rate * prime_ms // 1000
         self._max = self.rate * max_ms // 1000
@@ -413,10 +452,19 @@ class OutputSink:
         self._running = asyncio.Event()
         self._announced = False
         self._first_callback = 0.0
+        self._last_callback = 0.0
+        self._tap = Ring(self.rate * 2)
+        self._tap_lock = threading.Lock()
+        self.tap_enabled = False
+        self.output_latency_s = 0.0
+        self.on_stalled: Callable[[], None] | None = None
+        self.stalled = False
+        self._started_at: float | None = None
 
     def start(self) -> None:
         with quiet_stderr():
             self._stream.start()
+        self._started_at = time.monotonic()
 
     async def wait_running(self) -> None:
         """Until the device consumes in real time. Streams start with a burst of callbacks that
@@ -426,8 +474,12 @@ class OutputSink:
 
     def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         # PortAudio's thread: copy from the ring, fill the rest with silence, count.
+        now = time.monotonic()
+        self._last_callback = now
+        self.output_latency_s = _latency(
+            time_info.outputBufferDacTime, time_info.currentTime, self.output_latency_s
+        )
         if not self._announced:
-            now = time.monotonic()
             if not self._first_callback:
                 self._first_callback = now
             elif now - self._first_callback >= 0.05:
@@ -444,10 +496,47 @@ class OutputSink:
                 self._primed = False
         scratch[got:] = 0
         self.played_samples += got
+        if self.tap_enabled:
+            with self._tap_lock:
+                self._tap.write(scratch)
         outdata[:] = scratch.reshape(-1, 1)
+
+    def _finished(self) -> None:
+        # PortAudio's thread, once the stream has stopped: by close(), or by an error.
+        if not self._closed:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._report_stall)
+
+    def _report_stall(self) -> None:
+        if not self.stalled and not self._closed:
+            self.stalled = True
+            if self.on_stalled is not None:
+                self.on_stalled()
+
+    def check_running(self, now: float | None = None) -> bool:
+        """False (and reported once) when the started stream has stopped calling back."""
+        if self._started_at is None or self._closed:
+            return True
+        now = time.monotonic() if now is None else now
+        if self._announced:  # consuming in real time: callbacks come every few ms
+            last, limit = self._last_callback, STALL_SECONDS
+        else:  # starting (PulseAudio may pause a second after its first burst)
+            last, limit = self._started_at, FIRST_CALLBACK_SECONDS
+        if now - last > limit:
+            self._report_stall()
+            return False
+        return True
+
+    def take_played(self) -> Pcm:
+        """Everything the speaker has played since the last call (device rate, mono)."""
+        with self._tap_lock:
+            out = np.empty(len(self._tap), np.int16)
+            self._tap.read_into(out)
+        return out
 
     def write(self, samples: Pcm) -> None:
         """Queue 48 kHz mono samples for playback."""
+        self.check_running()
         self.level_dbfs = rms_dbfs(samples)
         if self._resample is not None:
             samples = self._resample(samples)
@@ -457,9 +546,8 @@ class OutputSink:
                 self._starved = False
             self._ring.write(samples)
             excess = len(self._ring) - self._max
-            if excess > 0:
-                self._ring.read_into(self._scratch[: min(excess, len(self._scratch))])
-                self.trimmed_samples += excess
+            if excess > 0:  # never through `_scratch`: the callback owns it, outside the lock
+                self.trimmed_samples += self._ring.discard(excess)
 
     def flush(self) -> float:
         """Drop everything not yet played (barge-in); returns the milliseconds dropped."""

@@ -20,6 +20,7 @@ SILENCE_DBFS = -120.0
 class CapturedFrame:
     samples: Pcm  # FRAME_SAMPLES of 48 kHz mono
     captured_at: float  # time.monotonic() when PortAudio delivered the block
+    raw_dbfs: float | None = None  # the device's level before processing (echo cancelling)
 
 
 def rms_dbfs(samples: npt.NDArray[np.int16]) -> float:
@@ -118,6 +119,13 @@ class Ring:
         self._data[start : start + first] = samples[:first]
         self._data[: count - first] = samples[first:]
         self._size += count
+
+    def discard(self, count: int) -> int:
+        """Drop up to `count` samples from the front without copying them; returns how many."""
+        count = min(count, self._size)
+        self._read = (self._read + count) % self.capacity
+        self._size -= count
+        return count
 
     def read_into(self, out: npt.NDArray[np.int16]) -> int:
         """Fill `out` from the front; returns how many samples were real (the rest is left

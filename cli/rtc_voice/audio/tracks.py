@@ -144,6 +144,7 @@ class PcmTrack(GuardedTrack):
 
 
 STALL_SECONDS = 1.0  # no frame from the device for this long: it is gone or stuck
+FIRST_FRAME_SECONDS = 5.0  # streams take a while to start (PulseAudio: up to 2 s); not a stall
 SILENT_DBFS = -80.0  # below this a "microphone" is delivering nothing (muted or zeros)
 
 
@@ -184,9 +185,12 @@ class MicrophoneTrack(GuardedTrack):
         self.tap: Callable[[Pcm], None] | None = None  # sees every frame as sent
         self.latencies_ms: list[float] = []  # capture -> handed to aiortc, for benchmarks
         self._pts = 0
+        self._started = False  # the stall watch begins with the device's first frame
 
     async def _next_frame(self) -> av.AudioFrame:
-        captured = await self.source.read(stall_after=STALL_SECONDS)
+        limit = STALL_SECONDS if self._started else FIRST_FRAME_SECONDS
+        captured = await self.source.read(stall_after=limit)
+        self._started = self._started or captured is not None
         if captured is None:  # unplugged or stalled: say so once, keep the call's timing
             if not self._stalled and self.on_stalled is not None:
                 self.on_stalled()
@@ -196,7 +200,8 @@ class MicrophoneTrack(GuardedTrack):
             self._stalled = False
         samples = captured.samples
         self.level_dbfs = rms_dbfs(samples)
-        if not self.muted and self.watch.feed(self.level_dbfs, 20) and self.on_silent:
+        heard = self.level_dbfs if captured.raw_dbfs is None else captured.raw_dbfs
+        if not self.muted and self.watch.feed(heard, 20) and self.on_silent:
             self.on_silent()
         if self.muted:
             samples = np.zeros(FRAME_SAMPLES, np.int16)

@@ -64,3 +64,5 @@ class CallSnapshot:
     tokens_out: int = 0
     cost_usd: float | None = None
     ptt_active: bool = False
+    echo_cancelling: bool = False  # the microphone path cancels the speaker's echo
+    echo_removed_db: float | None = None  # while the assistant speaks

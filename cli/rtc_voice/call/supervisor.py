@@ -46,6 +46,7 @@ from rtc_voice.transcript import TranscriptWriter
 
 if TYPE_CHECKING:
     from rtc_voice.api import RealtimeApi
+    from rtc_voice.audio.echo import EchoPath
     from rtc_voice.audio.io import Microphone, Recorder, Sink
     from rtc_voice.audio.pcm import Pcm
     from rtc_voice.localserver import LocalServer
@@ -116,6 +117,7 @@ class CallSupervisor:
         self.ptt_active = False
         self.mic: Microphone | None = None
         self.sink: Sink | None = None
+        self.echo: EchoPath | None = None
         self.conn: RealtimeConnection | None = None
         self._offer: asyncio.Future[Offer] | None = None  # made while the key is minted
         self._api: RealtimeApi | None = None
@@ -281,6 +283,18 @@ class CallSupervisor:
         if isinstance(track, MicrophoneTrack):
             track.on_silent = self._mic_silent
             track.on_stalled = self._mic_stalled
+        if hasattr(self.sink, "on_stalled"):
+            self.sink.on_stalled = self._speaker_stalled
+        from rtc_voice.audio import echo
+
+        self.echo, echo_notice = echo.enable(
+            track,
+            self.sink,
+            settings.echo_cancellation,
+            noise_suppression=settings.noise_suppression,
+        )
+        if echo_notice:
+            self.presenter.notice(echo_notice, error=True)
 
         self._key = self.api_key.value if self.api_key else None
         if opts.local:
@@ -506,6 +520,14 @@ class CallSupervisor:
             error=True,
         )
 
+    def _speaker_stalled(self) -> None:
+        description = self.sink.description if self.sink is not None else "speaker"
+        self.presenter.notice(
+            f"The {description} stopped playing audio (unplugged?). Type with t, or quit and "
+            "pick another with --output.",
+            error=True,
+        )
+
     def _input_drained(self) -> None:
         if self.settings.turn_detection == "none":
             self._send(proto.input_audio_buffer_commit())
@@ -595,4 +617,10 @@ class CallSupervisor:
             tokens_out=conv.usage.output_tokens,
             cost_usd=self.cost_usd,
             ptt_active=self.ptt_active,
+            echo_cancelling=self.echo is not None,
+            echo_removed_db=(
+                self.echo.stage.removed_db
+                if self.echo is not None and self.echo.stage.far_active
+                else None
+            ),
         )

@@ -51,6 +51,8 @@ class View:
     ptt_active: bool = False
     notice: str = ""
     notice_error: bool = False
+    echo_cancelling: bool = False
+    echo_removed_db: float | None = None  # while the assistant is heard; None = not measured
 
 
 def clock(seconds: float) -> str:
@@ -207,6 +209,11 @@ def footer(view: View) -> Group:
     else:
         prompt = Text(PTT_KEYS if view.ptt else KEYS, style="dim")
     parts: list[RenderableType] = [status, prompt]
+    if view.echo_cancelling:
+        echo = Text("echo cancelling", style="cyan")
+        if view.speaking == "assistant" and view.echo_removed_db is not None:
+            echo.append(f" · {max(0.0, view.echo_removed_db):.0f} dB of echo removed")
+        parts.insert(1, echo)
     if view.notice:
         parts.insert(0, Text(view.notice, style="bold red" if view.notice_error else "yellow"))
     return Group(*parts)
@@ -228,7 +235,8 @@ def screen(view: View, width: int, height: int) -> RenderableType:
         side = _box(HELP_TEXT, "keys", SIDE_LINES, "magenta")
     elif view.show_log:
         side = _box(log_panel(view.log, SIDE_LINES, width - 4), "event log", SIDE_LINES, "dim")
-    header_lines, footer_lines = 1, 2 + (1 if view.notice else 0)
+    header_lines = 1
+    footer_lines = 2 + (1 if view.notice else 0) + (1 if view.echo_cancelling else 0)
     side_lines = SIDE_LINES + 2 if side is not None else 0
     body = max(3, height - header_lines - footer_lines - side_lines - 2)
     parts: list[RenderableType] = [

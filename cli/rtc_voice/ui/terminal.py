@@ -205,4 +205,6 @@ class LivePresenter:
             ptt_active=snap.ptt_active,
             notice=text,
             notice_error=error,
+            echo_cancelling=snap.echo_cancelling,
+            echo_removed_db=snap.echo_removed_db,
         )
