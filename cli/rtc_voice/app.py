@@ -324,7 +324,10 @@ def talk(
     ] = False,
     input_: Annotated[
         str | None,
-        typer.Option("--input", help="Microphone: index or name part, or a FILE.wav to play."),
+        typer.Option(
+            "--input",
+            help="Microphone: index or name part, a FILE.wav to play, or none (type only).",
+        ),
     ] = None,
     output: Annotated[
         str | None,
@@ -334,8 +337,17 @@ def talk(
         str | None, typer.Option("--token", help="Use this ek_ key; no standard key needed.")
     ] = None,
     say: Annotated[
-        str | None, typer.Option("--say", help="Type this message once connected.")
+        list[str] | None,
+        typer.Option(
+            "--say",
+            help="Type this message once connected; repeat for more, each sent after the "
+            "reply before it. Without a terminal the call ends after the last reply.",
+        ),
     ] = None,
+    exit_after_reply: Annotated[
+        bool,
+        typer.Option("--exit-after-reply", help="Hang up once the last --say is answered."),
+    ] = False,
     transcript: Annotated[
         Path | None, typer.Option("--transcript", help="Write turns as they finish: .jsonl or .md.")
     ] = None,
@@ -368,6 +380,7 @@ def talk(
       rtc-voice talk --local                       offline, against the built-in server
       rtc-voice talk --voice cedar --transcript call.md
       rtc-voice talk --local --input speech.wav --output none --transcript t.jsonl
+      rtc-voice talk --local --input none --say "hi" --say "and bye" | head -1
     """
     from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
     from rtc_voice.config import load_prices
@@ -399,23 +412,14 @@ def talk(
         transcript=transcript,
         record=record,
         ptt=ptt,
-        say=say,
+        say=tuple(say or ()),
+        exit_after_reply=exit_after_reply or not sys.stdin.isatty(),
         max_duration=max_duration,
         json=as_json,
     )
-    presenter: Any
-    if as_json:
-        from rtc_voice.ui.plain import JsonPresenter
+    from rtc_voice.ui.modes import choose_presenter
 
-        presenter = JsonPresenter()
-    elif sys.stdout.isatty() and sys.stdin.isatty():
-        from rtc_voice.ui.terminal import LivePresenter
-
-        presenter = LivePresenter(ptt=ptt)
-    else:
-        from rtc_voice.ui.plain import LinePresenter
-
-        presenter = LinePresenter()
+    presenter = choose_presenter(ptt=ptt, as_json=as_json)
     call = CallSupervisor(
         settings,
         options,
@@ -426,7 +430,7 @@ def talk(
     code = asyncio.run(call.run())
     if call.failure is not None:
         raise call.failure  # one sentence and a hint; the traceback with --debug
-    if call.end_reason:
+    if call.end_reason and not getattr(presenter, "output_closed", False):
         _stderr().print(f"Call ended: {call.end_reason}.", style="dim")
     if code:
         raise typer.Exit(int(code))

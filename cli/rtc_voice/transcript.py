@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from rtc_voice.conversation import Conversation, FunctionCall, Message, Turn
+from rtc_voice.conversation import Conversation, FunctionCall, Turn, final_status
 from rtc_voice.errors import RtcVoiceError, UsageError
 from rtc_voice.sinks import WriterThread
 
@@ -35,6 +35,7 @@ class TranscriptWriter:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:
             raise RtcVoiceError(f"Cannot write the transcript {path}: {exc.strerror}.") from None
+        self._appending = os.fstat(fd).st_size > 0  # an earlier call is in the file
         self._file: TextIO = os.fdopen(fd, "a", encoding="utf-8")
         self._writer = writer
         self._written: set[str] = set()
@@ -54,8 +55,9 @@ class TranscriptWriter:
         if self._header_done or not self.markdown:
             return
         self._header_done = True
-        when = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
-        self._emit(f"# rtc-voice call, {when} ({conversation.model} {conversation.voice})\n\n")
+        when = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        gap = "\n" if self._appending else ""  # a new call after an earlier one: its own heading
+        self._emit(f"{gap}# rtc-voice call, {when} ({conversation.model} {conversation.voice})\n\n")
 
     def _write_turn(self, turn: Turn, status: str) -> None:
         self._written.add(turn.item_id)
@@ -109,18 +111,15 @@ class TranscriptWriter:
         self._header(conversation)
         for turn in conversation.turns():
             if turn.item_id not in self._written:
-                status = turn.status
-                if status == "in_progress":
-                    status = "interrupted" if turn.role == "assistant" else "failed"
-                if isinstance(turn, Message) and turn.awaiting_transcript:
-                    status = "failed"  # its transcript never arrived
-                self._write_turn(turn, status)
+                if turn.ended_at is None:
+                    turn.ended_at = conversation.clock()  # cut by the end of the call
+                self._write_turn(turn, final_status(turn))
         usage = conversation.usage.as_json()
         if self.markdown:
             cost = f", about ${cost_usd:.4f}" if cost_usd is not None else ""
             plural = "" if usage["responses"] == 1 else "s"
             self._emit(
-                f"---\nUsage: {usage['input_tokens']} input and {usage['output_tokens']}"
+                f"---\n\nUsage: {usage['input_tokens']} input and {usage['output_tokens']}"
                 f" output tokens over {usage['responses']} response{plural}{cost}.\n"
             )
         else:

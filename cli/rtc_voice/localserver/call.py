@@ -65,6 +65,7 @@ class LocalCall:
         self.conversation_id = new_id("conv")
         self.response: Response | None = None
         self.track = PcmTrack(on_drained=self._on_drained)
+        self.audio_queued = False  # assistant audio sent since the buffer was last cleared
         self.peer = Answerer(
             self.track,
             on_open=self._on_open,
@@ -310,8 +311,9 @@ class LocalCall:
     def _on_output_audio_buffer_clear(self, event: JSON) -> None:
         if self.response is not None and self.response.audio_started:
             self.cancel_response("client_cancelled")
-        else:
+        elif self.audio_queued:  # cleared once per interruption, even after response.cancel
             self.track.clear()
+            self.audio_queued = False
             self.emit(S.OUTPUT_AUDIO_BUFFER_CLEARED)
 
     def _on_conversation_item_create(self, event: JSON) -> None:
@@ -450,7 +452,7 @@ class LocalCall:
             pcm = await synthesize(plan.text)
             duration_ms = len(pcm) * 1000 / RATE
             self.track.play(pcm)
-            response.audio_started = True
+            response.audio_started = self.audio_queued = True
             self.emit(S.OUTPUT_AUDIO_BUFFER_STARTED, response_id=response.id)
             said = 0
             for word in words:
@@ -547,11 +549,13 @@ class LocalCall:
             response.task.cancel()
         if response.audio_started:
             self.track.clear()
+            self.audio_queued = False
             self.emit(S.OUTPUT_AUDIO_BUFFER_CLEARED, response_id=response.id)
         self._finish(response, "cancelled", reason)
         return True
 
     def _on_drained(self) -> None:
+        self.audio_queued = False
         if self.response is not None:
             self.response.drained.set()
 

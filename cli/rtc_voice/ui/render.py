@@ -1,8 +1,17 @@
-"""Pure renderables for the live call screen, built from a `View` snapshot (no I/O, no clock)."""
+"""Pure renderables for the live call screen, built from a `View` snapshot (no I/O, no clock).
+
+The layout never clips: every footer line (a notice, the status items, the prompt or a
+question, the key hints) is wrapped and measured at the terminal's width first; the
+conversation gets what is left. Narrow or short terminals get a compact layout (no boxes,
+one status line, short meters) rather than losing the controls; every line drawn fits the
+width, so nothing is cut at the right edge either.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,18 +20,31 @@ from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
+from rtc_voice.call.controls import Question, RateLimit, StatusItem
 from rtc_voice.conversation import FunctionCall, Turn
 from rtc_voice.eventlog import LogLine
 
 METER_CELLS = 12
-KEYS = "m mute · i interrupt · t type · l log · ? help · q quit"
-PTT_KEYS = "space talk · m mute · i interrupt · t type · l log · ? help · q quit"
+COMPACT_METER_CELLS = 4
+COMPACT_WIDTH = 80  # narrower than this: the compact layout
+COMPACT_HEIGHT = 20  # shorter than this: the compact layout
+NOTICE_LINES = 3  # a long notice is cut to this many lines (2 in the compact layout)
+KEYS = (
+    ("m", "mute"),
+    ("i", "interrupt"),
+    ("t", "type"),
+    ("l", "log"),
+    ("?", "help"),
+    ("q", "quit"),
+)
+PTT_KEY = ("space", "talk")
 HELP = """\
 [bold]m[/]        mute / unmute your microphone (silence is sent, the call goes on)
 [bold]i[/]        interrupt the assistant (cancel the reply, drop its queued audio)
 [bold]t[/] Enter  type a message; Enter sends it, Esc cancels
 [bold]space[/]    push-to-talk (with --ptt): press to start your turn, again to end it
-[bold]l[/]        show or hide the event log (client → and server ← events)
+[bold]PgUp/PgDn[/] scroll the conversation (↑/↓ by a line; End back to the newest)
+[bold]l[/]        show or hide the event log; in it ↑/↓ pick an event, o opens its JSON
 [bold]?[/]        this help
 [bold]q[/]        hang up and quit (Ctrl-C too; twice forces it)"""
 HELP_TEXT = Text.from_markup(HELP)
@@ -51,6 +73,14 @@ class View:
     ptt_active: bool = False
     notice: str = ""
     notice_error: bool = False
+    rate_limits: Sequence[RateLimit] = ()
+    status_items: Sequence[StatusItem] = ()
+    question: Question | None = None
+    alert: str = ""
+    alert_error: bool = False
+    scroll: int = 0  # conversation lines scrolled back from the newest
+    log_selected: int | None = None  # index into `log` of the picked entry (log open)
+    log_detail: str | None = None  # the picked entry's full JSON, when opened
 
 
 def clock(seconds: float) -> str:
@@ -65,25 +95,65 @@ def meter(dbfs: float, cells: int = METER_CELLS) -> Text:
     return Text("▮" * filled, style=style) + Text("▯" * (cells - filled), style="dim")
 
 
-def header(view: View) -> Text:
+_MEASURE = Console(file=io.StringIO(), width=200, color_system=None, legacy_windows=False)
+
+
+def wrap(text: Text, width: int) -> list[Text]:
+    """`text` as the lines it takes at `width` columns (never fewer than one)."""
+    lines = list(text.wrap(_MEASURE, max(1, width)))
+    return lines or [Text("")]
+
+
+def fit(text: Text, width: int) -> Text:
+    """`text` on one line of at most `width` columns (an ellipsis where it was cut)."""
+    if text.cell_len <= width:
+        return text
+    out = text.copy()
+    out.truncate(max(1, width), overflow="ellipsis")
+    return out
+
+
+def flow(items: Sequence[Text], width: int, sep: str = "  ") -> list[Text]:
+    """Items side by side, moving to a new line where the next one would not fit; an item is
+    never split (one wider than the line is shortened with an ellipsis)."""
+    lines: list[Text] = []
+    current: Text | None = None
+    for item in items:
+        item = fit(item, width)
+        if current is not None and current.cell_len + len(sep) + item.cell_len <= width:
+            current.append(sep)
+            current.append_text(item)
+            continue
+        if current is not None:
+            lines.append(current)
+        current = item.copy()
+    if current is not None:
+        lines.append(current)
+    return lines
+
+
+def header(view: View, width: int = 200) -> Text:
     phase_style = {"connected": "bold green", "ending": "yellow", "ended": "dim"}.get(
         view.phase, "yellow"
     )
-    text = Text.assemble(
+    parts: list[tuple[str, str]] = [(view.phase, phase_style)]
+    if view.phase == "connected":
+        parts.append((clock(view.elapsed_s), ""))
+        if view.left_s is not None:
+            parts.append((f"{clock(view.left_s)} left", "red" if view.left_s < 120 else "dim"))
+
+    phase = Text(" · ").join(Text(chunk, style) for chunk, style in parts)
+    full = Text.assemble(
         ("rtc-voice ", "bold"),
         (view.model or "…", "cyan"),
         " · ",
         (view.voice or "…", "cyan"),
         " · ",
-        (view.phase, phase_style),
+        phase,
     )
-    if view.phase == "connected":
-        text.append(f" · {clock(view.elapsed_s)}")
-        if view.left_s is not None:
-            text.append(
-                f" · {clock(view.left_s)} left", style="red" if view.left_s < 120 else "dim"
-            )
-    return text
+    if full.cell_len <= width:
+        return full
+    return fit(Text.assemble((view.model or "…", "cyan"), " · ", phase), width)
 
 
 def turn_text(turn: Turn) -> Text:
@@ -123,7 +193,7 @@ def turn_text(turn: Turn) -> Text:
     return line
 
 
-_WRAP_CACHE_SIZE = 512
+_WRAP_CACHE_SIZE = 1024
 _wrapped: dict[tuple[object, ...], list[Text]] = {}
 
 
@@ -135,84 +205,204 @@ def wrapped_turn(turn: Turn, width: int) -> list[Text]:
     if lines is None:
         if len(_wrapped) >= _WRAP_CACHE_SIZE:
             _wrapped.clear()
-        console = Console(width=width, file=None, color_system=None)
-        lines = _wrapped[key] = list(turn_text(turn).wrap(console, width))
+        lines = _wrapped[key] = wrap(turn_text(turn), width)
     return lines
 
 
-def conversation(turns: Sequence[Turn], width: int, height: int) -> Text:
-    """The newest turns that fit in `height` lines of `width` columns."""
+def conversation_lines(
+    turns: Sequence[Turn], width: int, height: int, scroll: int = 0
+) -> tuple[list[Text], int]:
+    """The lines of `height` rows that end `scroll` lines above the newest, and how far back
+    the view really is (a scroll past the first turn stops there)."""
+    width = max(10, width)
+    if not turns:
+        return wrap(Text("Say something, or press t to type.", style="dim"), width)[:height], 0
+    need = height + max(0, scroll)
     lines: list[Text] = []
     for turn in reversed(turns):
-        wrapped = wrapped_turn(turn, max(20, width))
-        if lines and len(lines) + len(wrapped) > height:
+        lines = [*wrapped_turn(turn, width), *lines]
+        if len(lines) >= need:
             break
-        lines = [*wrapped, *lines]
-    if not turns:
-        lines = [Text("Say something, or press t to type.", style="dim")]
-    return Text("\n").join(lines[-height:]) if lines else Text("")
+    scroll = max(0, min(scroll, len(lines) - height))
+    end = len(lines) - scroll
+    return lines[max(0, end - height) : end], scroll
 
 
-def log_panel(log: Sequence[LogLine], height: int, width: int = 200) -> Text:
-    rows: list[Text] = []
-    for line in log[-height:]:
-        arrow = ("→", "cyan") if line.direction == "client" else ("←", "green")
-        stamp = datetime.fromtimestamp(line.at).strftime("%H:%M:%S.%f")[:-3]
-        count = f" x{line.count}" if line.count > 1 else ""
-        row = Text.assemble(
-            (stamp, "dim"),
-            " ",
-            arrow,
-            " ",
-            (line.type, "bold red" if line.error else "bold"),
-            (count, "dim"),
-            " ",
-            line.summary,
-        )
-        row.truncate(max(20, width), overflow="ellipsis")
-        row.no_wrap = True
-        rows.append(row)
-    return Text("\n").join(rows) if rows else Text("no events yet", style="dim")
+def conversation(turns: Sequence[Turn], width: int, height: int, scroll: int = 0) -> Text:
+    """The newest turns that fit in `height` lines of `width` columns."""
+    lines, _ = conversation_lines(turns, width, height, scroll)
+    return Text("\n").join(lines) if lines else Text("")
 
 
-def footer(view: View) -> Group:
-    speaking = {
+def _tail_at_word(text: str, room: int) -> str:
+    """The end of `text` in at most `room` characters, starting at a word (not mid-word)."""
+    text = " ".join(text.split())
+    if len(text) <= room:
+        return text
+    tail = text[-(room - 1) :]
+    space = tail.find(" ")
+    if 0 <= space < len(tail) - 1:
+        tail = tail[space + 1 :]
+    return "…" + tail
+
+
+def log_row(line: LogLine, width: int, selected: bool = False) -> Text:
+    arrow = ("→", "cyan") if line.direction == "client" else ("←", "green")
+    stamp = datetime.fromtimestamp(line.at).strftime("%H:%M:%S.%f")[:-3]
+    count = f" x{line.count}" if line.count > 1 else ""
+    row = Text.assemble(
+        (stamp, "dim"),
+        " ",
+        arrow,
+        " ",
+        (line.type, "bold red" if line.error else "bold"),
+        (count, "dim"),
+        " ",
+    )
+    room = width - row.cell_len
+    if line.text and room > 8:  # folded deltas: their newest words, from a word's start
+        row.append(repr(_tail_at_word(line.text, room - 2)))
+    else:
+        row.append(line.summary)
+    row = fit(row, width)
+    if selected:
+        row.stylize("reverse")
+    return row
+
+
+def log_panel(
+    log: Sequence[LogLine], height: int, width: int = 200, selected: int | None = None
+) -> Text:
+    if not log:
+        return Text("no events yet", style="dim")
+    end = len(log)
+    if selected is not None:
+        end = max(min(len(log), selected + 1 + height // 2), min(len(log), height))
+    start = max(0, end - height)
+    rows = [log_row(log[i], width, i == selected) for i in range(start, end)]
+    return Text("\n").join(rows)
+
+
+def log_detail_lines(detail: str, width: int, height: int) -> list[Text]:
+    lines: list[Text] = []
+    for raw in detail.splitlines():
+        lines.extend(wrap(Text(raw), width))
+        if len(lines) >= height:
+            break
+    return lines[:height]
+
+
+def pretty_json(event: object) -> str:
+    return json.dumps(event, indent=2, ensure_ascii=False, default=str)
+
+
+def _rate_limits(limits: Sequence[RateLimit], compact: bool) -> str:
+    def amount(n: int) -> str:
+        return f"{n / 1000:.0f}k" if n >= 10_000 else str(n)
+
+    names = {"requests": "req", "tokens": "tok"}
+    parts = [f"{amount(r.remaining)} {names.get(r.name, r.name)}" for r in limits]
+    return ("" if compact else "limits ") + " · ".join(parts) + " left"
+
+
+def status_items(view: View, compact: bool) -> list[tuple[int, Text]]:
+    """The status area's items with their priority (kept longest: highest)."""
+    speaking_text, speaking_style = {
         "you": ("you are speaking", "bold blue"),
         "assistant": ("assistant speaking", "bold green"),
     }.get(view.speaking, ("listening", "dim"))
-    status = Text.assemble(
-        "mic ",
-        meter(view.mic_dbfs),
-        " ",
-        ("MUTED " if view.muted else "", "bold red on default"),
-        "  spk ",
-        meter(view.speaker_dbfs),
-        "  ",
-        speaking,
-    )
+    cells = COMPACT_METER_CELLS if compact else METER_CELLS
+    items: list[tuple[int, Text]] = []
+    mic = Text("mic ") + meter(view.mic_dbfs, cells)
+    if view.muted:
+        items.append((90, Text("MUTED", "bold red")))
+    items.append((50, mic))
+    items.append((40, Text("spk ") + meter(view.speaker_dbfs, cells)))
+    short = {"you": "you", "assistant": "assistant", "listening": "listening"}
+    items.append((80, Text(short.get(view.speaking, view.speaking) if compact else speaking_text)))
+    items[-1][1].stylize(speaking_style)
     if view.ptt:
-        status.append(
-            "  PTT: talking" if view.ptt_active else "  PTT: press space",
-            style="bold blue" if view.ptt_active else "dim",
+        label = (
+            ("PTT on" if compact else "PTT: talking")
+            if view.ptt_active
+            else ("PTT" if compact else "PTT: press space")
         )
-    cost = f" · ${view.cost_usd:.4f}" if view.cost_usd is not None else ""
-    status.append(f"  tokens {view.tokens_in}↑ {view.tokens_out}↓{cost}", style="dim")
-    if view.typing is not None:
-        prompt = Text.assemble(
-            ("message> ", "bold"),
-            view.typing,
-            ("▌", "blink"),
-            ("   Enter send · Esc cancel", "dim"),
-        )
+        items.append((85, Text(label, "bold blue" if view.ptt_active else "dim")))
+    cost = f"${view.cost_usd:.4f}" if view.cost_usd is not None else ""
+    if compact:
+        if cost:
+            items.append((20, Text(cost, "dim")))
     else:
-        prompt = Text(PTT_KEYS if view.ptt else KEYS, style="dim")
-    parts: list[RenderableType] = [status, prompt]
-    if view.notice:
-        parts.insert(0, Text(view.notice, style="bold red" if view.notice_error else "yellow"))
-    return Group(*parts)
+        tokens = f"tokens {view.tokens_in}↑ {view.tokens_out}↓" + (f" · {cost}" if cost else "")
+        items.append((20, Text(tokens, "dim")))
+    if view.rate_limits:
+        items.append((15, Text(_rate_limits(view.rate_limits, compact), "dim")))
+    for extra in view.status_items:
+        label = extra.short if compact else extra.text
+        if label:
+            items.append((extra.priority, Text(label, extra.style)))
+    return items
 
 
-SIDE_LINES = 8  # the log or help panel's inner height
+def status_lines(view: View, width: int, compact: bool) -> list[Text]:
+    """The status area: wrapped by items in the full layout, one line in the compact one
+    (items of the lowest priority left out until it fits)."""
+    items = status_items(view, compact)
+    if not compact:
+        return flow([t for _, t in items], width)
+    while len(items) > 1:
+        lines = flow([t for _, t in items], width, sep=" ")
+        if len(lines) == 1:
+            return lines
+        lowest = min(range(len(items)), key=lambda n: items[n][0])
+        del items[lowest]
+    return flow([t for _, t in items], width, sep=" ")
+
+
+def key_hints(view: View, width: int) -> list[Text]:
+    """The key hints that work now, as few lines as the width allows."""
+    if view.question is not None:
+        keys = [(key, label) for key, label, _ in view.question.answers]
+    elif view.typing is not None:
+        keys = [("Enter", "send"), ("Esc", "cancel")]
+    else:
+        keys = [*([PTT_KEY] if view.ptt else []), *KEYS]
+        if view.show_log:
+            keys.insert(-2, ("↑↓", "pick"))
+            keys.insert(-2, ("o", "JSON"))
+    items = [Text.assemble((k, "bold"), " ", (label, "dim")) for k, label in keys]
+    return flow(items, width, sep=" · ")
+
+
+def prompt_line(view: View, width: int) -> list[Text]:
+    """The typing prompt or a standing question: always one line or two, never cut."""
+    if view.question is not None:
+        return wrap(Text(view.question.text, "bold yellow"), width)[-2:]
+    if view.typing is None:
+        return []
+    label = "message> " if width >= 30 else "> "
+    room = max(1, width - len(label) - 1)
+    typed = view.typing if len(view.typing) <= room else "…" + view.typing[-(room - 1) :]
+    return [Text.assemble((label, "bold"), typed, ("▌", "blink"))]
+
+
+def notice_lines(view: View, width: int, compact: bool) -> list[Text]:
+    out: list[Text] = []
+    limit = 2 if compact else NOTICE_LINES
+    for text, error in ((view.alert, view.alert_error), (view.notice, view.notice_error)):
+        if not text:
+            continue
+        lines = wrap(Text(text, "bold red" if error else "yellow"), width)
+        if len(lines) > limit:  # cut: the last line kept ends with an ellipsis
+            last = lines[limit - 1].copy()
+            last.rstrip()
+            last.truncate(max(1, width - 2))
+            lines = [*lines[: limit - 1], last + Text(" …", last.style)]
+        out.extend(lines)
+    return out
+
+
+SIDE_LINES = 8  # the log or help panel's inner height, when there is room
 
 
 def _box(body: RenderableType, title: str, lines: int, style: str) -> Panel:
@@ -220,22 +410,97 @@ def _box(body: RenderableType, title: str, lines: int, style: str) -> Panel:
     return Panel(body, title=title, title_align="left", height=lines + 2, border_style=style)
 
 
-def screen(view: View, width: int, height: int) -> RenderableType:
-    """The whole screen for a terminal of `width` x `height`: header, conversation, optional
-    log or help panel, footer. The conversation gets whatever the others leave."""
-    side: Panel | None = None
+def _titled(title: str, style: str, width: int) -> Text:
+    """The compact layout's section title: a rule with the name in it."""
+    text = Text(f"── {title} ", style)
+    text.append("─" * max(0, width - text.cell_len), style)
+    return fit(text, width)
+
+
+def _side_body(view: View, width: int, lines: int) -> tuple[Text, str, str]:
     if view.show_help:
-        side = _box(HELP_TEXT, "keys", SIDE_LINES, "magenta")
-    elif view.show_log:
-        side = _box(log_panel(view.log, SIDE_LINES, width - 4), "event log", SIDE_LINES, "dim")
-    header_lines, footer_lines = 1, 2 + (1 if view.notice else 0)
-    side_lines = SIDE_LINES + 2 if side is not None else 0
-    body = max(3, height - header_lines - footer_lines - side_lines - 2)
-    parts: list[RenderableType] = [
-        header(view),
-        _box(conversation(view.turns, width - 4, body), "conversation", body, "blue"),
-    ]
-    if side is not None:
-        parts.append(side)
-    parts.append(footer(view))
-    return Group(*parts)
+        return Text("\n").join(wrap(HELP_TEXT, width)[:lines]), "keys", "magenta"
+    if view.log_detail is not None:
+        detail = log_detail_lines(view.log_detail, width, lines)
+        return Text("\n").join(detail), "event (o or Esc closes)", "cyan"
+    return log_panel(view.log, lines, width, view.log_selected), "event log", "dim"
+
+
+def is_compact(width: int, height: int) -> bool:
+    return width < COMPACT_WIDTH or height < COMPACT_HEIGHT
+
+
+def footer_lines(view: View, width: int, compact: bool, room: int) -> list[Text]:
+    """Everything below the conversation, in at most `room` lines: the prompt and the key hints
+    first, then the status, then the notice (cut to what is left)."""
+    keys = key_hints(view, width)
+    prompt = prompt_line(view, width)
+    status = status_lines(view, width, compact)
+    notice = notice_lines(view, width, compact)
+    fixed = prompt + keys
+    if len(fixed) > room:  # a tiny terminal: the prompt, then as many hints as fit
+        return fixed[: max(1, room)]
+    status = status[: room - len(fixed)]
+    notice = notice[: room - len(fixed) - len(status)]
+    return [*notice, *status, *prompt, *keys]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One laid-out screen, and what the presenter needs to know about it."""
+
+    renderable: RenderableType
+    scroll: int  # how far back the conversation really is (a scroll past the top stops)
+    body_lines: int  # the conversation's height (a page, for PgUp/PgDn)
+
+
+def screen(view: View, width: int, height: int) -> RenderableType:
+    """The whole screen for a terminal of `width` x `height`."""
+    return compose(view, width, height).renderable
+
+
+def compose(view: View, width: int, height: int) -> Frame:
+    """The whole screen for a terminal of `width` x `height`: header, conversation, optional
+    log or help panel, footer. The footer is measured first; the conversation gets the rest."""
+    width, height = max(1, width), max(1, height)
+    compact = is_compact(width, height)
+    foot = footer_lines(view, width, compact, max(1, height - 1))
+    top = [fit(header(view, width), width)] if len(foot) < height else []
+    left = height - len(top) - len(foot)
+    if not compact and left < 3 + 3 + (SIDE_LINES if view.show_log or view.show_help else 0):
+        compact = True  # the boxes would leave the conversation too little: drop them
+        foot = footer_lines(view, width, compact, max(1, height - 1))
+        left = height - len(top) - len(foot)
+    side_open = view.show_log or view.show_help
+    parts: list[RenderableType] = [*top]
+    if compact:
+        # no boxes: a title rule per section; the side panel takes up to half of what is left
+        side = min(SIDE_LINES, (left - 2) // 2) if side_open else 0
+        if side_open and side < 1 and left >= 2:
+            side = left - 1  # too small for both: the panel the user opened wins
+        body = left - (side + 1 if side > 0 else 0)
+        scroll = 0
+        if body > 0:
+            lines, scroll = conversation_lines(view.turns, width, body, view.scroll)
+            parts.extend(fit(line, width) for line in lines)
+            parts.extend(Text("") for _ in range(body - len(lines)))
+        if side > 0:
+            text, title, style = _side_body(view, width, side - 1)
+            parts.append(_titled(title, style, width))
+            rows = text.split("\n") if text.plain else [text]
+            parts.extend(fit(row, width) for row in list(rows)[: side - 1])
+            parts.extend(Text("") for _ in range(side - 1 - len(rows)))
+    else:
+        side = SIDE_LINES + 2 if side_open else 0
+        body = left - side - 2
+        lines, scroll = conversation_lines(view.turns, width - 4, body, view.scroll)
+        title = "conversation" + (" (scrolled back: End returns)" if view.scroll else "")
+        parts.append(_box(Text("\n").join(lines), title, body, "blue"))
+        if side_open:
+            text, side_title, style = _side_body(view, width - 4, SIDE_LINES)
+            parts.append(_box(text, side_title, SIDE_LINES, style))
+    for line in foot:
+        line.no_wrap = True
+        line.overflow = "crop"
+    parts.extend(foot)
+    return Frame(Group(*parts), scroll, max(1, body))

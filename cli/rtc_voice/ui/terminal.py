@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
+import signal
 import sys
 import termios
 import time
@@ -31,7 +33,7 @@ from rtc_voice.call.controls import (
 )
 from rtc_voice.conversation import Turn
 from rtc_voice.ui.plain import turn_line
-from rtc_voice.ui.render import View, screen
+from rtc_voice.ui.render import View, compose, pretty_json
 
 FPS = 12  # well under the 15 fps cap; events never trigger a render themselves
 # A frame is drawn on a worker thread, but it holds the GIL while it runs Python; by default
@@ -39,6 +41,20 @@ FPS = 12  # well under the 15 fps cap; events never trigger a render themselves
 # audio on it) waking on time at a negligible cost in throughput.
 SWITCH_INTERVAL_S = 0.0005
 NOTICE_SECONDS = 8.0
+KEY_SEQUENCES = {  # escape sequences of the keys that scroll and pick
+    "\x1b[5~": "pgup",
+    "\x1b[6~": "pgdn",
+    "\x1b[A": "up",
+    "\x1bOA": "up",
+    "\x1b[B": "down",
+    "\x1bOB": "down",
+    "\x1b[H": "home",
+    "\x1b[1~": "home",
+    "\x1bOH": "home",
+    "\x1b[F": "end",
+    "\x1b[4~": "end",
+    "\x1bOF": "end",
+}
 
 
 class LivePresenter:
@@ -51,6 +67,14 @@ class LivePresenter:
         self.show_log = False
         self.show_help = False
         self.typing: str | None = None
+        self.typing_hint = "Type with t"
+        self.scroll = 0  # conversation lines back from the newest
+        self.log_selected: int | None = None  # picked log entry, counted back from the newest
+        self.log_detail = False  # the picked entry's JSON is open
+        self._page = 10
+        self._history: list[Turn] = []  # finished turns (they never change), for scrolling
+        self._history_at: dict[str, int] = {}
+        self._redraw = asyncio.Event()
         self._notice = ("", False, 0.0)
         self._fd = sys.stdin.fileno()
         self._saved: list[Any] | None = None
@@ -69,7 +93,10 @@ class LivePresenter:
         pass  # the screen is drawn from the conversation state, on its own clock
 
     def turns_finished(self, turns: list[Turn]) -> None:
-        pass
+        for turn in turns:  # copies: the screen thread reads them
+            if turn.item_id not in self._history_at:
+                self._history_at[turn.item_id] = len(self._history)
+                self._history.append(copy.copy(turn))
 
     def notice(self, text: str, *, error: bool = False) -> None:
         self._notice = (text, error, time.monotonic())
@@ -81,6 +108,8 @@ class LivePresenter:
         if self.keys:
             self._enter_cbreak()
             loop.add_reader(self._fd, self._on_input)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+            loop.add_signal_handler(signal.SIGWINCH, self._redraw.set)  # resized: draw now
         try:
             with Live(
                 console=self.console,
@@ -90,12 +119,18 @@ class LivePresenter:
                 redirect_stderr=False,
             ) as live:
                 self._live = live
+                self._draw(live, self.view())  # the first frame at once, on the loop
                 while True:
+                    self._redraw.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(1 / FPS):
+                            await self._redraw.wait()
                     view = self.view()
                     await asyncio.to_thread(self._draw, live, view)
-                    await asyncio.sleep(1 / FPS)
         finally:
             sys.setswitchinterval(switch_interval)
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+                loop.remove_signal_handler(signal.SIGWINCH)
             self._live = None
             if self.keys:
                 with contextlib.suppress(Exception):
@@ -104,7 +139,11 @@ class LivePresenter:
 
     def _draw(self, live: Live, view: View) -> None:
         width, height = self.console.size
-        live.update(screen(view, width, height), refresh=True)
+        frame = compose(view, width, height)
+        if view.scroll == self.scroll:  # keep a scroll the user made meanwhile
+            self.scroll = frame.scroll
+        self._page = max(1, frame.body_lines - 1)
+        live.update(frame.renderable, refresh=True)
 
     def close(self, turns: Sequence[Turn]) -> None:
         """Leave the terminal as we found it, then print the conversation for scrollback."""
@@ -138,14 +177,34 @@ class LivePresenter:
             data = os.read(self._fd, 256).decode("utf-8", "ignore")
         except OSError:
             return
-        if data.startswith("\x1b[") or data.startswith("\x1bO"):
-            return  # arrows and other escape sequences
-        for char in data:
-            self.key(char)
+        while data:
+            if data.startswith("\x1b") and len(data) > 1:
+                for sequence, name in KEY_SEQUENCES.items():
+                    if data.startswith(sequence):
+                        self.key(name)
+                        data = data[len(sequence) :]
+                        break
+                else:  # another escape sequence: skip it whole
+                    end = next((n for n, c in enumerate(data[2:], 2) if c.isalpha() or c == "~"), 1)
+                    data = data[end + 1 :]
+                continue
+            self.key(data[0])
+            data = data[1:]
+        self._redraw.set()
 
     def key(self, char: str) -> None:
+        """One key: a character, or the name of a special key (`pgup`, `up`, `end`, ...)."""
         controls = self.controls
         if controls is None:
+            return
+        question = self._snapshot().question
+        if question is not None:
+            for key, _, command in question.answers:
+                if char == key:
+                    controls.send(command)
+                    return
+        if len(char) > 1:
+            self._navigate(char)
             return
         if self.typing is not None:
             if char in ("\r", "\n"):
@@ -170,16 +229,53 @@ class LivePresenter:
             self.typing = ""
         elif char == "l":
             self.show_log, self.show_help = not self.show_log, False
+            self.log_selected, self.log_detail = None, False
+        elif char == "o" and self.show_log:
+            self.log_detail = not self.log_detail
+            if self.log_detail and self.log_selected is None:
+                self.log_selected = 0
+        elif char == "\x1b" and self.show_log:
+            self.log_detail = False
         elif char == "?":
             self.show_help = not self.show_help
         elif char == " " and self.ptt:
             controls.send(PushToTalk())
 
+    def _navigate(self, key: str) -> None:
+        """PgUp/PgDn scroll the conversation; ↑/↓ pick a log entry when the log is open, else
+        scroll by a line; Home/End go to the oldest/newest."""
+        if self.show_log and key in ("up", "down"):
+            picked = -1 if self.log_selected is None else self.log_selected
+            self.log_selected = max(0, picked + (1 if key == "up" else -1))
+            return
+        step = {"pgup": self._page, "pgdn": -self._page, "up": 1, "down": -1}.get(key)
+        if step is not None:
+            self.scroll = max(0, self.scroll + step)
+        elif key == "end":
+            self.scroll, self.log_selected, self.log_detail = 0, None, False
+        elif key == "home":
+            self.scroll = 10**9  # the layout stops at the first line
+
     # --- the frame
+
+    def _turns(self, live: Sequence[Turn]) -> Sequence[Turn]:
+        """The snapshot's newest turns, with the finished turns before them when scrolled."""
+        if not self.scroll or not live:
+            return live
+        at = self._history_at.get(live[0].item_id)
+        return [*self._history[:at], *live] if at else live
 
     def view(self) -> View:
         """What to draw now: the call's snapshot and this screen's own state."""
         snap = self._snapshot()
+        selected: int | None = None
+        detail: str | None = None
+        if self.show_log and self.log_selected is not None and snap.log:
+            self.log_selected = min(self.log_selected, len(snap.log) - 1)
+            selected = len(snap.log) - 1 - self.log_selected
+            event = snap.log[selected].event
+            if self.log_detail:
+                detail = pretty_json(event) if event is not None else "(no JSON kept)"
         text, error, since = self._notice
         if text and time.monotonic() - since > NOTICE_SECONDS:
             text = ""
@@ -189,7 +285,7 @@ class LivePresenter:
             phase=snap.phase,
             elapsed_s=snap.elapsed_s,
             left_s=snap.left_s,
-            turns=snap.turns,
+            turns=self._turns(snap.turns),
             log=snap.log,
             show_log=self.show_log,
             show_help=self.show_help,
@@ -205,4 +301,12 @@ class LivePresenter:
             ptt_active=snap.ptt_active,
             notice=text,
             notice_error=error,
+            rate_limits=snap.rate_limits,
+            status_items=snap.status_items,
+            question=snap.question,
+            alert=snap.alert,
+            alert_error=snap.alert_error,
+            scroll=self.scroll,
+            log_selected=selected,
+            log_detail=detail,
         )
