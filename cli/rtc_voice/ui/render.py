@@ -153,14 +153,18 @@ def header(view: View, width: int = 200) -> Text:
     )
     if full.cell_len <= width:
         return full
-    return fit(Text.assemble((view.model or "…", "cyan"), " · ", phase), width)
+    short = Text.assemble((view.model or "…", "cyan"), " · ", phase)
+    if short.cell_len <= width:
+        return short
+    return fit(Text.assemble(phase, " · ", (view.model or "…", "cyan")), width)  # time first
 
 
-def turn_text(turn: Turn) -> Text:
+def turn_parts(turn: Turn) -> tuple[Text | None, Text]:
+    """A turn's heading (who, when; None for a function call) and its words."""
     if isinstance(turn, FunctionCall):
         result = turn.output if turn.output is not None else "…"
-        return Text.assemble(
-            ("  ƒ ", "magenta"),
+        return None, Text.assemble(
+            ("ƒ ", "magenta"),
             (f"{turn.name}", "bold magenta"),
             (f"({turn.arguments})", "magenta"),
             " → ",
@@ -174,23 +178,20 @@ def turn_text(turn: Turn) -> Text:
     else:
         label = Text("assistant", style="bold green")
         body = turn.text or "…"
-    line = Text.assemble(
-        label,
-        " ",
-        (
-            datetime.fromtimestamp(turn.started_at).strftime("%H:%M:%S") if turn.started_at else "",
-            "dim",
-        ),
-        "\n  ",
-        body,
-    )
+    when = datetime.fromtimestamp(turn.started_at).strftime("%H:%M:%S") if turn.started_at else ""
+    words = Text(body)
     if turn.status == "interrupted":
-        line.append(" ⟂ interrupted", style="yellow")
+        words.append(" ⟂ interrupted", style="yellow")
     elif turn.status == "failed":
-        line.append(" ✗ failed", style="red")
+        words.append(" ✗ failed", style="red")
     elif turn.status == "in_progress" and turn.role == "assistant":
-        line.append(" ▌", style="green")
-    return line
+        words.append(" ▌", style="green")
+    return Text.assemble(label, " ", (when, "dim")), words
+
+
+def turn_text(turn: Turn) -> Text:
+    head, words = turn_parts(turn)
+    return Text.assemble("  ", words) if head is None else Text.assemble(head, "\n  ", words)
 
 
 _WRAP_CACHE_SIZE = 1024
@@ -205,7 +206,12 @@ def wrapped_turn(turn: Turn, width: int) -> list[Text]:
     if lines is None:
         if len(_wrapped) >= _WRAP_CACHE_SIZE:
             _wrapped.clear()
-        lines = _wrapped[key] = wrap(turn_text(turn), width)
+        head, words = turn_parts(turn)
+        lines = wrap(head, width) if head is not None else []
+        for line in wrap(words, max(1, width - 2)):  # the words indented under their speaker
+            line.rstrip()
+            lines.append(Text("  ") + line)
+        _wrapped[key] = lines
     return lines
 
 
@@ -393,10 +399,14 @@ def notice_lines(view: View, width: int, compact: bool) -> list[Text]:
         if not text:
             continue
         lines = wrap(Text(text, "bold red" if error else "yellow"), width)
-        if len(lines) > limit:  # cut: the last line kept ends with an ellipsis
+        if len(lines) > limit:  # cut: the last line kept ends with an ellipsis, at a word
             last = lines[limit - 1].copy()
             last.rstrip()
-            last.truncate(max(1, width - 2))
+            if last.cell_len > width - 2:
+                last.truncate(max(1, width - 2))
+                space = last.plain.rfind(" ")
+                if space > 0:
+                    last = last[:space]
             lines = [*lines[: limit - 1], last + Text(" …", last.style)]
         out.extend(lines)
     return out
@@ -478,7 +488,7 @@ def compose(view: View, width: int, height: int) -> Frame:
         side = min(SIDE_LINES, (left - 2) // 2) if side_open else 0
         if side_open and side < 1 and left >= 2:
             side = left - 1  # too small for both: the panel the user opened wins
-        body = left - (side + 1 if side > 0 else 0)
+        body = left - side
         scroll = 0
         if body > 0:
             lines, scroll = conversation_lines(view.turns, width, body, view.scroll)
