@@ -138,12 +138,23 @@ class LivePresenter:
             self._restore()
 
     def _draw(self, live: Live, view: View) -> None:
-        width, height = self.console.size
+        width, height = self.size()
         frame = compose(view, width, height)
         if view.scroll == self.scroll:  # keep a scroll the user made meanwhile
             self.scroll = frame.scroll
         self._page = max(1, frame.body_lines - 1)
         live.update(frame.renderable, refresh=True)
+
+    def size(self) -> tuple[int, int]:
+        """The terminal's size now, asked of the terminal itself: COLUMNS and LINES (which Rich
+        prefers, and some shells export) go stale the moment the window is resized."""
+        for stream in (sys.__stdout__, sys.__stdin__):
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                width, height = os.get_terminal_size(stream.fileno())  # type: ignore[union-attr]
+                if width > 0 and height > 0:
+                    self.console.size = (width, height)  # what Live's screen crops to
+                    return width, height
+        return self.console.size
 
     def close(self, turns: Sequence[Turn]) -> None:
         """Leave the terminal as we found it, then print the conversation for scrollback."""
