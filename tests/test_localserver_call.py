@@ -343,3 +343,14 @@ async def test_browser_style_raw_flow(local_server: LocalServer) -> None:
             assert first["session"]["model"] == "gpt-realtime"
         finally:
             await pc.close()
+
+
+async def test_an_interrupt_clears_the_output_buffer_once(client: Client) -> None:
+    """`i` sends response.cancel then output_audio_buffer.clear: one `cleared`, not two."""
+    client.say("one two three four five six seven eight nine ten eleven twelve")
+    await client.wait_for("output_audio_buffer.started")
+    client.send({"type": "response.cancel"})
+    client.send({"type": "output_audio_buffer.clear"})
+    await client.wait_for("response.done")
+    await asyncio.sleep(0.5)
+    assert client.types().count("output_audio_buffer.cleared") == 1
