@@ -137,6 +137,18 @@ async def test_output_audio_buffer_clear_cancels_the_reply(client: Client) -> No
     assert done["response"]["status"] == "cancelled"
 
 
+async def test_output_audio_buffer_clear_with_nothing_playing_is_valid(client: Client) -> None:
+    client.send({"type": "output_audio_buffer.clear"})
+    first = await client.wait_for("output_audio_buffer.cleared")
+    client.say("hi")
+    done = await client.wait_for("response.done")
+    client.send({"type": "output_audio_buffer.clear"})
+    later = await client.wait_for("output_audio_buffer.cleared")
+    client.check_valid()
+    assert first["response_id"].startswith("resp_")
+    assert later["response_id"] == done["response"]["id"]
+
+
 async def test_speech_during_reply_interrupts_with_turn_detected(client: Client) -> None:
     client.say("one two three four five six seven eight nine ten eleven twelve thirteen")
     await client.wait_for("output_audio_buffer.started")
@@ -343,6 +355,46 @@ async def test_browser_style_raw_flow(local_server: LocalServer) -> None:
             assert first["session"]["model"] == "gpt-realtime"
         finally:
             await pc.close()
+
+
+async def test_a_replayed_conversation_is_accepted_in_order(client: Client) -> None:
+    """The items a reconnect sends (Conversation.replay_events) land in order, without errors."""
+    from rtc_voice.conversation import Conversation
+    from tests.test_conversation import apply_all, ev, reply
+
+    conv = Conversation()
+    typed = {
+        "type": "message",
+        "role": "user",
+        "status": "completed",
+        "content": [{"type": "input_text", "text": "what time is it"}],
+    }
+    call = {
+        "type": "function_call",
+        "call_id": "c",
+        "name": "get_time",
+        "arguments": "{}",
+        "status": "completed",
+    }
+    output = {"type": "function_call_output", "call_id": "c", "output": "noon"}
+    apply_all(
+        conv,
+        [
+            ev("conversation.item.done", previous_item_id=None, item={"id": "u", **typed}),
+            ev("conversation.item.done", previous_item_id="u", item={"id": "f", **call}),
+            ev("conversation.item.done", previous_item_id="f", item={"id": "o", **output}),
+            *reply("a", "o", "r", ["It is ", "noon."]),
+        ],
+    )
+    before = len(client.events)
+    for event in conv.replay_events():
+        client.send(event)
+    done = [await client.wait_for("conversation.item.done") for _ in range(4)]
+    assert [e["item"]["id"] for e in done] == ["replay_0", "replay_1", "replay_1_out", "replay_2"]
+    assert "error" not in client.types(before)
+    client.say("and now?")
+    reply = await client.wait_for("response.done")
+    assert reply["response"]["status"] == "completed"
 
 
 async def test_an_interrupt_clears_the_output_buffer_once(client: Client) -> None:

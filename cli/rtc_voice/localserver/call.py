@@ -64,8 +64,9 @@ class LocalCall:
         self.speech_ms: dict[str, int] = {}
         self.conversation_id = new_id("conv")
         self.response: Response | None = None
+        self.last_response_id: str | None = None  # output_audio_buffer.cleared names one
         self.track = PcmTrack(on_drained=self._on_drained)
-        self.audio_queued = False  # assistant audio sent since the buffer was last cleared
+        self.cleared_by_cancel = False  # a cancel already cleared the audio of this reply
         self.peer = Answerer(
             self.track,
             on_open=self._on_open,
@@ -311,10 +312,14 @@ class LocalCall:
     def _on_output_audio_buffer_clear(self, event: JSON) -> None:
         if self.response is not None and self.response.audio_started:
             self.cancel_response("client_cancelled")
-        elif self.audio_queued:  # cleared once per interruption, even after response.cancel
+        elif not self.cleared_by_cancel:  # one `cleared` per interruption (cancel, then clear)
             self.track.clear()
-            self.audio_queued = False
-            self.emit(S.OUTPUT_AUDIO_BUFFER_CLEARED)
+            # response_id is required by the GA schema even with nothing playing: the last
+            # response's, or a fresh id before there was any
+            self.emit(
+                S.OUTPUT_AUDIO_BUFFER_CLEARED,
+                response_id=self.last_response_id or new_id("resp"),
+            )
 
     def _on_conversation_item_create(self, event: JSON) -> None:
         item = store.from_create_event(event)
@@ -371,6 +376,7 @@ class LocalCall:
         modalities = options.get("output_modalities") or self.session["output_modalities"]
         response = Response(id=new_id("resp"), modalities=list(modalities))
         self.response = response
+        self.last_response_id = response.id
         plan = plan_reply(self.items, self.session.get("tools") or [], self.speech_ms)
         response.task = self._spawn(self._run_guarded(response, plan))
 
@@ -452,7 +458,8 @@ class LocalCall:
             pcm = await synthesize(plan.text)
             duration_ms = len(pcm) * 1000 / RATE
             self.track.play(pcm)
-            response.audio_started = self.audio_queued = True
+            response.audio_started = True
+            self.cleared_by_cancel = False
             self.emit(S.OUTPUT_AUDIO_BUFFER_STARTED, response_id=response.id)
             said = 0
             for word in words:
@@ -549,13 +556,12 @@ class LocalCall:
             response.task.cancel()
         if response.audio_started:
             self.track.clear()
-            self.audio_queued = False
+            self.cleared_by_cancel = True
             self.emit(S.OUTPUT_AUDIO_BUFFER_CLEARED, response_id=response.id)
         self._finish(response, "cancelled", reason)
         return True
 
     def _on_drained(self) -> None:
-        self.audio_queued = False
         if self.response is not None:
             self.response.drained.set()
 
