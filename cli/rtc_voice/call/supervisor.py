@@ -139,6 +139,7 @@ class CallSupervisor:
         self._answered_calls: set[str] = set()
         self._finished_turns: set[str] = set()
         self._sigints = 0
+        self._typed_early: list[str] = []
         self._started = clock()
 
     # --- the state machine ------------------------------------------------------------------
@@ -363,8 +364,8 @@ class CallSupervisor:
         self._spawn("audio pump", self._pump_audio())
         if opts.max_duration:
             self._spawn("--max-duration timer", self._hang_up_after(opts.max_duration))
-        if opts.say:
-            self._spawn("--say", self._say_in_order(opts.say))
+        if opts.say or self._typed_early:
+            self._spawn("--say", self._say_in_order([*self._typed_early, *opts.say]))
 
     async def _say_in_order(self, messages: Sequence[str]) -> None:
         """Type each --say message once the reply to the one before is over; then, if asked
@@ -372,7 +373,7 @@ class CallSupervisor:
         for text in messages:
             self._send_text(text)
             await self._reply_done(SAY_REPLY_WAIT_S)
-        if self.options.exit_after_reply:
+        if self.options.exit_after_reply and self.options.say:
             self.quit("--say was answered" if len(messages) == 1 else "every --say was answered")
 
     def _busy(self) -> bool:
@@ -413,7 +414,10 @@ class CallSupervisor:
             case Interrupt():
                 self._interrupt()
             case SendText(text=text):
-                self._send_text(text)
+                if self.conn is None and not isinstance(self.state, st.Ending | st.Ended):
+                    self._typed_early.append(text)  # typed while connecting: sent once up
+                else:
+                    self._send_text(text)
             case PushToTalk():
                 self._push_to_talk()
 
