@@ -7,13 +7,12 @@ from io import StringIO
 
 import pyte
 import pytest
-from rich.console import Console, Group
-from rich.text import Text
+from rich.console import Console
 
 from rtc_voice.call.controls import HangUp, Question, RateLimit, StatusItem
 from rtc_voice.conversation import Message, Turn
 from rtc_voice.eventlog import LogLine
-from rtc_voice.ui.render import View, compose, footer_lines, is_compact
+from rtc_voice.ui.render import Rows, View, compose, footer_lines, is_compact
 
 SIZES = [(200, 60), (120, 40), (80, 24), (60, 20), (40, 12)]
 LONG_NOTICE = (
@@ -98,17 +97,11 @@ def emulate(view: View, width: int, height: int) -> list[str]:
 
 def assert_fits(view: View, width: int, height: int) -> None:
     """Every line the frame is made of fits the width; the frame has at most `height` lines."""
-    frame = compose(view, width, height)
-    group = frame.renderable
-    assert isinstance(group, Group)
-    total = 0
-    for part in group.renderables:
-        if isinstance(part, Text):
-            assert part.cell_len <= width, f"cut at {width}: {part.plain!r}"
-            total += 1
-        else:
-            total += part.height  # type: ignore[attr-defined]
-    assert total <= height
+    rows = compose(view, width, height).renderable
+    assert isinstance(rows, Rows)
+    for row in rows.rows:
+        assert row.cell_len <= width, f"cut at {width}: {row.plain!r}"
+    assert len(rows.rows) <= height
 
 
 SCENARIOS = {

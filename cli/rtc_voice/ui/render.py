@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from rich.console import Console, Group, RenderableType
-from rich.panel import Panel
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.segment import Segment
 from rich.text import Text
 
 from rtc_voice.call.controls import Question, RateLimit, StatusItem
@@ -415,9 +415,24 @@ def notice_lines(view: View, width: int, compact: bool) -> list[Text]:
 SIDE_LINES = 8  # the log or help panel's inner height, when there is room
 
 
-def _box(body: RenderableType, title: str, lines: int, style: str) -> Panel:
-    """A titled panel `lines` tall inside its border."""
-    return Panel(body, title=title, title_align="left", height=lines + 2, border_style=style)
+def boxed(lines: Sequence[Text], title: str, width: int, height: int, style: str) -> list[Text]:
+    """`lines` in a titled box `width` wide and `height` tall inside its border; drawn by hand
+    from lines that already fit (a Rich Panel would wrap every line again, each frame)."""
+    inner = max(1, width - 4)
+    label = fit(Text(title), max(1, width - 6))
+    top = Text("╭─ ", style)
+    top.append_text(label)
+    top.append(" " + "─" * max(0, width - 5 - label.cell_len) + "╮", style)
+    out = [fit(top, width)]
+    for n in range(height):
+        line = fit(lines[n], inner) if n < len(lines) else Text("")
+        row = Text("│ ", style)
+        row.append_text(line)
+        row.append(" " * (inner - line.cell_len))
+        row.append(" │", style)
+        out.append(row)
+    out.append(Text("╰" + "─" * max(0, width - 2) + "╯", style))
+    return out
 
 
 def _titled(title: str, style: str, width: int) -> Text:
@@ -427,13 +442,16 @@ def _titled(title: str, style: str, width: int) -> Text:
     return fit(text, width)
 
 
-def _side_body(view: View, width: int, lines: int) -> tuple[Text, str, str]:
+def _side_body(view: View, width: int, lines: int) -> tuple[list[Text], str, str]:
     if view.show_help:
-        return Text("\n").join(wrap(HELP_TEXT, width)[:lines]), "keys", "magenta"
+        return wrap(HELP_TEXT, width)[:lines], "keys", "magenta"
     if view.log_detail is not None:
-        detail = log_detail_lines(view.log_detail, width, lines)
-        return Text("\n").join(detail), "event (o or Esc closes)", "cyan"
-    return log_panel(view.log, lines, width, view.log_selected), "event log", "dim"
+        return log_detail_lines(view.log_detail, width, lines), "event (o or Esc closes)", "cyan"
+    return (
+        list(log_panel(view.log, lines, width, view.log_selected).split("\n")),
+        "event log",
+        "dim",
+    )
 
 
 def is_compact(width: int, height: int) -> bool:
@@ -453,6 +471,20 @@ def footer_lines(view: View, width: int, compact: bool, room: int) -> list[Text]
     status = status[: room - len(fixed)]
     notice = notice[: room - len(fixed) - len(status)]
     return [*notice, *status, *prompt, *keys]
+
+
+class Rows:
+    """Screen lines that already fit the width, written as they are: nothing is wrapped or
+    measured again at write time (what keeps a frame cheap)."""
+
+    def __init__(self, rows: Sequence[Text]) -> None:
+        self.rows = rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        newline = Segment.line()
+        for row in self.rows:
+            yield from row.render(console)
+            yield newline
 
 
 @dataclass(frozen=True)
@@ -482,7 +514,7 @@ def compose(view: View, width: int, height: int) -> Frame:
         foot = footer_lines(view, width, compact, max(1, height - 1))
         left = height - len(top) - len(foot)
     side_open = view.show_log or view.show_help
-    parts: list[RenderableType] = [*top]
+    rows: list[Text] = [*top]
     if compact:
         # no boxes: a title rule per section; the side panel takes up to half of what is left
         side = min(SIDE_LINES, (left - 2) // 2) if side_open else 0
@@ -492,25 +524,21 @@ def compose(view: View, width: int, height: int) -> Frame:
         scroll = 0
         if body > 0:
             lines, scroll = conversation_lines(view.turns, width, body, view.scroll)
-            parts.extend(fit(line, width) for line in lines)
-            parts.extend(Text("") for _ in range(body - len(lines)))
+            rows.extend(fit(line, width) for line in lines)
+            rows.extend(Text("") for _ in range(body - len(lines)))
         if side > 0:
-            text, title, style = _side_body(view, width, side - 1)
-            parts.append(_titled(title, style, width))
-            rows = text.split("\n") if text.plain else [text]
-            parts.extend(fit(row, width) for row in list(rows)[: side - 1])
-            parts.extend(Text("") for _ in range(side - 1 - len(rows)))
+            side_lines, title, style = _side_body(view, width, side - 1)
+            rows.append(_titled(title, style, width))
+            rows.extend(fit(line, width) for line in side_lines[: side - 1])
+            rows.extend(Text("") for _ in range(side - 1 - len(side_lines[: side - 1])))
     else:
         side = SIDE_LINES + 2 if side_open else 0
         body = left - side - 2
         lines, scroll = conversation_lines(view.turns, width - 4, body, view.scroll)
         title = "conversation" + (" (scrolled back: End returns)" if view.scroll else "")
-        parts.append(_box(Text("\n").join(lines), title, body, "blue"))
+        rows.extend(boxed(lines, title, width, body, "blue"))
         if side_open:
-            text, side_title, style = _side_body(view, width - 4, SIDE_LINES)
-            parts.append(_box(text, side_title, SIDE_LINES, style))
-    for line in foot:
-        line.no_wrap = True
-        line.overflow = "crop"
-    parts.extend(foot)
-    return Frame(Group(*parts), scroll, max(1, body))
+            side_lines, side_title, style = _side_body(view, width - 4, SIDE_LINES)
+            rows.extend(boxed(side_lines, side_title, width, SIDE_LINES, style))
+    rows.extend(foot)
+    return Frame(Rows(rows), scroll, max(1, body))

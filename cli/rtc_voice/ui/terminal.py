@@ -148,9 +148,10 @@ class LivePresenter:
     def size(self) -> tuple[int, int]:
         """The terminal's size now, asked of the terminal itself: COLUMNS and LINES (which Rich
         prefers, and some shells export) go stale the moment the window is resized."""
-        for stream in (sys.__stdout__, sys.__stdin__):
-            with contextlib.suppress(AttributeError, ValueError, OSError):
-                width, height = os.get_terminal_size(stream.fileno())  # type: ignore[union-attr]
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            fd = self.console.file.fileno()
+            if os.isatty(fd):
+                width, height = os.get_terminal_size(fd)
                 if width > 0 and height > 0:
                     self.console.size = (width, height)  # what Live's screen crops to
                     return width, height
