@@ -44,7 +44,8 @@ HELP = """\
 [bold]t[/] Enter  type a message; Enter sends it, Esc cancels
 [bold]space[/]    push-to-talk (with --ptt): press to start your turn, again to end it
 [bold]PgUp/PgDn[/] scroll the conversation (↑/↓ by a line; End back to the newest)
-[bold]l[/]        show or hide the event log; in it ↑/↓ pick an event, o opens its JSON
+[bold]l[/]        show or hide the event log; in it ↑/↓ pick an event (the log holds
+         still), o opens its JSON, / filters it by a word, Esc lets go
 [bold]?[/]        this help
 [bold]q[/]        hang up and quit (Ctrl-C too; twice forces it)"""
 HELP_TEXT = Text.from_markup(HELP)
@@ -81,6 +82,8 @@ class View:
     scroll: int = 0  # conversation lines scrolled back from the newest
     log_selected: int | None = None  # index into `log` of the picked entry (log open)
     log_detail: str | None = None  # the picked entry's full JSON, when opened
+    log_filter: str | None = None  # the log shows only lines containing it
+    filtering: bool = False  # the filter is being typed
 
 
 def clock(seconds: float) -> str:
@@ -371,11 +374,14 @@ def key_hints(view: View, width: int) -> list[Text]:
         keys = [(key, label) for key, label, _ in view.question.answers]
     elif view.typing is not None:
         keys = [("Enter", "send"), ("Esc", "cancel")]
+    elif view.filtering:
+        keys = [("Enter", "keep the filter"), ("Esc", "clear it")]
     else:
         keys = [*([PTT_KEY] if view.ptt else []), *KEYS]
         if view.show_log:
             keys.insert(-2, ("↑↓", "pick"))
             keys.insert(-2, ("o", "JSON"))
+            keys.insert(-2, ("/", "filter"))
     items = [Text.assemble((k, "bold"), " ", (label, "dim")) for k, label in keys]
     return flow(items, width, sep=" · ")
 
@@ -384,11 +390,15 @@ def prompt_line(view: View, width: int) -> list[Text]:
     """The typing prompt or a standing question: always one line or two, never cut."""
     if view.question is not None:
         return wrap(Text(view.question.text, "bold yellow"), width)[-2:]
-    if view.typing is None:
+    if view.filtering:
+        label, typing = "filter> ", view.log_filter or ""
+    elif view.typing is not None:
+        label, typing = "message> ", view.typing
+    else:
         return []
-    label = "message> " if width >= 30 else "> "
-    room = max(1, width - len(label) - 1)
-    typed = view.typing if len(view.typing) <= room else "…" + view.typing[-(room - 1) :]
+    label = label if width >= 30 else "> "
+    room = max(2, width - len(label) - 1)
+    typed = typing if len(typing) <= room else "…" + typing[-(room - 1) :]
     return [Text.assemble((label, "bold"), typed, ("▌", "blink"))]
 
 
@@ -447,11 +457,8 @@ def _side_body(view: View, width: int, lines: int) -> tuple[list[Text], str, str
         return wrap(HELP_TEXT, width)[:lines], "keys", "magenta"
     if view.log_detail is not None:
         return log_detail_lines(view.log_detail, width, lines), "event (o or Esc closes)", "cyan"
-    return (
-        list(log_panel(view.log, lines, width, view.log_selected).split("\n")),
-        "event log",
-        "dim",
-    )
+    title = "event log" + (f" (filter: {view.log_filter})" if view.log_filter else "")
+    return list(log_panel(view.log, lines, width, view.log_selected).split("\n")), title, "dim"
 
 
 def is_compact(width: int, height: int) -> bool:
@@ -509,15 +516,16 @@ def compose(view: View, width: int, height: int) -> Frame:
     foot = footer_lines(view, width, compact, max(1, height - 1))
     top = [fit(header(view, width), width)] if len(foot) < height else []
     left = height - len(top) - len(foot)
-    if not compact and left < 3 + 3 + (SIDE_LINES if view.show_log or view.show_help else 0):
+    if not compact and left < 3 + 3 + (SIDE_LINES + 2 if view.show_log or view.show_help else 0):
         compact = True  # the boxes would leave the conversation too little: drop them
         foot = footer_lines(view, width, compact, max(1, height - 1))
         left = height - len(top) - len(foot)
     side_open = view.show_log or view.show_help
+    side_size = len(wrap(HELP_TEXT, width - 4)) if view.show_help else SIDE_LINES
     rows: list[Text] = [*top]
     if compact:
         # no boxes: a title rule per section; the side panel takes up to half of what is left
-        side = min(SIDE_LINES, (left - 2) // 2) if side_open else 0
+        side = min(side_size + 1, (left - 2) // 2) if side_open else 0
         if side_open and side < 1 and left >= 2:
             side = left - 1  # too small for both: the panel the user opened wins
         body = left - side
@@ -532,13 +540,13 @@ def compose(view: View, width: int, height: int) -> Frame:
             rows.extend(fit(line, width) for line in side_lines[: side - 1])
             rows.extend(Text("") for _ in range(side - 1 - len(side_lines[: side - 1])))
     else:
-        side = SIDE_LINES + 2 if side_open else 0
+        side = min(side_size, max(SIDE_LINES, left // 2)) + 2 if side_open else 0
         body = left - side - 2
         lines, scroll = conversation_lines(view.turns, width - 4, body, view.scroll)
         title = "conversation" + (" (scrolled back: End returns)" if view.scroll else "")
         rows.extend(boxed(lines, title, width, body, "blue"))
         if side_open:
-            side_lines, side_title, style = _side_body(view, width - 4, SIDE_LINES)
-            rows.extend(boxed(side_lines, side_title, width, SIDE_LINES, style))
+            side_lines, side_title, style = _side_body(view, width - 4, side - 2)
+            rows.extend(boxed(side_lines, side_title, width, side - 2, style))
     rows.extend(foot)
     return Frame(Rows(rows), scroll, max(1, body))

@@ -32,6 +32,7 @@ from rtc_voice.call.controls import (
     ToggleMute,
 )
 from rtc_voice.conversation import Turn
+from rtc_voice.eventlog import LogLine
 from rtc_voice.ui.plain import turn_line
 from rtc_voice.ui.render import View, compose, pretty_json
 
@@ -71,12 +72,15 @@ class LivePresenter:
         self.scroll = 0  # conversation lines back from the newest
         self.log_selected: int | None = None  # picked log entry, counted back from the newest
         self.log_detail = False  # the picked entry's JSON is open
+        self.log_filter = ""  # only log lines containing this (case-insensitive)
+        self.filtering = False  # typing the filter
+        self._frozen_log: tuple[LogLine, ...] | None = None  # the log held still while picking
         self._page = 10
         self._history: list[Turn] = []  # finished turns (they never change), for scrolling
         self._history_at: dict[str, int] = {}
         self._redraw = asyncio.Event()
         self._notice = ("", False, 0.0)
-        self._fd = sys.stdin.fileno()
+        self._fd = sys.stdin.fileno() if keys else -1
         self._saved: list[Any] | None = None
         self._live: Live | None = None
         self._closed = False
@@ -218,6 +222,16 @@ class LivePresenter:
         if len(char) > 1:
             self._navigate(char)
             return
+        if self.filtering:
+            if char in ("\r", "\n"):
+                self.filtering = False
+            elif char == "\x1b":
+                self.filtering, self.log_filter = False, ""
+            elif char in ("\x7f", "\b"):
+                self.log_filter = self.log_filter[:-1]
+            elif char.isprintable():
+                self.log_filter += char
+            return
         if self.typing is not None:
             if char in ("\r", "\n"):
                 controls.send(SendText(self.typing))
@@ -241,13 +255,20 @@ class LivePresenter:
             self.typing = ""
         elif char == "l":
             self.show_log, self.show_help = not self.show_log, False
-            self.log_selected, self.log_detail = None, False
+            self._unpick()
         elif char == "o" and self.show_log:
             self.log_detail = not self.log_detail
             if self.log_detail and self.log_selected is None:
-                self.log_selected = 0
+                self._pick(0)
+        elif char == "/" and self.show_log:
+            self.filtering, self.log_filter = True, ""
+            self._unpick()
         elif char == "\x1b" and self.show_log:
-            self.log_detail = False
+            if self.log_detail:
+                self.log_detail = False
+            else:
+                self._unpick()
+                self.log_filter = ""
         elif char == "?":
             self.show_help = not self.show_help
         elif char == " " and self.ptt:
@@ -258,15 +279,33 @@ class LivePresenter:
         scroll by a line; Home/End go to the oldest/newest."""
         if self.show_log and key in ("up", "down"):
             picked = -1 if self.log_selected is None else self.log_selected
-            self.log_selected = max(0, picked + (1 if key == "up" else -1))
+            self._pick(max(0, picked + (1 if key == "up" else -1)))
             return
         step = {"pgup": self._page, "pgdn": -self._page, "up": 1, "down": -1}.get(key)
         if step is not None:
             self.scroll = max(0, self.scroll + step)
         elif key == "end":
-            self.scroll, self.log_selected, self.log_detail = 0, None, False
+            self.scroll = 0
+            self._unpick()
         elif key == "home":
             self.scroll = 10**9  # the layout stops at the first line
+
+    def _pick(self, back: int) -> None:
+        """Pick the log entry `back` lines above the newest; the log holds still meanwhile."""
+        if self._frozen_log is None:
+            self._frozen_log = self._log(self._snapshot().log)
+        self.log_selected = back
+
+    def _unpick(self) -> None:
+        self.log_selected, self.log_detail, self._frozen_log = None, False, None
+
+    def _log(self, log: Sequence[LogLine]) -> tuple[LogLine, ...]:
+        if self._frozen_log is not None:
+            return self._frozen_log
+        needle = self.log_filter.lower()
+        if not needle:
+            return tuple(log)
+        return tuple(line for line in log if needle in f"{line.type} {line.summary}".lower())
 
     # --- the frame
 
@@ -275,17 +314,20 @@ class LivePresenter:
         if not self.scroll or not live:
             return live
         at = self._history_at.get(live[0].item_id)
-        return [*self._history[:at], *live] if at else live
+        if at is None:  # the snapshot starts after every finished turn kept here
+            return [*self._history, *live]
+        return [*self._history[:at], *live]
 
     def view(self) -> View:
         """What to draw now: the call's snapshot and this screen's own state."""
         snap = self._snapshot()
         selected: int | None = None
         detail: str | None = None
-        if self.show_log and self.log_selected is not None and snap.log:
-            self.log_selected = min(self.log_selected, len(snap.log) - 1)
-            selected = len(snap.log) - 1 - self.log_selected
-            event = snap.log[selected].event
+        log = self._log(snap.log)
+        if self.show_log and self.log_selected is not None and log:
+            self.log_selected = min(self.log_selected, len(log) - 1)
+            selected = len(log) - 1 - self.log_selected
+            event = log[selected].event
             if self.log_detail:
                 detail = pretty_json(event) if event is not None else "(no JSON kept)"
         text, error, since = self._notice
@@ -298,7 +340,9 @@ class LivePresenter:
             elapsed_s=snap.elapsed_s,
             left_s=snap.left_s,
             turns=self._turns(snap.turns),
-            log=snap.log,
+            log=log,
+            log_filter=self.log_filter if self.filtering or self.log_filter else None,
+            filtering=self.filtering,
             show_log=self.show_log,
             show_help=self.show_help,
             mic_dbfs=snap.mic_dbfs,
