@@ -167,3 +167,41 @@ def test_resizing_during_a_call_keeps_keys_and_prompt(tmux_talk: Tmux) -> None:
     tmux_talk.keys("q")
     final = tmux_talk.wait(lambda s: "EXIT=" in s, "the process to exit")
     assert "EXIT=0" in final
+
+
+def test_inline_mode_leaves_the_conversation_in_scrollback_once(tmp_path: Path) -> None:
+    quiet = tmp_path / "quiet.wav"
+    writer = WavWriter(quiet)
+    writer.write(silence(60_000))
+    writer.close()
+    talk = (
+        f"{shlex.quote(sys.executable)} -m rtc_voice talk --local --ui inline --input "
+        f"{shlex.quote(str(quiet))} --output none"
+    )
+    session = Tmux(
+        f"env XDG_CONFIG_HOME={shlex.quote(str(tmp_path))} {talk}; echo EXIT=$?; sleep 60"
+    )
+    try:
+        session.wait(lambda s: "connected" in s and "q quit" in s, "the live region")
+        for text in ("first inline", "second inline"):
+            session.keys("t")
+            session.wait(lambda s: "message>" in s, "the prompt")
+            session.keys("-l", text)
+            session.keys("Enter")
+            session.wait(
+                lambda s, t=text: (
+                    f"You said: {t}" in s and "▌" not in s.split("You said: " + t)[1][:3]
+                ),
+                f"the reply to {text}",
+                within=30,
+            )
+        screen = session.screen()
+        assert "╭" not in screen  # no full-screen boxes
+        assert screen.index("first inline") < screen.index("second inline") < screen.index("q quit")
+        session.keys("q")
+        final = session.wait(lambda s: "EXIT=" in s, "the process to exit")
+        assert "EXIT=0" in final and "q quit" not in final  # the live region is gone
+        assert final.count("You said: first inline") == 1
+        assert final.count("You said: second inline") == 1
+    finally:
+        session.kill()

@@ -455,6 +455,14 @@ def talk(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print server events as JSON lines (not a TTY UI).")
     ] = False,
+    ui: Annotated[
+        str,
+        typer.Option(
+            "--ui",
+            help="full: the whole terminal, with scrolling, the log and help; inline: "
+            "finished turns go to the terminal's scrollback, a live status stays below.",
+        ),
+    ] = "full",
     model: ModelOpt = None,
     voice: VoiceOpt = None,
     instructions: Annotated[
@@ -479,6 +487,8 @@ def talk(
     from rtc_voice.credentials import require_api_key
     from rtc_voice.errors import UsageError
 
+    if ui not in ("full", "inline"):
+        raise UsageError(f"Invalid --ui {ui!r}: expected full or inline.")
     if max_duration is not None and max_duration <= 0:
         raise UsageError(
             f"Invalid value {max_duration:g} for the flag --max-duration: expected more than 0."
@@ -513,7 +523,7 @@ def talk(
     )
     from rtc_voice.ui.modes import choose_presenter
 
-    presenter = choose_presenter(ptt=ptt, as_json=as_json)
+    presenter = choose_presenter(ptt=ptt, as_json=as_json, inline=ui == "inline")
     call = CallSupervisor(
         settings,
         options,

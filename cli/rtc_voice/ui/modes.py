@@ -25,7 +25,7 @@ def terminal_problem(term: str | None) -> str | None:
     return None
 
 
-def choose_presenter(*, ptt: bool, as_json: bool) -> Any:
+def choose_presenter(*, ptt: bool, as_json: bool, inline: bool = False) -> Any:
     """The presenter for this process's stdin/stdout/TERM."""
     keys = sys.stdin.isatty()
     if as_json:
@@ -38,6 +38,6 @@ def choose_presenter(*, ptt: bool, as_json: bool) -> Any:
         why = problem or "stdin is not a terminal"
         note = f"Plain line mode ({why}): " + (LINE_HELP if keys else "Ctrl-C hangs up") + "."
         return LinePresenter(read_lines=keys, note=note)
-    from rtc_voice.ui.terminal import LivePresenter
+    from rtc_voice.ui.terminal import InlinePresenter, LivePresenter
 
-    return LivePresenter(ptt=ptt)
+    return InlinePresenter(ptt=ptt) if inline else LivePresenter(ptt=ptt)

@@ -182,7 +182,7 @@ def turn_parts(turn: Turn) -> tuple[Text | None, Text]:
         label = Text("assistant", style="bold green")
         body = turn.text or "…"
     when = datetime.fromtimestamp(turn.started_at).strftime("%H:%M:%S") if turn.started_at else ""
-    words = Text(body)
+    words = Text(body.rstrip())
     if turn.status == "interrupted":
         words.append(" ⟂ interrupted", style="yellow")
     elif turn.status == "failed":
@@ -550,3 +550,30 @@ def compose(view: View, width: int, height: int) -> Frame:
             rows.extend(boxed(side_lines, side_title, width, side - 2, style))
     rows.extend(foot)
     return Frame(Rows(rows), scroll, max(1, body))
+
+
+INLINE_TURN_LINES = 6  # the turn in progress, at most (the tail of it)
+
+
+def compose_inline(view: View, width: int, height: int) -> Rows:
+    """`--ui inline`'s live region: the turns in progress (their newest lines), the log or help
+    when open, a status header, the footer. Finished turns are printed above it, once."""
+    width, height = max(1, width), max(2, height)
+    room = max(1, height - 1)  # the terminal's last line is left for the cursor
+    foot = footer_lines(view, width, width < COMPACT_WIDTH, room)
+    rows: list[Text] = []
+    left = room - len(foot)
+    if left > 0:
+        rows.append(fit(header(view, width), width))
+        left -= 1
+    if left > 0 and (view.show_log or view.show_help):
+        side = min(SIDE_LINES, left - 1)
+        if side > 0:
+            side_lines, title, style = _side_body(view, width, side)
+            rows = [_titled(title, style, width), *(fit(x, width) for x in side_lines), *rows]
+            left -= 1 + len(side_lines)
+    pending: list[Text] = []
+    for turn in view.turns:
+        pending.extend(wrapped_turn(turn, width))
+    pending = pending[-min(INLINE_TURN_LINES, max(0, left)) :] if left > 0 else []
+    return Rows([*(fit(x, width) for x in pending), *rows, *foot])

@@ -8,6 +8,7 @@ a worker thread, so a long conversation never holds up the audio on the loop."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import copy
 import os
@@ -21,6 +22,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from rtc_voice.call.controls import (
     CallSnapshot,
@@ -31,10 +33,10 @@ from rtc_voice.call.controls import (
     SendText,
     ToggleMute,
 )
-from rtc_voice.conversation import Turn
+from rtc_voice.conversation import Turn, final_status
 from rtc_voice.eventlog import LogLine
 from rtc_voice.ui.plain import turn_line
-from rtc_voice.ui.render import View, compose, pretty_json
+from rtc_voice.ui.render import Rows, View, compose, compose_inline, pretty_json, wrapped_turn
 
 FPS = 12  # well under the 15 fps cap; events never trigger a render themselves
 # A frame is drawn on a worker thread, but it holds the GIL while it runs Python; by default
@@ -79,6 +81,7 @@ class LivePresenter:
         self._history: list[Turn] = []  # finished turns (they never change), for scrolling
         self._history_at: dict[str, int] = {}
         self._redraw = asyncio.Event()
+        self.live_options: dict[str, Any] = {"screen": True}
         self._notice = ("", False, 0.0)
         self._fd = sys.stdin.fileno() if keys else -1
         self._saved: list[Any] | None = None
@@ -117,10 +120,10 @@ class LivePresenter:
         try:
             with Live(
                 console=self.console,
-                screen=True,
                 auto_refresh=False,
                 redirect_stdout=False,
                 redirect_stderr=False,
+                **self.live_options,
             ) as live:
                 self._live = live
                 self._draw(live, self.view())  # the first frame at once, on the loop
@@ -366,3 +369,65 @@ class LivePresenter:
             log_selected=selected,
             log_detail=detail,
         )
+
+
+class InlinePresenter(LivePresenter):
+    """`--ui inline`, as LiveKit's `lk agent console`: finished turns are printed into the
+    terminal's own scrollback (scroll and copy them with the terminal, keep them after the
+    call); one live region at the bottom holds the turn in progress, the status and the keys."""
+
+    def __init__(
+        self, *, ptt: bool = False, console: Console | None = None, keys: bool = True
+    ) -> None:
+        super().__init__(ptt=ptt, console=console, keys=keys)
+        self.live_options = {"screen": False, "transient": True}
+        self._printed: set[str] = set()
+        self._to_print: collections.deque[Turn] = collections.deque()
+
+    def turns_finished(self, turns: list[Turn]) -> None:
+        for turn in turns:  # printed above the live region by the next frame
+            if turn.item_id not in self._printed:
+                self._printed.add(turn.item_id)
+                self._to_print.append(copy.copy(turn))
+
+    def _navigate(self, key: str) -> None:
+        if self.show_log and key in ("up", "down"):
+            super()._navigate(key)  # the terminal scrolls the conversation itself
+
+    def view(self) -> View:
+        view = super().view()
+        view.turns = [t for t in view.turns if t.item_id not in self._printed]
+        view.scroll = 0
+        return view
+
+    def _flush_printed(self, width: int) -> None:
+        lines: list[Text] = []
+        while self._to_print:
+            lines.extend(wrapped_turn(self._to_print.popleft(), width))
+        if lines:
+            self.console.print(Rows(lines), soft_wrap=True)
+
+    def _draw(self, live: Live, view: View) -> None:
+        width, height = self.size()
+        self._flush_printed(width)
+        live.update(compose_inline(view, width, height), refresh=True)
+
+    def close(self, turns: Sequence[Turn]) -> None:
+        """Take the live region away, then print what was not printed yet (cut turns marked as
+        such): the scrollback then holds the whole conversation, once."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._live is not None:
+            with contextlib.suppress(Exception):
+                self._live.stop()
+        self._restore()
+        width = self.size()[0]
+        self._flush_printed(width)
+        for turn in turns:
+            if turn.item_id not in self._printed:
+                self._printed.add(turn.item_id)
+                ended = copy.copy(turn)
+                ended.status = final_status(turn)
+                self._to_print.append(ended)
+        self._flush_printed(width)
