@@ -193,3 +193,19 @@ def test_scrolling_shows_older_turns_and_stops_at_the_first() -> None:
     back = "\n".join(emulate(busy_view(notice="", scroll=far.scroll), 120, 40))
     assert "question 0" in back and "LASTWORD" not in back
     assert 0 < far.scroll < 10**6
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_other_issues_items_fit_as_status_items(width: int, height: int) -> None:
+    """Network health (issue 10) and the echo canceller (issue 8) are placed with the status."""
+    view = busy_view(
+        network="rtt 42 ms · jitter 3 ms · loss 0.0% · turn 640 ms",
+        network_bad=True,
+        echo_cancelling=True,
+        echo_removed_db=31.2,
+    )
+    assert_fits(view, width, height)
+    text = "\n".join(emulate(view, width, height))
+    assert "q quit" in text
+    if not is_compact(width, height):
+        assert "rtt 42 ms" in text and "echo cancelling · 31 dB removed" in text

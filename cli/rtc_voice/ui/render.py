@@ -84,6 +84,12 @@ class View:
     log_detail: str | None = None  # the picked entry's full JSON, when opened
     log_filter: str | None = None  # the log shows only lines containing it
     filtering: bool = False  # the filter is being typed
+    # items other parts of the call fill in (issue 10's network health, issue 8's echo
+    # canceller); the layout places them with the status like any StatusItem
+    network: str = ""  # one compact status item: rtt, loss, turn latency, reconnects
+    network_bad: bool = False
+    echo_cancelling: bool = False
+    echo_removed_db: float | None = None  # while the assistant is heard; None = not measured
 
 
 def clock(seconds: float) -> str:
@@ -256,7 +262,7 @@ def _tail_at_word(text: str, room: int) -> str:
 
 
 def log_row(line: LogLine, width: int, selected: bool = False) -> Text:
-    arrow = ("→", "cyan") if line.direction == "client" else ("←", "green")
+    arrow = {"client": ("→", "cyan"), "local": ("·", "yellow")}.get(line.direction, ("←", "green"))
     stamp = datetime.fromtimestamp(line.at).strftime("%H:%M:%S.%f")[:-3]
     count = f" x{line.count}" if line.count > 1 else ""
     row = Text.assemble(
@@ -346,6 +352,14 @@ def status_items(view: View, compact: bool) -> list[tuple[int, Text]]:
         items.append((20, Text(tokens, "dim")))
     if view.rate_limits:
         items.append((15, Text(_rate_limits(view.rate_limits, compact), "dim")))
+    if view.network:
+        style = "bold red" if view.network_bad else "dim"
+        items.append((30, Text(view.network if not compact else view.network[:24], style)))
+    if view.echo_cancelling:
+        echo = "echo cancelling" if not compact else "AEC"
+        if view.speaking == "assistant" and view.echo_removed_db is not None:
+            echo += f" · {max(0.0, view.echo_removed_db):.0f} dB removed"
+        items.append((25, Text(echo, "cyan")))
     for extra in view.status_items:
         label = extra.short if compact else extra.text
         if label:
