@@ -7,6 +7,7 @@ import asyncio
 import json
 
 import httpx
+import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from rtc_voice.audio.tracks import PcmTrack
@@ -395,6 +396,35 @@ async def test_a_replayed_conversation_is_accepted_in_order(client: Client) -> N
     client.say("and now?")
     reply = await client.wait_for("response.done")
     assert reply["response"]["status"] == "completed"
+
+
+async def test_a_failing_task_is_logged_and_ends_the_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug in one of a call's tasks was lost; now the log says it and the call ends."""
+    from rtc_voice.localserver.call import LocalCall
+
+    async def broken(self: LocalCall, item: object, speech_ms: int) -> None:
+        raise RuntimeError("transcriber fell over")
+
+    monkeypatch.setattr(LocalCall, "_transcribe", broken)
+    lines: list[str] = []
+    async with LocalServer(log=lines.append) as server:
+        session = {
+            "type": "realtime",
+            "audio": {"input": {"transcription": {"model": "gpt-4o-mini-transcribe"}}},
+        }
+        client = await Client.open(server.base_url, session)
+        try:
+            client.mic.play(speech_like(800))
+            async with asyncio.timeout(15):
+                await client.closed.wait()
+        finally:
+            await client.close()
+    assert any("internal error: RuntimeError: transcriber fell over" in line for line in lines), (
+        lines
+    )
+    assert any(line.endswith("(internal error)") for line in lines), lines
 
 
 async def test_an_interrupt_clears_the_output_buffer_once(client: Client) -> None:
