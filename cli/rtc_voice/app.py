@@ -482,8 +482,6 @@ def talk(
       rtc-voice talk --local --input speech.wav --output none --transcript t.jsonl
       rtc-voice talk --local --input none --say "hi" --say "and bye" | head -1
     """
-    from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
-    from rtc_voice.config import load_prices
     from rtc_voice.credentials import require_api_key
     from rtc_voice.errors import UsageError
 
@@ -508,6 +506,58 @@ def talk(
         flags["turn_detection"] = "none"
     settings = _settings(config, **flags)
     api_key = None if (local or token) else require_api_key()
+    from rtc_voice.ui.modes import choose_presenter
+
+    presenter = choose_presenter(ptt=ptt, as_json=as_json, inline=ui == "inline")
+    if hasattr(presenter, "show"):
+        presenter.show(settings.model, settings.voice)  # the screen first, then the rest loads
+    try:
+        code, call = _run_call(
+            settings,
+            presenter,
+            api_key,
+            local=local,
+            token=token,
+            input_=input_,
+            output=output,
+            transcript=transcript,
+            record=record,
+            ptt=ptt,
+            say=say,
+            exit_after_reply=exit_after_reply,
+            max_duration=max_duration,
+            as_json=as_json,
+        )
+    finally:
+        presenter.close(())  # a no-op after the call's own close; restores the terminal
+    if call.failure is not None:
+        raise call.failure  # one sentence and a hint; the traceback with --debug
+    if call.end_reason and not getattr(presenter, "output_closed", False):
+        _stderr().print(f"Call ended: {call.end_reason}.", style="dim")
+    if code:
+        raise typer.Exit(int(code))
+
+
+def _run_call(
+    settings: Settings,
+    presenter: Any,
+    api_key: Any,
+    *,
+    local: bool,
+    token: str | None,
+    input_: str | None,
+    output: str | None,
+    transcript: Path | None,
+    record: Path | None,
+    ptt: bool,
+    say: list[str] | None,
+    exit_after_reply: bool,
+    max_duration: float | None,
+    as_json: bool,
+) -> tuple[int, Any]:
+    from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
+    from rtc_voice.config import load_prices
+
     options = TalkOptions(
         local=local,
         token=token,
@@ -521,9 +571,6 @@ def talk(
         max_duration=max_duration,
         json=as_json,
     )
-    from rtc_voice.ui.modes import choose_presenter
-
-    presenter = choose_presenter(ptt=ptt, as_json=as_json, inline=ui == "inline")
     call = CallSupervisor(
         settings,
         options,
@@ -531,13 +578,7 @@ def talk(
         api_key=api_key,
         prices=load_prices(settings).get(settings.model),
     )
-    code = asyncio.run(call.run())
-    if call.failure is not None:
-        raise call.failure  # one sentence and a hint; the traceback with --debug
-    if call.end_reason and not getattr(presenter, "output_closed", False):
-        _stderr().print(f"Call ended: {call.end_reason}.", style="dim")
-    if code:
-        raise typer.Exit(int(code))
+    return asyncio.run(call.run()), call
 
 
 @app.command()

@@ -108,6 +108,25 @@ class LivePresenter:
     def notice(self, text: str, *, error: bool = False) -> None:
         self._notice = (text, error, time.monotonic())
 
+    def show(self, model: str, voice: str) -> None:
+        """Put the screen up now, before the call's own modules load (what the user sees first:
+        the first frame about 0.1 s sooner)."""
+        if self.keys:
+            self._enter_cbreak()
+        self._draw(self._start_live(), View(model=model, voice=voice, ptt=self.ptt))
+
+    def _start_live(self) -> Live:
+        if self._live is None:
+            self._live = Live(
+                console=self.console,
+                auto_refresh=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+                **self.live_options,
+            )
+            self._live.start()
+        return self._live
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         switch_interval = sys.getswitchinterval()
@@ -118,23 +137,19 @@ class LivePresenter:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
             loop.add_signal_handler(signal.SIGWINCH, self._redraw.set)  # resized: draw now
         try:
-            with Live(
-                console=self.console,
-                auto_refresh=False,
-                redirect_stdout=False,
-                redirect_stderr=False,
-                **self.live_options,
-            ) as live:
-                self._live = live
-                self._draw(live, self.view())  # the first frame at once, on the loop
-                while True:
-                    self._redraw.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(1 / FPS):
-                            await self._redraw.wait()
-                    view = self.view()
-                    await asyncio.to_thread(self._draw, live, view)
+            live = self._start_live()
+            self._draw(live, self.view())  # the first frame at once, on the loop
+            while True:
+                self._redraw.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1 / FPS):
+                        await self._redraw.wait()
+                view = self.view()
+                await asyncio.to_thread(self._draw, live, view)
         finally:
+            if self._live is not None:
+                with contextlib.suppress(Exception):
+                    self._live.stop()
             sys.setswitchinterval(switch_interval)
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
                 loop.remove_signal_handler(signal.SIGWINCH)
@@ -179,6 +194,8 @@ class LivePresenter:
     # --- terminal
 
     def _enter_cbreak(self) -> None:
+        if self._saved is not None:
+            return  # already in cbreak mode (show() came first)
         with contextlib.suppress(termios.error, OSError):
             self._saved = termios.tcgetattr(self._fd)
             tty.setcbreak(self._fd)  # keys arrive one by one; Ctrl-C still raises SIGINT
