@@ -39,15 +39,15 @@ KEYS = (
 )
 PTT_KEY = ("space", "talk")
 HELP = """\
-[bold]m[/]        mute / unmute your microphone (silence is sent, the call goes on)
-[bold]i[/]        interrupt the assistant (cancel the reply, drop its queued audio)
-[bold]t[/] Enter  type a message; Enter sends it, Esc cancels
-[bold]space[/]    push-to-talk (with --ptt): press to start your turn, again to end it
-[bold]PgUp/PgDn[/] scroll the conversation (↑/↓ by a line; End back to the newest)
-[bold]l[/]        show or hide the event log; in it ↑/↓ pick an event (the log holds
-         still), o opens its JSON, / filters it by a word, Esc lets go
-[bold]?[/]        this help
-[bold]q[/]        hang up and quit (Ctrl-C too; twice forces it)"""
+[bold]m[/]          mute / unmute your microphone (silence is sent, the call goes on)
+[bold]i[/]          interrupt the assistant (cancel the reply, drop its queued audio)
+[bold]t[/] Enter    type a message; Enter sends it, Esc cancels
+[bold]space[/]      push-to-talk (--ptt): press to start your turn, again to end it
+[bold]PgUp PgDn[/]  scroll the conversation; ↑ ↓ a line; Home End: oldest, newest
+[bold]l[/]          event log: ↑ ↓ pick an entry (the log holds still), o its JSON,
+           / filter by a word, Esc let go
+[bold]?[/]          this help
+[bold]q[/]          hang up and quit (Ctrl-C too; twice forces it)"""
 HELP_TEXT = Text.from_markup(HELP)
 
 
