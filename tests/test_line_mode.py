@@ -123,3 +123,12 @@ def test_redirected_output_with_a_terminal_on_stdin_says_what_works(tmp_path: Pa
         assert out.read_text().splitlines()[0] == "you: written down"
     finally:
         session.kill()
+
+
+def test_exit_after_reply_ends_a_call_on_the_live_screen(tmp_path: Path) -> None:
+    session = tmux_talk(tmp_path, "", "--say 'just this' --exit-after-reply")
+    try:
+        final = session.wait(lambda s: "EXIT=" in s, "the call to end by itself", within=30)
+        assert "EXIT=0" in final and "assistant: You said: just this" in final
+    finally:
+        session.kill()
