@@ -9,7 +9,6 @@ width, so nothing is cut at the right edge either.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 from collections.abc import Sequence
@@ -207,10 +206,27 @@ _WRAP_CACHE_SIZE = 1024
 _wrapped: dict[tuple[object, ...], list[Text]] = {}
 
 
+def _turn_key(turn: Turn, width: int) -> tuple[object, ...]:
+    """What a turn's drawing depends on (cheaper than `dataclasses.astuple`, which deep-copies)."""
+    if isinstance(turn, FunctionCall):
+        return ("f", turn.item_id, turn.name, turn.arguments, turn.output, turn.status, width)
+    return (
+        "m",
+        turn.item_id,
+        turn.role,
+        turn.text,
+        turn.status,
+        turn.started_at,
+        turn.typed,
+        turn.awaiting_transcript,
+        width,
+    )
+
+
 def wrapped_turn(turn: Turn, width: int) -> list[Text]:
     """`turn_text(turn)` wrapped to `width` columns. Finished turns never change, so each is
     wrapped once per width (what keeps a 200-turn screen cheap to draw)."""
-    key = (type(turn).__name__, *dataclasses.astuple(turn), width)
+    key = _turn_key(turn, width)
     lines = _wrapped.get(key)
     if lines is None:
         if len(_wrapped) >= _WRAP_CACHE_SIZE:
@@ -439,7 +455,53 @@ def notice_lines(view: View, width: int, compact: bool) -> list[Text]:
 SIDE_LINES = 8  # the log or help panel's inner height, when there is room
 
 
-def boxed(lines: Sequence[Text], title: str, width: int, height: int, style: str) -> list[Text]:
+class BoxRow:
+    """One row inside a box: `│ line … │`, written as segments (no Text is built per frame)."""
+
+    def __init__(self, line: Text, inner: int, style: str) -> None:
+        self.line = line
+        self.inner = inner
+        self.style = style
+
+    @property
+    def cell_len(self) -> int:
+        return self.inner + 4
+
+    @property
+    def plain(self) -> str:
+        return f"│ {self.line.plain.ljust(self.inner)} │"
+
+    def render(self, console: Console) -> list[Segment]:
+        style = console.get_style(self.style)
+        pad = " " * (self.inner - self.line.cell_len)
+        return [
+            Segment("│ ", style),
+            *_segments(self.line, console),
+            Segment(pad + " "),
+            Segment("│", style),
+        ]
+
+
+_SEGMENTS_CACHE_SIZE = 2048
+_segment_cache: dict[int, tuple[Text, list[Segment]]] = {}
+
+
+def _segments(text: Text, console: Console) -> list[Segment]:
+    """A line's segments; lines of finished turns are the same objects every frame (the wrap
+    cache keeps them), so their segments are made once."""
+    hit = _segment_cache.get(id(text))
+    if hit is not None and hit[0] is text:
+        return hit[1]
+    segments = list(text.render(console))
+    if len(_segment_cache) >= _SEGMENTS_CACHE_SIZE:
+        _segment_cache.clear()
+    _segment_cache[id(text)] = (text, segments)
+    return segments
+
+
+def boxed(
+    lines: Sequence[Text], title: str, width: int, height: int, style: str
+) -> list[Text | BoxRow]:
     """`lines` in a titled box `width` wide and `height` tall inside its border; drawn by hand
     from lines that already fit (a Rich Panel would wrap every line again, each frame)."""
     inner = max(1, width - 4)
@@ -447,14 +509,9 @@ def boxed(lines: Sequence[Text], title: str, width: int, height: int, style: str
     top = Text("╭─ ", style)
     top.append_text(label)
     top.append(" " + "─" * max(0, width - 5 - label.cell_len) + "╮", style)
-    out = [fit(top, width)]
+    out: list[Text | BoxRow] = [fit(top, width)]
     for n in range(height):
-        line = fit(lines[n], inner) if n < len(lines) else Text("")
-        row = Text("│ ", style)
-        row.append_text(line)
-        row.append(" " * (inner - line.cell_len))
-        row.append(" │", style)
-        out.append(row)
+        out.append(BoxRow(fit(lines[n], inner) if n < len(lines) else Text(""), inner, style))
     out.append(Text("╰" + "─" * max(0, width - 2) + "╯", style))
     return out
 
@@ -498,13 +555,13 @@ class Rows:
     """Screen lines that already fit the width, written as they are: nothing is wrapped or
     measured again at write time (what keeps a frame cheap)."""
 
-    def __init__(self, rows: Sequence[Text]) -> None:
+    def __init__(self, rows: Sequence[Text | BoxRow]) -> None:
         self.rows = rows
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         newline = Segment.line()
         for row in self.rows:
-            yield from row.render(console)
+            yield from row.render(console) if isinstance(row, BoxRow) else _segments(row, console)
             yield newline
 
 
@@ -536,7 +593,7 @@ def compose(view: View, width: int, height: int) -> Frame:
         left = height - len(top) - len(foot)
     side_open = view.show_log or view.show_help
     side_size = len(wrap(HELP_TEXT, width - 4)) if view.show_help else SIDE_LINES
-    rows: list[Text] = [*top]
+    rows: list[Text | BoxRow] = [*top]
     if compact:
         # no boxes: a title rule per section; the side panel takes up to half of what is left
         side = min(side_size + 1, (left - 2) // 2) if side_open else 0
