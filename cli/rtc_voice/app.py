@@ -422,6 +422,7 @@ def talk(
         list[str] | None,
         typer.Option(
             "--say",
+            metavar="TEXT",
             help="Type this message once connected; repeat for more, each sent after the "
             "reply before it. Without a terminal the call ends after the last reply.",
         ),
@@ -459,6 +460,7 @@ def talk(
         str,
         typer.Option(
             "--ui",
+            metavar="full|inline",
             help="full: the whole terminal, with scrolling, the log and help; inline: "
             "finished turns go to the terminal's scrollback, a live status stays below.",
         ),
