@@ -425,3 +425,14 @@ async def test_a_failing_task_is_logged_and_ends_the_call(
         lines
     )
     assert any(line.endswith("(internal error)") for line in lines), lines
+
+
+async def test_an_interrupt_clears_the_output_buffer_once(client: Client) -> None:
+    """`i` sends response.cancel then output_audio_buffer.clear: one `cleared`, not two."""
+    client.say("one two three four five six seven eight nine ten eleven twelve")
+    await client.wait_for("output_audio_buffer.started")
+    client.send({"type": "response.cancel"})
+    client.send({"type": "output_audio_buffer.clear"})
+    await client.wait_for("response.done")
+    await asyncio.sleep(0.5)
+    assert client.types().count("output_audio_buffer.cleared") == 1

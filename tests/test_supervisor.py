@@ -89,7 +89,7 @@ async def test_a_failing_event_handler_ends_the_call(tmp_path: Path) -> None:
             if direction == "server" and event["type"] == "response.done":
                 raise KeyError("usage")
 
-    call = supervisor(tmp_path, BrokenEvents(), say="hello")
+    call = supervisor(tmp_path, BrokenEvents(), say=("hello",))
     assert await call.run() == ExitCode.FAILURE
     assert call.failure is not None
     assert call.failure.message == "Internal error in the event pump: KeyError: 'usage'"

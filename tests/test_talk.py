@@ -124,7 +124,7 @@ def test_say_and_every_client_event_validates(tmp_path: Path) -> None:
             local=True,
             input=str(quiet),
             output="none",
-            say="hello from a test",
+            say=("hello from a test",),
             transcript=tmp_path / "t.jsonl",
         ),
         Checking(out=out, err=StringIO()),

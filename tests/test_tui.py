@@ -62,7 +62,39 @@ class Tmux:
             if predicate(text):
                 return text
             time.sleep(0.1)
-        raise AssertionError(f"never saw {what}; screen was:\n{self.screen()}")
+        size = subprocess.run(
+            [
+                "tmux",
+                "-L",
+                self.socket,
+                "display",
+                "-p",
+                "-t",
+                "t",
+                "#{window_width}x#{window_height}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        raise AssertionError(f"never saw {what} at {size}; screen was:\n{self.screen()}")
+
+    def resize(self, width: int, height: int) -> None:
+        subprocess.run(
+            [
+                "tmux",
+                "-L",
+                self.socket,
+                "resize-window",
+                "-t",
+                "t",
+                "-x",
+                str(width),
+                "-y",
+                str(height),
+            ],
+            check=True,
+        )
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], check=False, capture_output=True)
@@ -104,3 +136,74 @@ def test_mute_type_reply_quit_and_terminal_restored(tmux_talk: Tmux) -> None:
     assert "EXIT=0" in final
     assert "you: hello from tmux" in final  # the conversation stays in the scrollback
     assert "-icanon" not in final and " icanon" in final and " echo" in final
+
+
+def rows_fit(screen: str, width: int, height: int) -> bool:
+    rows = screen.rstrip("\n").split("\n")
+    return len(rows) <= height and all(len(row) <= width for row in rows)
+
+
+def test_resizing_during_a_call_keeps_keys_and_prompt(tmux_talk: Tmux) -> None:
+    tmux_talk.wait(lambda s: "connected" in s and "q quit" in s, "the connected screen")
+    tmux_talk.keys("m")
+    tmux_talk.wait(lambda s: "MUTED" in s, "MUTED after m")
+    for width, height in ((60, 20), (40, 12)):
+        tmux_talk.resize(width, height)
+        screen = tmux_talk.wait(
+            lambda s, w=width, h=height: "q quit" in s and "MUTED" in s and rows_fit(s, w, h),
+            f"the keys and MUTED at {width}x{height}",
+        )
+        assert rows_fit(screen, width, height)
+        assert "╭" not in screen  # the compact layout: no boxes
+    tmux_talk.keys("t")
+    tmux_talk.wait(lambda s: "message>" in s and "Esc cancel" in s, "the prompt at 40x12")
+    tmux_talk.keys("-l", "small screen")
+    tmux_talk.keys("Enter")
+    tmux_talk.wait(
+        lambda s: "You said: small screen" in s and "q quit" in s and "╭" not in s,
+        "the reply at 40x12 (compact)",
+        within=30,
+    )
+    tmux_talk.resize(130, 40)
+    tmux_talk.wait(lambda s: "╭─ conversation" in s and "q quit" in s, "the full layout again")
+    tmux_talk.keys("q")
+    final = tmux_talk.wait(lambda s: "EXIT=" in s, "the process to exit")
+    assert "EXIT=0" in final
+
+
+def test_inline_mode_leaves_the_conversation_in_scrollback_once(tmp_path: Path) -> None:
+    quiet = tmp_path / "quiet.wav"
+    writer = WavWriter(quiet)
+    writer.write(silence(60_000))
+    writer.close()
+    talk = (
+        f"{shlex.quote(sys.executable)} -m rtc_voice talk --local --ui inline --input "
+        f"{shlex.quote(str(quiet))} --output none"
+    )
+    session = Tmux(
+        f"env XDG_CONFIG_HOME={shlex.quote(str(tmp_path))} {talk}; echo EXIT=$?; sleep 60"
+    )
+    try:
+        session.wait(lambda s: "connected" in s and "q quit" in s, "the live region")
+        for text in ("first inline", "second inline"):
+            session.keys("t")
+            session.wait(lambda s: "message>" in s, "the prompt")
+            session.keys("-l", text)
+            session.keys("Enter")
+            session.wait(
+                lambda s, t=text: (
+                    f"You said: {t}" in s and "▌" not in s.split("You said: " + t)[1][:3]
+                ),
+                f"the reply to {text}",
+                within=30,
+            )
+        screen = session.screen()
+        assert "╭" not in screen  # no full-screen boxes
+        assert screen.index("first inline") < screen.index("second inline") < screen.index("q quit")
+        session.keys("q")
+        final = session.wait(lambda s: "EXIT=" in s, "the process to exit")
+        assert "EXIT=0" in final and "q quit" not in final  # the live region is gone
+        assert final.count("You said: first inline") == 1
+        assert final.count("You said: second inline") == 1
+    finally:
+        session.kill()

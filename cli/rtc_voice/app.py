@@ -402,8 +402,8 @@ def talk(
         str | None,
         typer.Option(
             "--input",
-            help="Microphone: index or name part, or an audio FILE to play (wav, flac, mp3, "
-            "ogg… any format FFmpeg reads).",
+            help="Microphone: index or name part, an audio FILE to play (wav, flac, mp3, "
+            "ogg… any format FFmpeg reads), or none (no microphone: type or --say).",
             show_default="the system's default microphone",
         ),
     ] = None,
@@ -419,8 +419,18 @@ def talk(
         str | None, typer.Option("--token", help="Use this ek_ key; no standard key needed.")
     ] = None,
     say: Annotated[
-        str | None, typer.Option("--say", help="Type this message once connected.")
+        list[str] | None,
+        typer.Option(
+            "--say",
+            metavar="TEXT",
+            help="Type this message once connected; repeat for more, each sent after the "
+            "reply before it. Without a terminal the call ends after the last reply.",
+        ),
     ] = None,
+    exit_after_reply: Annotated[
+        bool,
+        typer.Option("--exit-after-reply", help="Hang up once the last --say is answered."),
+    ] = False,
     transcript: Annotated[
         Path | None, typer.Option("--transcript", help="Write turns as they finish: .jsonl or .md.")
     ] = None,
@@ -454,6 +464,15 @@ def talk(
             "removed from the microphone (audio.echo_cancellation).",
         ),
     ] = False,
+    ui: Annotated[
+        str,
+        typer.Option(
+            "--ui",
+            metavar="full|inline",
+            help="full: the whole terminal, with scrolling, the log and help; inline: "
+            "finished turns go to the terminal's scrollback, a live status stays below.",
+        ),
+    ] = "full",
     model: ModelOpt = None,
     voice: VoiceOpt = None,
     instructions: Annotated[
@@ -471,12 +490,13 @@ def talk(
       rtc-voice talk --local                       offline, against the built-in server
       rtc-voice talk --voice cedar --transcript call.md
       rtc-voice talk --local --input speech.wav --output none --transcript t.jsonl
+      rtc-voice talk --local --input none --say "hi" --say "and bye" | head -1
     """
-    from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
-    from rtc_voice.config import load_prices
     from rtc_voice.credentials import require_api_key
     from rtc_voice.errors import UsageError
 
+    if ui not in ("full", "inline"):
+        raise UsageError(f"Invalid --ui {ui!r}: expected full or inline.")
     if max_duration is not None and max_duration <= 0:
         raise UsageError(
             f"Invalid value {max_duration:g} for the flag --max-duration: expected more than 0."
@@ -498,6 +518,58 @@ def talk(
         flags["echo_cancellation"] = "off"
     settings = _settings(config, **flags)
     api_key = None if (local or token) else require_api_key()
+    from rtc_voice.ui.modes import choose_presenter
+
+    presenter = choose_presenter(ptt=ptt, as_json=as_json, inline=ui == "inline")
+    if hasattr(presenter, "show"):
+        presenter.show(settings.model, settings.voice)  # the screen first, then the rest loads
+    try:
+        code, call = _run_call(
+            settings,
+            presenter,
+            api_key,
+            local=local,
+            token=token,
+            input_=input_,
+            output=output,
+            transcript=transcript,
+            record=record,
+            ptt=ptt,
+            say=say,
+            exit_after_reply=exit_after_reply,
+            max_duration=max_duration,
+            as_json=as_json,
+        )
+    finally:
+        presenter.close(())  # a no-op after the call's own close; restores the terminal
+    if call.failure is not None:
+        raise call.failure  # one sentence and a hint; the traceback with --debug
+    if call.end_reason and not getattr(presenter, "output_closed", False):
+        _stderr().print(f"Call ended: {call.end_reason}.", style="dim")
+    if code:
+        raise typer.Exit(int(code))
+
+
+def _run_call(
+    settings: Settings,
+    presenter: Any,
+    api_key: Any,
+    *,
+    local: bool,
+    token: str | None,
+    input_: str | None,
+    output: str | None,
+    transcript: Path | None,
+    record: Path | None,
+    ptt: bool,
+    say: list[str] | None,
+    exit_after_reply: bool,
+    max_duration: float | None,
+    as_json: bool,
+) -> tuple[int, Any]:
+    from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
+    from rtc_voice.config import load_prices
+
     options = TalkOptions(
         local=local,
         token=token,
@@ -506,23 +578,11 @@ def talk(
         transcript=transcript,
         record=record,
         ptt=ptt,
-        say=say,
+        say=tuple(say or ()),
+        exit_after_reply=exit_after_reply or not sys.stdin.isatty(),
         max_duration=max_duration,
         json=as_json,
     )
-    presenter: Any
-    if as_json:
-        from rtc_voice.ui.plain import JsonPresenter
-
-        presenter = JsonPresenter()
-    elif sys.stdout.isatty() and sys.stdin.isatty():
-        from rtc_voice.ui.terminal import LivePresenter
-
-        presenter = LivePresenter(ptt=ptt)
-    else:
-        from rtc_voice.ui.plain import LinePresenter
-
-        presenter = LinePresenter()
     call = CallSupervisor(
         settings,
         options,
@@ -530,13 +590,7 @@ def talk(
         api_key=api_key,
         prices=load_prices(settings).get(settings.model),
     )
-    code = asyncio.run(call.run())
-    if call.failure is not None:
-        raise call.failure  # one sentence and a hint; the traceback with --debug
-    if call.end_reason:
-        _stderr().print(f"Call ended: {call.end_reason}.", style="dim")
-    if code:
-        raise typer.Exit(int(code))
+    return asyncio.run(call.run()), call
 
 
 @app.command()

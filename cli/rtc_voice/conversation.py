@@ -66,6 +66,19 @@ class FunctionCall:
 
 Turn = Message | FunctionCall
 
+FinalStatus = Literal["completed", "interrupted", "failed"]
+
+
+def final_status(turn: Turn) -> FinalStatus:
+    """The status to report for a turn once the call is over: one of the documented three.
+    A reply still in progress was cut off (interrupted); a spoken turn whose transcript never
+    came is failed."""
+    if isinstance(turn, Message) and turn.awaiting_transcript:
+        return "failed"
+    if turn.status == "in_progress":
+        return "failed" if turn.role == "user" and isinstance(turn, Message) else "interrupted"
+    return turn.status
+
 
 @dataclass
 class Usage:
@@ -147,6 +160,8 @@ class Conversation:
         self._by_call: dict[str, str] = {}
         self._user_speaking = False
         self._assistant_speaking = False
+        self._speech: dict[str, tuple[float, float | None]] = {}  # item -> speech start, stop
+        self._cut: dict[str, float] = {}  # assistant item -> when the user cut it off
         self.usage = Usage()
         self.session: Mapping[str, Any] = {}
         self.errors: list[str] = []
@@ -272,6 +287,17 @@ class Conversation:
         self._place(call)
         return call
 
+    def _speech_times(self, item_id: str) -> None:
+        """A spoken turn lasts from speech start to speech stop (not from when its item or its
+        transcript arrived)."""
+        turn = self._turns.get(item_id)
+        times = self._speech.get(item_id)
+        if not isinstance(turn, Message) or turn.role != "user" or times is None:
+            return
+        turn.started_at = times[0]
+        if times[1] is not None:
+            turn.ended_at = times[1]
+
     def _from_item(self, item: Mapping[str, Any], previous: str | None) -> None:
         kind = item.get("type")
         item_id = str(item.get("id") or "")
@@ -318,6 +344,7 @@ class Conversation:
             if item.get("status") in ("completed", None) or turn.typed:
                 turn.status = "completed"
                 turn.ended_at = turn.ended_at or self.clock()
+            self._speech_times(item_id)
 
     def apply(self, event: ev.ServerEvent | Mapping[str, Any]) -> None:
         """Fold one server event (typed, or its JSON) into the conversation."""
@@ -326,10 +353,17 @@ class Conversation:
         match event:
             case ev.SessionChanged(session=session):
                 self.session = dict(session)
-            case ev.SpeechStarted():
+            case ev.SpeechStarted(item_id=item_id):
                 self._user_speaking = True
-            case ev.SpeechStopped():
+                if item_id:
+                    self._speech[item_id] = (self.clock(), None)
+                    self._speech_times(item_id)
+            case ev.SpeechStopped(item_id=item_id):
                 self._user_speaking = False
+                start, stop = self._speech.get(item_id, (None, None))
+                if item_id and start is not None and stop is None:
+                    self._speech[item_id] = (start, self.clock())
+                    self._speech_times(item_id)
             case ev.ItemChanged(item=item, previous_item_id=previous):
                 self._from_item(item, previous)
             case ev.TranscriptionDelta(item_id=item_id, delta=delta):
@@ -375,6 +409,7 @@ class Conversation:
                 truncated = self._turns.get(item_id)
                 if truncated is not None:
                     truncated.status = "interrupted"
+                    truncated.ended_at = self._cut.get(item_id) or self.clock()
             case ev.RateLimitsUpdated(rate_limits=limits):
                 self.rate_limits = list(limits)
             case ev.Error(code=code, error_type=etype, message=message):
@@ -400,7 +435,7 @@ class Conversation:
                     if heard is not None and status != "completed":
                         turn.text = str(heard)  # the server's view of what was actually said
             turn.status = mapped
-            turn.ended_at = self.clock()
+            turn.ended_at = self._cut.get(item_id) or self.clock()  # a cut turn ends at the cut
         if response.get("usage"):
             self.usage.add(response["usage"])
         if status == "failed":
@@ -409,5 +444,12 @@ class Conversation:
             self.errors.append(f"response failed: {error.get('message') or error.get('code')}")
 
     def interrupt_locally(self) -> None:
-        """The user cut the assistant off (barge-in or `i`): it is no longer speaking."""
-        self._assistant_speaking = False
+        """The user cut the assistant off (barge-in or `i`): it is no longer speaking, and the
+        reply in progress ends now."""
+        was_speaking, self._assistant_speaking = self._assistant_speaking, False
+        for item_id in reversed(self._order):
+            turn = self._turns[item_id]
+            if isinstance(turn, Message) and turn.role == "assistant":
+                if turn.status == "in_progress" or was_speaking:
+                    turn.ended_at = self._cut[item_id] = self.clock()
+                return

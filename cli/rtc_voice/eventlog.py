@@ -25,6 +25,7 @@ class LogLine:
     error: bool = False
     key: str = ""  # lines with the same key fold together (deltas of one item)
     text: str = ""  # the folded deltas so far
+    event: Mapping[str, Any] | None = None  # the event (for folded deltas: the newest)
 
 
 def summarize(event: Mapping[str, Any]) -> str:
@@ -78,6 +79,7 @@ class EventLog:
                 line.at = now
                 line.text += str(event.get("delta") or "")
                 line.summary = repr(line.text[-60:])
+                line.event = event
                 return
         line = LogLine(
             now,
@@ -87,6 +89,7 @@ class EventLog:
             error=kind == S.ERROR,
             key=key,
             text=str(event.get("delta") or ""),
+            event=event,
         )
         self.lines.append(line)
         if key:

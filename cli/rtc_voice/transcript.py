@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from rtc_voice.conversation import Conversation, FunctionCall, Message, Turn
+from rtc_voice.conversation import Conversation, FunctionCall, Turn, final_status
 from rtc_voice.errors import FileError, UsageError
 from rtc_voice.sinks import WriterThread
 
@@ -54,6 +54,8 @@ class TranscriptWriter:
                 raise FileError(
                     f"Cannot write the transcript {self.path}: {exc.strerror or exc}."
                 ) from None
+            if self.markdown and os.fstat(fd).st_size > 0:
+                text = "\n" + text  # after an earlier call: this call's heading stands apart
             self._file = os.fdopen(fd, "a", encoding="utf-8")
         self._file.write(text)
         self._file.flush()
@@ -62,7 +64,7 @@ class TranscriptWriter:
         if self._header_done or not self.markdown:
             return
         self._header_done = True
-        when = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
+        when = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
         self._emit(f"# rtc-voice call, {when} ({conversation.model} {conversation.voice})\n\n")
 
     def _write_turn(self, turn: Turn, status: str) -> None:
@@ -117,18 +119,15 @@ class TranscriptWriter:
         self._header(conversation)
         for turn in conversation.turns():
             if turn.item_id not in self._written:
-                status = turn.status
-                if status == "in_progress":
-                    status = "interrupted" if turn.role == "assistant" else "failed"
-                if isinstance(turn, Message) and turn.awaiting_transcript:
-                    status = "failed"  # its transcript never arrived
-                self._write_turn(turn, status)
+                if turn.ended_at is None:
+                    turn.ended_at = conversation.clock()  # cut by the end of the call
+                self._write_turn(turn, final_status(turn))
         usage = conversation.usage.as_json()
         if self.markdown:
             cost = f", about ${cost_usd:.4f}" if cost_usd is not None else ""
             plural = "" if usage["responses"] == 1 else "s"
             self._emit(
-                f"---\nUsage: {usage['input_tokens']} input and {usage['output_tokens']}"
+                f"---\n\nUsage: {usage['input_tokens']} input and {usage['output_tokens']}"
                 f" output tokens over {usage['responses']} response{plural}{cost}.\n"
             )
         else:

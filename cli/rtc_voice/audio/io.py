@@ -126,7 +126,10 @@ class Microphone:
 
 
 def open_microphone(spec: str | None) -> Microphone:
-    """An audio file (read fully now, so a bad file fails before anything starts) or a device."""
+    """`none` (silence is sent: typing and --say only), an audio file (read fully now, so a
+    bad file fails before anything starts) or a device."""
+    if spec is not None and spec.strip().lower() == "none":
+        return Microphone(PcmTrack(), "no microphone (typing only)")
     if is_file_spec(spec):
         assert spec is not None
         path = Path(spec).expanduser()

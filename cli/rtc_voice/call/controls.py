@@ -48,6 +48,38 @@ class Controls(Protocol):
 
 
 @dataclass(frozen=True)
+class StatusItem:
+    """One item of the screen's status area, from any part of the call (network health, echo
+    cancelling, ...). The layout measures and places items; nothing else needs to change.
+
+    `short` stands in for `text` on narrow terminals ("" leaves the item out there);
+    `style` is a Rich style name; a higher `priority` is kept longer when space runs out."""
+
+    text: str
+    short: str = ""
+    style: str = "dim"
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question the user answers with one key (a tool approval: y / n). While it stands it
+    takes the prompt line, and its keys go to it before any other command."""
+
+    text: str
+    answers: tuple[tuple[str, str, Command], ...]  # (key, label, command sent)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """One entry of the server's `rate_limits.updated` (`requests` or `tokens`)."""
+
+    name: str
+    remaining: int
+    limit: int
+
+
+@dataclass(frozen=True)
 class CallSnapshot:
     phase: str = "starting"
     model: str = ""
@@ -66,3 +98,8 @@ class CallSnapshot:
     ptt_active: bool = False
     echo_cancelling: bool = False  # the microphone path cancels the speaker's echo
     echo_removed_db: float | None = None  # while the assistant speaks
+    rate_limits: tuple[RateLimit, ...] = ()
+    status_items: tuple[StatusItem, ...] = ()  # extra footer items (network, echo, ...)
+    question: Question | None = None  # takes the prompt line until answered
+    alert: str = ""  # a standing notice (e.g. reconnecting); shown while set
+    alert_error: bool = False

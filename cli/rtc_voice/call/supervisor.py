@@ -29,6 +29,7 @@ from rtc_voice.call.controls import (
     HangUp,
     Interrupt,
     PushToTalk,
+    RateLimit,
     SendText,
     ToggleMute,
 )
@@ -55,10 +56,14 @@ if TYPE_CHECKING:
 JSON = dict[str, Any]
 INPUT_GRACE_S = 30.0  # after a WAV input ends: longest wait for the replies it caused
 SNAPSHOT_TURNS = 60
-SNAPSHOT_LOG_LINES = 12
+SNAPSHOT_LOG_LINES = 100  # enough to pick older entries in the log
+SAY_SETTLE_S = 0.5  # --say: quiet this long after a reply before the next message (or leaving)
+SAY_REPLY_WAIT_S = 60.0  # --say: longest wait for one reply
 
 
 class Presenter(Protocol):
+    typing_hint: str  # how to type a message in this presenter ("" when it cannot)
+
     def bind(self, controls: Controls, snapshot: Callable[[], CallSnapshot]) -> None: ...
 
     def event(self, event: Mapping[str, Any], direction: str) -> None: ...
@@ -81,7 +86,8 @@ class TalkOptions:
     transcript: Path | None = None
     record: Path | None = None
     ptt: bool = False
-    say: str | None = None
+    say: tuple[str, ...] = ()  # typed in order, each once the reply to the one before is done
+    exit_after_reply: bool = False  # hang up once the last --say is answered
     max_duration: float | None = None
     json: bool = False
 
@@ -135,6 +141,7 @@ class CallSupervisor:
         self._answered_calls: set[str] = set()
         self._finished_turns: set[str] = set()
         self._sigints = 0
+        self._typed_early: list[str] = []
         self._started = clock()
 
     # --- the state machine ------------------------------------------------------------------
@@ -226,6 +233,7 @@ class CallSupervisor:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 ui = self._spawn("screen", self.presenter.run())
+                await asyncio.sleep(0)  # the first frame, before the set-up's slow imports
                 assert ui is not None
                 try:
                     await self._prepare()
@@ -261,6 +269,7 @@ class CallSupervisor:
 
         opts, settings = self.options, self.settings
         loop = asyncio.get_running_loop()
+        await asyncio.to_thread(_import_media)  # off the loop: the screen keeps drawing
 
         def writer_failed(exc: BaseException) -> None:  # called on the writer thread
             loop.call_soon_threadsafe(self.fail, "file writer", exc)
@@ -369,8 +378,38 @@ class CallSupervisor:
         self._spawn("audio pump", self._pump_audio())
         if opts.max_duration:
             self._spawn("--max-duration timer", self._hang_up_after(opts.max_duration))
-        if opts.say:
-            self._send_text(opts.say)
+        if opts.say or self._typed_early:
+            self._spawn("--say", self._say_in_order([*self._typed_early, *opts.say]))
+
+    async def _say_in_order(self, messages: Sequence[str]) -> None:
+        """Type each --say message once the reply to the one before is over; then, if asked
+        (or when no one can type), hang up."""
+        for text in messages:
+            self._send_text(text)
+            await self._reply_done(SAY_REPLY_WAIT_S)
+        if self.options.exit_after_reply and self.options.say:
+            self.quit("--say was answered" if len(messages) == 1 else "every --say was answered")
+
+    def _busy(self) -> bool:
+        conv = self.conversation
+        return (
+            conv.active_response is not None
+            or conv.speaking != "listening"
+            or conv.awaiting_transcripts
+        )
+
+    async def _reply_done(self, within: float) -> None:
+        """Wait (at most `within` s) for a reply to start and then for the call to go quiet."""
+        deadline = time.monotonic() + within
+        while not self._busy() and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            quiet_since = None if self._busy() else (quiet_since or now)
+            if quiet_since is not None and now - quiet_since >= SAY_SETTLE_S:
+                return
+            await asyncio.sleep(0.02)
 
     async def _hang_up_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -389,7 +428,10 @@ class CallSupervisor:
             case Interrupt():
                 self._interrupt()
             case SendText(text=text):
-                self._send_text(text)
+                if self.conn is None and not isinstance(self.state, st.Ending | st.Ended):
+                    self._typed_early.append(text)  # typed while connecting: sent once up
+                else:
+                    self._send_text(text)
             case PushToTalk():
                 self._push_to_talk()
 
@@ -516,7 +558,8 @@ class CallSupervisor:
         description = self.mic.description if self.mic is not None else "microphone"
         self.presenter.notice(
             f"The {description} stopped delivering audio (unplugged?); sending "
-            "silence. Type with t, or quit and pick another with --input.",
+            f"silence. {self.presenter.typing_hint or 'Quit'}, or quit and pick another with "
+            "--input.",
             error=True,
         )
 
@@ -540,11 +583,7 @@ class CallSupervisor:
         deadline = time.monotonic() + INPUT_GRACE_S
         quiet_since: float | None = None
         while time.monotonic() < deadline:
-            busy = (
-                self.conversation.active_response is not None
-                or self.conversation.speaking != "listening"
-                or self.conversation.awaiting_transcripts
-            )
+            busy = self._busy()
             now = time.monotonic()
             quiet_since = None if busy else (quiet_since or now)
             if quiet_since is not None and now - quiet_since >= settle:
@@ -600,13 +639,17 @@ class CallSupervisor:
         conv, state = self.conversation, self.state
         connected_at = state.since if isinstance(state, st.Connected) else None
         elapsed = self.clock() - (connected_at if connected_at is not None else self._started)
+        left: float | None = None
+        if connected_at is not None:  # the sooner of the session cap and --max-duration
+            limit = min(SESSION_CAP_SECONDS, self.options.max_duration or SESSION_CAP_SECONDS)
+            left = max(0.0, limit - elapsed)
         mic = self.mic.track.level_dbfs if self.mic is not None else -120.0
         return CallSnapshot(
             phase=state.phase,
             model=conv.model or self.settings.model,
             voice=conv.voice or self.settings.voice,
             elapsed_s=elapsed,
-            left_s=None if connected_at is None else max(0.0, SESSION_CAP_SECONDS - elapsed),
+            left_s=left,
             turns=conv.snapshot_turns(SNAPSHOT_TURNS),
             log=tuple(self.log.newest(SNAPSHOT_LOG_LINES)),
             mic_dbfs=-120.0 if self.muted else mic,
@@ -623,4 +666,21 @@ class CallSupervisor:
                 if self.echo is not None and self.echo.stage.far_active
                 else None
             ),
+            rate_limits=_rate_limits(conv.rate_limits),
         )
+
+
+def _rate_limits(limits: Sequence[Mapping[str, Any]]) -> tuple[RateLimit, ...]:
+    return tuple(
+        RateLimit(str(r.get("name") or "?"), int(r.get("remaining") or 0), int(r.get("limit") or 0))
+        for r in limits
+    )
+
+
+def _import_media() -> None:
+    """Load the media stack (aiortc, av, numpy, sounddevice, httpx): about a second on a slow
+    machine, so it runs on a thread while the screen is already up."""
+    import rtc_voice.api
+    import rtc_voice.audio.io
+    import rtc_voice.audio.tracks
+    import rtc_voice.rtc.peer  # noqa: F401

@@ -66,6 +66,7 @@ class LocalCall:
         self.response: Response | None = None
         self.last_response_id: str | None = None  # output_audio_buffer.cleared names one
         self.track = PcmTrack(on_drained=self._on_drained)
+        self.cleared_by_cancel = False  # a cancel already cleared the audio of this reply
         self.peer = Answerer(
             self.track,
             on_open=self._on_open,
@@ -311,7 +312,7 @@ class LocalCall:
     def _on_output_audio_buffer_clear(self, event: JSON) -> None:
         if self.response is not None and self.response.audio_started:
             self.cancel_response("client_cancelled")
-        else:
+        elif not self.cleared_by_cancel:  # one `cleared` per interruption (cancel, then clear)
             self.track.clear()
             # response_id is required by the GA schema even with nothing playing: the last
             # response's, or a fresh id before there was any
@@ -458,6 +459,7 @@ class LocalCall:
             duration_ms = len(pcm) * 1000 / RATE
             self.track.play(pcm)
             response.audio_started = True
+            self.cleared_by_cancel = False
             self.emit(S.OUTPUT_AUDIO_BUFFER_STARTED, response_id=response.id)
             said = 0
             for word in words:
@@ -554,6 +556,7 @@ class LocalCall:
             response.task.cancel()
         if response.audio_started:
             self.track.clear()
+            self.cleared_by_cancel = True
             self.emit(S.OUTPUT_AUDIO_BUFFER_CLEARED, response_id=response.id)
         self._finish(response, "cancelled", reason)
         return True

@@ -8,8 +8,11 @@ a worker thread, so a long conversation never holds up the audio on the loop."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import copy
 import os
+import signal
 import sys
 import termios
 import time
@@ -19,6 +22,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from rtc_voice.call.controls import (
     CallSnapshot,
@@ -29,9 +33,10 @@ from rtc_voice.call.controls import (
     SendText,
     ToggleMute,
 )
-from rtc_voice.conversation import Turn
+from rtc_voice.conversation import Turn, final_status
+from rtc_voice.eventlog import LogLine
 from rtc_voice.ui.plain import turn_line
-from rtc_voice.ui.render import View, screen
+from rtc_voice.ui.render import Rows, View, compose, compose_inline, pretty_json, wrapped_turn
 
 FPS = 12  # well under the 15 fps cap; events never trigger a render themselves
 # A frame is drawn on a worker thread, but it holds the GIL while it runs Python; by default
@@ -39,6 +44,20 @@ FPS = 12  # well under the 15 fps cap; events never trigger a render themselves
 # audio on it) waking on time at a negligible cost in throughput.
 SWITCH_INTERVAL_S = 0.0005
 NOTICE_SECONDS = 8.0
+KEY_SEQUENCES = {  # escape sequences of the keys that scroll and pick
+    "\x1b[5~": "pgup",
+    "\x1b[6~": "pgdn",
+    "\x1b[A": "up",
+    "\x1bOA": "up",
+    "\x1b[B": "down",
+    "\x1bOB": "down",
+    "\x1b[H": "home",
+    "\x1b[1~": "home",
+    "\x1bOH": "home",
+    "\x1b[F": "end",
+    "\x1b[4~": "end",
+    "\x1bOF": "end",
+}
 
 
 class LivePresenter:
@@ -51,8 +70,20 @@ class LivePresenter:
         self.show_log = False
         self.show_help = False
         self.typing: str | None = None
+        self.typing_hint = "Type with t"
+        self.scroll = 0  # conversation lines back from the newest
+        self.log_selected: int | None = None  # picked log entry, counted back from the newest
+        self.log_detail = False  # the picked entry's JSON is open
+        self.log_filter = ""  # only log lines containing this (case-insensitive)
+        self.filtering = False  # typing the filter
+        self._frozen_log: tuple[LogLine, ...] | None = None  # the log held still while picking
+        self._page = 10
+        self._history: list[Turn] = []  # finished turns (they never change), for scrolling
+        self._history_at: dict[str, int] = {}
+        self._redraw = asyncio.Event()
+        self.live_options: dict[str, Any] = {"screen": True}
         self._notice = ("", False, 0.0)
-        self._fd = sys.stdin.fileno()
+        self._fd = sys.stdin.fileno() if keys else -1
         self._saved: list[Any] | None = None
         self._live: Live | None = None
         self._closed = False
@@ -69,10 +100,32 @@ class LivePresenter:
         pass  # the screen is drawn from the conversation state, on its own clock
 
     def turns_finished(self, turns: list[Turn]) -> None:
-        pass
+        for turn in turns:  # copies: the screen thread reads them
+            if turn.item_id not in self._history_at:
+                self._history_at[turn.item_id] = len(self._history)
+                self._history.append(copy.copy(turn))
 
     def notice(self, text: str, *, error: bool = False) -> None:
         self._notice = (text, error, time.monotonic())
+
+    def show(self, model: str, voice: str) -> None:
+        """Put the screen up now, before the call's own modules load (what the user sees first:
+        the first frame about 0.1 s sooner)."""
+        if self.keys:
+            self._enter_cbreak()
+        self._draw(self._start_live(), View(model=model, voice=voice, ptt=self.ptt))
+
+    def _start_live(self) -> Live:
+        if self._live is None:
+            self._live = Live(
+                console=self.console,
+                auto_refresh=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+                **self.live_options,
+            )
+            self._live.start()
+        return self._live
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -81,21 +134,25 @@ class LivePresenter:
         if self.keys:
             self._enter_cbreak()
             loop.add_reader(self._fd, self._on_input)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+            loop.add_signal_handler(signal.SIGWINCH, self._redraw.set)  # resized: draw now
         try:
-            with Live(
-                console=self.console,
-                screen=True,
-                auto_refresh=False,
-                redirect_stdout=False,
-                redirect_stderr=False,
-            ) as live:
-                self._live = live
-                while True:
-                    view = self.view()
-                    await asyncio.to_thread(self._draw, live, view)
-                    await asyncio.sleep(1 / FPS)
+            live = self._start_live()
+            self._draw(live, self.view())  # the first frame at once, on the loop
+            while True:
+                self._redraw.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1 / FPS):
+                        await self._redraw.wait()
+                view = self.view()
+                await asyncio.to_thread(self._draw, live, view)
         finally:
+            if self._live is not None:
+                with contextlib.suppress(Exception):
+                    self._live.stop()
             sys.setswitchinterval(switch_interval)
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+                loop.remove_signal_handler(signal.SIGWINCH)
             self._live = None
             if self.keys:
                 with contextlib.suppress(Exception):
@@ -103,8 +160,24 @@ class LivePresenter:
             self._restore()
 
     def _draw(self, live: Live, view: View) -> None:
-        width, height = self.console.size
-        live.update(screen(view, width, height), refresh=True)
+        width, height = self.size()
+        frame = compose(view, width, height)
+        if view.scroll == self.scroll:  # keep a scroll the user made meanwhile
+            self.scroll = frame.scroll
+        self._page = max(1, frame.body_lines - 1)
+        live.update(frame.renderable, refresh=True)
+
+    def size(self) -> tuple[int, int]:
+        """The terminal's size now, asked of the terminal itself: COLUMNS and LINES (which Rich
+        prefers, and some shells export) go stale the moment the window is resized."""
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            fd = self.console.file.fileno()
+            if os.isatty(fd):
+                width, height = os.get_terminal_size(fd)
+                if width > 0 and height > 0:
+                    self.console.size = (width, height)  # what Live's screen crops to
+                    return width, height
+        return self.console.size
 
     def close(self, turns: Sequence[Turn]) -> None:
         """Leave the terminal as we found it, then print the conversation for scrollback."""
@@ -121,6 +194,8 @@ class LivePresenter:
     # --- terminal
 
     def _enter_cbreak(self) -> None:
+        if self._saved is not None:
+            return  # already in cbreak mode (show() came first)
         with contextlib.suppress(termios.error, OSError):
             self._saved = termios.tcgetattr(self._fd)
             tty.setcbreak(self._fd)  # keys arrive one by one; Ctrl-C still raises SIGINT
@@ -138,14 +213,44 @@ class LivePresenter:
             data = os.read(self._fd, 256).decode("utf-8", "ignore")
         except OSError:
             return
-        if data.startswith("\x1b[") or data.startswith("\x1bO"):
-            return  # arrows and other escape sequences
-        for char in data:
-            self.key(char)
+        while data:
+            if data.startswith("\x1b") and len(data) > 1:
+                for sequence, name in KEY_SEQUENCES.items():
+                    if data.startswith(sequence):
+                        self.key(name)
+                        data = data[len(sequence) :]
+                        break
+                else:  # another escape sequence: skip it whole
+                    end = next((n for n, c in enumerate(data[2:], 2) if c.isalpha() or c == "~"), 1)
+                    data = data[end + 1 :]
+                continue
+            self.key(data[0])
+            data = data[1:]
+        self._redraw.set()
 
     def key(self, char: str) -> None:
+        """One key: a character, or the name of a special key (`pgup`, `up`, `end`, ...)."""
         controls = self.controls
         if controls is None:
+            return
+        question = self._snapshot().question
+        if question is not None:
+            for key, _, command in question.answers:
+                if char == key:
+                    controls.send(command)
+                    return
+        if len(char) > 1:
+            self._navigate(char)
+            return
+        if self.filtering:
+            if char in ("\r", "\n"):
+                self.filtering = False
+            elif char == "\x1b":
+                self.filtering, self.log_filter = False, ""
+            elif char in ("\x7f", "\b"):
+                self.log_filter = self.log_filter[:-1]
+            elif char.isprintable():
+                self.log_filter += char
             return
         if self.typing is not None:
             if char in ("\r", "\n"):
@@ -170,16 +275,81 @@ class LivePresenter:
             self.typing = ""
         elif char == "l":
             self.show_log, self.show_help = not self.show_log, False
+            self._unpick()
+        elif char == "o" and self.show_log:
+            self.log_detail = not self.log_detail
+            if self.log_detail and self.log_selected is None:
+                self._pick(0)
+        elif char == "/" and self.show_log:
+            self.filtering, self.log_filter = True, ""
+            self._unpick()
+        elif char == "\x1b" and self.show_log:
+            if self.log_detail:
+                self.log_detail = False
+            else:
+                self._unpick()
+                self.log_filter = ""
         elif char == "?":
             self.show_help = not self.show_help
         elif char == " " and self.ptt:
             controls.send(PushToTalk())
 
+    def _navigate(self, key: str) -> None:
+        """PgUp/PgDn scroll the conversation; ↑/↓ pick a log entry when the log is open, else
+        scroll by a line; Home/End go to the oldest/newest."""
+        if self.show_log and key in ("up", "down"):
+            picked = -1 if self.log_selected is None else self.log_selected
+            self._pick(max(0, picked + (1 if key == "up" else -1)))
+            return
+        step = {"pgup": self._page, "pgdn": -self._page, "up": 1, "down": -1}.get(key)
+        if step is not None:
+            self.scroll = max(0, self.scroll + step)
+        elif key == "end":
+            self.scroll = 0
+            self._unpick()
+        elif key == "home":
+            self.scroll = 10**9  # the layout stops at the first line
+
+    def _pick(self, back: int) -> None:
+        """Pick the log entry `back` lines above the newest; the log holds still meanwhile."""
+        if self._frozen_log is None:
+            self._frozen_log = self._log(self._snapshot().log)
+        self.log_selected = back
+
+    def _unpick(self) -> None:
+        self.log_selected, self.log_detail, self._frozen_log = None, False, None
+
+    def _log(self, log: Sequence[LogLine]) -> tuple[LogLine, ...]:
+        if self._frozen_log is not None:
+            return self._frozen_log
+        needle = self.log_filter.lower()
+        if not needle:
+            return tuple(log)
+        return tuple(line for line in log if needle in f"{line.type} {line.summary}".lower())
+
     # --- the frame
+
+    def _turns(self, live: Sequence[Turn]) -> Sequence[Turn]:
+        """The snapshot's newest turns, with the finished turns before them when scrolled."""
+        if not self.scroll or not live:
+            return live
+        at = self._history_at.get(live[0].item_id)
+        if at is None:  # the snapshot starts after every finished turn kept here
+            return [*self._history, *live]
+        return [*self._history[:at], *live]
 
     def view(self) -> View:
         """What to draw now: the call's snapshot and this screen's own state."""
         snap = self._snapshot()
+        selected: int | None = None
+        detail: str | None = None
+        log = self._log(snap.log)
+        if self.show_log and self.log_selected is not None and log:
+            self.log_selected = min(self.log_selected, len(log) - 1)
+            selected = len(log) - 1 - self.log_selected
+            event = log[selected].event
+            if self.log_detail:
+                detail = pretty_json(event) if event is not None else "(no JSON kept)"
         text, error, since = self._notice
         if text and time.monotonic() - since > NOTICE_SECONDS:
             text = ""
@@ -189,8 +359,10 @@ class LivePresenter:
             phase=snap.phase,
             elapsed_s=snap.elapsed_s,
             left_s=snap.left_s,
-            turns=snap.turns,
-            log=snap.log,
+            turns=self._turns(snap.turns),
+            log=log,
+            log_filter=self.log_filter if self.filtering or self.log_filter else None,
+            filtering=self.filtering,
             show_log=self.show_log,
             show_help=self.show_help,
             mic_dbfs=snap.mic_dbfs,
@@ -207,4 +379,74 @@ class LivePresenter:
             notice_error=error,
             echo_cancelling=snap.echo_cancelling,
             echo_removed_db=snap.echo_removed_db,
+            rate_limits=snap.rate_limits,
+            status_items=snap.status_items,
+            question=snap.question,
+            alert=snap.alert,
+            alert_error=snap.alert_error,
+            scroll=self.scroll,
+            log_selected=selected,
+            log_detail=detail,
         )
+
+
+class InlinePresenter(LivePresenter):
+    """`--ui inline`, as LiveKit's `lk agent console`: finished turns are printed into the
+    terminal's own scrollback (scroll and copy them with the terminal, keep them after the
+    call); one live region at the bottom holds the turn in progress, the status and the keys."""
+
+    def __init__(
+        self, *, ptt: bool = False, console: Console | None = None, keys: bool = True
+    ) -> None:
+        super().__init__(ptt=ptt, console=console, keys=keys)
+        self.live_options = {"screen": False, "transient": True}
+        self._printed: set[str] = set()
+        self._to_print: collections.deque[Turn] = collections.deque()
+
+    def turns_finished(self, turns: list[Turn]) -> None:
+        for turn in turns:  # printed above the live region by the next frame
+            if turn.item_id not in self._printed:
+                self._printed.add(turn.item_id)
+                self._to_print.append(copy.copy(turn))
+
+    def _navigate(self, key: str) -> None:
+        if self.show_log and key in ("up", "down"):
+            super()._navigate(key)  # the terminal scrolls the conversation itself
+
+    def view(self) -> View:
+        view = super().view()
+        view.turns = [t for t in view.turns if t.item_id not in self._printed]
+        view.scroll = 0
+        return view
+
+    def _flush_printed(self, width: int) -> None:
+        lines: list[Text] = []
+        while self._to_print:
+            lines.extend(wrapped_turn(self._to_print.popleft(), width))
+        if lines:
+            self.console.print(Rows(lines), soft_wrap=True)
+
+    def _draw(self, live: Live, view: View) -> None:
+        width, height = self.size()
+        self._flush_printed(width)
+        live.update(compose_inline(view, width, height), refresh=True)
+
+    def close(self, turns: Sequence[Turn]) -> None:
+        """Take the live region away, then print what was not printed yet (cut turns marked as
+        such): the scrollback then holds the whole conversation, once."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._live is not None:
+            with contextlib.suppress(Exception):
+                self._live.stop()
+        self._restore()
+        width = self.size()[0]
+        self._flush_printed(width)
+        for turn in turns:
+            if turn.item_id not in self._printed:
+                self._printed.add(turn.item_id)
+                ended = copy.copy(turn)
+                ended.status = final_status(turn)
+                self._to_print.append(ended)
+        self._flush_printed(width)

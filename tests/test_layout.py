@@ -1,0 +1,211 @@
+"""The call screen at every common terminal size, read back through a terminal emulator (pyte):
+whatever is on, the key hints and the typing prompt stay on the screen and no line is cut."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pyte
+import pytest
+from rich.console import Console
+
+from rtc_voice.call.controls import HangUp, Question, RateLimit, StatusItem
+from rtc_voice.conversation import Message, Turn
+from rtc_voice.eventlog import LogLine
+from rtc_voice.ui.render import Rows, View, compose, footer_lines, is_compact
+
+SIZES = [(200, 60), (120, 40), (80, 24), (60, 20), (40, 12)]
+LONG_NOTICE = (
+    "The microphone has delivered only silence for 4 s: check the input device "
+    "(`rtc-voice devices`) and that this terminal may use the microphone; if it still "
+    "stays silent, pick another one with --input and try again. END-OF-NOTICE"
+)
+
+
+def long_turns(count: int = 12) -> list[Turn]:
+    turns: list[Turn] = []
+    for n in range(count):
+        words = " ".join(f"word{n}x{k}" for k in range(30))
+        turns.append(
+            Message(f"u{n}", "user", text=f"question {n}", status="completed", started_at=1e9)
+        )
+        turns.append(Message(f"a{n}", "assistant", text=words, status="completed", started_at=1e9))
+    turns.append(Message("last", "assistant", text="the newest words LASTWORD", started_at=1e9))
+    return turns
+
+
+def log_lines() -> list[LogLine]:
+    return [
+        LogLine(
+            1e9,
+            "server",
+            "response.output_audio_transcript.delta",
+            "x",
+            count=40,
+            text="a long answer that keeps going and going " * 5,
+        ),
+        LogLine(1e9, "client", "response.create", ""),
+        LogLine(1e9, "server", "error", "unknown_parameter: bad", error=True),
+    ]
+
+
+def busy_view(**changes: object) -> View:
+    """Everything on at once: long notice, long turns, MUTED, --ptt, assistant speaking."""
+    view = View(
+        model="gpt-realtime",
+        voice="marin",
+        phase="connected",
+        elapsed_s=83,
+        left_s=7,
+        turns=long_turns(),
+        log=log_lines(),
+        mic_dbfs=-30,
+        speaker_dbfs=-12,
+        muted=True,
+        speaking="assistant",
+        tokens_in=123456,
+        tokens_out=65432,
+        cost_usd=1.2345,
+        ptt=True,
+        notice=LONG_NOTICE,
+        notice_error=True,
+        rate_limits=(RateLimit("requests", 4999, 5000), RateLimit("tokens", 39000, 40000)),
+    )
+    for name, value in changes.items():
+        setattr(view, name, value)
+    return view
+
+
+def emulate(view: View, width: int, height: int) -> list[str]:
+    """The screen a `width` x `height` terminal shows after drawing this frame."""
+    console = Console(
+        file=StringIO(),
+        width=width,
+        height=height,
+        force_terminal=True,
+        color_system="standard",
+        legacy_windows=False,
+    )
+    console.print(compose(view, width, height).renderable, end="")
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+    output = output.removesuffix("\n")  # the last line's newline would scroll the screen
+    assert output.count("\n") < height, "more lines than the terminal has"
+    term = pyte.Screen(width, height)
+    pyte.Stream(term).feed(output.replace("\n", "\r\n"))
+    return [line.rstrip() for line in term.display]
+
+
+def assert_fits(view: View, width: int, height: int) -> None:
+    """Every line the frame is made of fits the width; the frame has at most `height` lines."""
+    rows = compose(view, width, height).renderable
+    assert isinstance(rows, Rows)
+    for row in rows.rows:
+        assert row.cell_len <= width, f"cut at {width}: {row.plain!r}"
+    assert len(rows.rows) <= height
+
+
+SCENARIOS = {
+    "busy": {},
+    "typing": {"typing": "a rather long message that I am typing right now TYPEDEND"},
+    "log": {"show_log": True},
+    "help": {"show_help": True},
+    "question": {
+        "question": Question(
+            "Allow get_time({}) to run? TOOLQUESTION",
+            (("y", "allow", HangUp()), ("n", "deny", HangUp())),
+        )
+    },
+    "items": {
+        "status_items": (
+            StatusItem("net rtt 42 ms · jitter 3 ms · loss 0.0%", short="net ok", priority=30),
+            StatusItem("echo cancelling · 31 dB removed", short="aec", style="cyan"),
+        ),
+        "alert": "reconnecting (attempt 2)… the conversation will be replayed",
+    },
+}
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_keys_and_prompt_always_visible_and_nothing_cut(
+    scenario: str, width: int, height: int
+) -> None:
+    view = busy_view(**SCENARIOS[scenario])
+    assert_fits(view, width, height)
+    rows = emulate(view, width, height)
+    text = "\n".join(rows)
+    if view.question is not None:
+        assert "y allow" in text and "n deny" in text
+        assert "TOOLQUESTION" in text
+    elif view.typing is not None:
+        assert "TYPEDEND▌" in text  # the end of what is typed, with the cursor
+        assert "Enter send" in text and "Esc cancel" in text
+    else:
+        for hint in ("space talk", "m mute", "t type", "q quit"):
+            assert hint in text, f"{hint!r} missing at {width}x{height}:\n{text}"
+    assert "MUTED" in text and "PTT" in text
+    assert rows[0].startswith(("rtc-voice gpt-realtime", "gpt-realtime", "connected"))
+    assert "00:07 left" in rows[0]  # the sooner of --max-duration and the session cap
+    if height >= 20:
+        assert "LASTWORD" in text  # the newest turn, whole
+        assert "assistant" in text and "$1.2345" in text
+    if not is_compact(width, height):
+        assert "tokens 123456↑ 65432↓" in text and "4999 req" in text
+        assert "END-OF-NOTICE" in text or "…" in text
+
+
+def test_the_footer_is_measured_not_counted() -> None:
+    """The old screen reserved three lines for the footer; at 80 columns the busy footer
+    takes more, and the conversation shrinks instead of the keys falling off."""
+    view = busy_view()
+    lines = footer_lines(view, 80, compact=False, room=40)
+    assert len(lines) > 3 and "q quit" in lines[-1].plain
+    assert all(line.cell_len <= 80 for line in lines)
+
+
+def test_a_long_notice_is_cut_with_an_ellipsis() -> None:
+    lines = footer_lines(busy_view(notice=LONG_NOTICE * 3), 60, compact=True, room=20)
+    notice = [line.plain for line in lines if "microphone" in line.plain or "…" in line.plain]
+    assert notice and notice[-1].endswith("…") and len(notice) <= 2
+
+
+def test_a_tiny_terminal_keeps_the_prompt_first() -> None:
+    rows = emulate(busy_view(typing="hi there"), 30, 3)
+    assert any("hi there▌" in row for row in rows)
+
+
+def test_the_log_shows_words_not_halves_and_opens_json() -> None:
+    view = busy_view(show_log=True, notice="")
+    text = "\n".join(emulate(view, 80, 24))
+    assert "…going and going" in text or "'going and going" in text or "…and going" in text
+    picked = busy_view(
+        show_log=True, log_selected=1, log_detail='{\n  "type": "response.create"\n}'
+    )
+    text = "\n".join(emulate(picked, 120, 40))
+    assert '"type": "response.create"' in text
+
+
+def test_scrolling_shows_older_turns_and_stops_at_the_first() -> None:
+    view = busy_view(notice="")
+    newest = "\n".join(emulate(view, 120, 40))
+    assert "LASTWORD" in newest and "question 0" not in newest
+    far = compose(busy_view(notice="", scroll=10**6), 120, 40)
+    back = "\n".join(emulate(busy_view(notice="", scroll=far.scroll), 120, 40))
+    assert "question 0" in back and "LASTWORD" not in back
+    assert 0 < far.scroll < 10**6
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_other_issues_items_fit_as_status_items(width: int, height: int) -> None:
+    """Network health (issue 10) and the echo canceller (issue 8) are placed with the status."""
+    view = busy_view(
+        network="rtt 42 ms · jitter 3 ms · loss 0.0% · turn 640 ms",
+        network_bad=True,
+        echo_cancelling=True,
+        echo_removed_db=31.2,
+    )
+    assert_fits(view, width, height)
+    text = "\n".join(emulate(view, width, height))
+    assert "q quit" in text
+    if not is_compact(width, height):
+        assert "rtt 42 ms" in text and "echo cancelling · 31 dB removed" in text
