@@ -357,6 +357,23 @@ def talk(
     base_url: Annotated[
         str | None, typer.Option("--base-url", help="API base URL ending in /v1.")
     ] = None,
+    tool: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tool",
+            metavar="NAME",
+            help="Offer only this tool (repeatable): get_time or a [tools.NAME] from the config.",
+        ),
+    ] = None,
+    no_tools: Annotated[
+        bool, typer.Option("--no-tools", help="Offer the model no tools at all.")
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help='Run tools with approval = "ask" without asking (needed in scripts).'
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Voice chat with a Realtime model: microphone, speakers, live transcript of both sides.
@@ -368,6 +385,11 @@ def talk(
       rtc-voice talk --local                       offline, against the built-in server
       rtc-voice talk --voice cedar --transcript call.md
       rtc-voice talk --local --input speech.wav --output none --transcript t.jsonl
+      rtc-voice talk --tool weather --tool get_time      only these tools (see config show)
+
+    Tools: get_time is built in; declare your own as [tools.NAME] in the config file (a
+    command or an HTTP URL). A tool with approval = "ask" waits for [bold]y[/]/[bold]n[/] on
+    screen; without a terminal it is declined unless --yes is given.
     """
     from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
     from rtc_voice.config import load_prices
@@ -391,6 +413,15 @@ def talk(
         flags["turn_detection"] = "none"
     settings = _settings(config, **flags)
     api_key = None if (local or token) else require_api_key()
+    from rtc_voice.tools import build_registry
+
+    tools = build_registry(
+        settings,
+        tool or (),
+        no_tools=no_tools,
+        secrets=(api_key.value,) if api_key is not None else (),
+    )
+    interactive = not as_json and sys.stdout.isatty() and sys.stdin.isatty()
     options = TalkOptions(
         local=local,
         token=token,
@@ -402,13 +433,14 @@ def talk(
         say=say,
         max_duration=max_duration,
         json=as_json,
+        approval="yes" if yes else ("ask" if interactive else "no"),
     )
     presenter: Any
     if as_json:
         from rtc_voice.ui.plain import JsonPresenter
 
         presenter = JsonPresenter()
-    elif sys.stdout.isatty() and sys.stdin.isatty():
+    elif interactive:
         from rtc_voice.ui.terminal import LivePresenter
 
         presenter = LivePresenter(ptt=ptt)
@@ -422,6 +454,7 @@ def talk(
         presenter,
         api_key=api_key,
         prices=load_prices(settings).get(settings.model),
+        tools=tools,
     )
     code = asyncio.run(call.run())
     if call.failure is not None:

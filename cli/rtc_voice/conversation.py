@@ -56,6 +56,8 @@ class FunctionCall:
     previous_item_id: str | None = None
     started_at: float = 0.0
     ended_at: float | None = None
+    duration_s: float | None = None  # how long the tool ran
+    approved_by: str | None = None  # "not needed", "you", "--yes", or why it was declined
     role: ClassVar[Role] = "assistant"
 
     @property
@@ -198,6 +200,18 @@ class Conversation:
     @property
     def voice(self) -> str:
         return str(((self.session.get("audio") or {}).get("output") or {}).get("voice") or "")
+
+    def record_tool(
+        self, call_id: str, duration_s: float, approved_by: str, output: str | None = None
+    ) -> None:
+        """What the client did with a function call: how long the tool ran, who approved it,
+        and the output it sends back (the server echoes that item too)."""
+        call = self._turns.get(self._by_call.get(call_id, ""))
+        if isinstance(call, FunctionCall):
+            call.duration_s = duration_s
+            call.approved_by = approved_by
+            if output is not None:
+                call.output = output
 
     # --- building
 

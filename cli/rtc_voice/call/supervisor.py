@@ -23,9 +23,11 @@ from urllib.parse import urlsplit
 
 from rtc_voice.call import state as st
 from rtc_voice.call.controls import (
+    Approve,
     CallSnapshot,
     Command,
     Controls,
+    Decline,
     HangUp,
     Interrupt,
     PushToTalk,
@@ -42,6 +44,8 @@ from rtc_voice.protocol import server as ev
 from rtc_voice.protocol.defaults import SESSION_CAP_SECONDS
 from rtc_voice.sinks import WriterThread
 from rtc_voice.tools import ToolRegistry, default_registry
+from rtc_voice.tools.approval import Approvals, Policy
+from rtc_voice.tools.calls import ToolCalls, ToolRecord
 from rtc_voice.transcript import TranscriptWriter
 
 if TYPE_CHECKING:
@@ -83,6 +87,7 @@ class TalkOptions:
     say: str | None = None
     max_duration: float | None = None
     json: bool = False
+    approval: Policy = "no"  # tools with approval = "ask": ask on screen, --yes, or decline
 
 
 class InternalError(RtcVoiceError):
@@ -107,6 +112,9 @@ class CallSupervisor:
         self.api_key = api_key
         self.prices = prices
         self.tools = tools if tools is not None else default_registry()
+        self.tool_calls = ToolCalls(
+            self.tools, Approvals(options.approval, settings.approval_timeout)
+        )
         self.clock = clock
         self.state: st.State = st.Idle()
         self.conversation = Conversation()
@@ -366,11 +374,16 @@ class CallSupervisor:
                 self._send_text(text)
             case PushToTalk():
                 self._push_to_talk()
+            case Approve(id=id):
+                self.tool_calls.approvals.answer(id, True)
+            case Decline(id=id):
+                self.tool_calls.approvals.answer(id, False)
 
     def _connected(self) -> bool:
         return self.conn is not None and isinstance(self.state, st.Connected)
 
     def _interrupt(self) -> None:
+        self.tool_calls.interrupt()
         if not self._connected():
             return
         if self.conversation.active_response:
@@ -454,10 +467,23 @@ class CallSupervisor:
     async def _run_tools(self, calls: list[ev.FunctionCallItem]) -> None:
         """Run the calls of one response concurrently, then hand the outputs back and ask for
         the reply that uses them."""
-        outputs = await asyncio.gather(*(self.tools.run(c.name, c.arguments) for c in calls))
-        for call, output in zip(calls, outputs, strict=True):
-            self._send(proto.function_call_output(call.call_id, output))
-        self._send(proto.response_create())
+        records = await self.tool_calls.run_all((c.call_id, c.name, c.arguments) for c in calls)
+        for record in records:
+            self._tool_done(record)
+            self._send(proto.function_call_output(record.call_id, record.output))
+        if not any(r.interrupted for r in records):
+            self._send(proto.response_create())
+
+    def _tool_done(self, record: ToolRecord) -> None:
+        self.conversation.record_tool(
+            record.call_id, record.duration_s, record.approved_by, record.output
+        )
+        if not record.ran and record.approved_by == "no terminal":
+            self.presenter.notice(
+                f"Declined the tool {record.name}: it asks for approval and there is no "
+                "terminal to ask on (run with --yes to allow it).",
+                error=True,
+            )
 
     def _flush_playback(self) -> None:
         if self.sink is not None:
@@ -580,4 +606,5 @@ class CallSupervisor:
             tokens_out=conv.usage.output_tokens,
             cost_usd=self.cost_usd,
             ptt_active=self.ptt_active,
+            approval=self.tool_calls.approvals.pending(),
         )

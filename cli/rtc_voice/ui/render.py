@@ -13,6 +13,7 @@ from rich.text import Text
 
 from rtc_voice.conversation import FunctionCall, Turn
 from rtc_voice.eventlog import LogLine
+from rtc_voice.tools.approval import PendingApproval
 
 METER_CELLS = 12
 KEYS = "m mute · i interrupt · t type · l log · ? help · q quit"
@@ -22,6 +23,7 @@ HELP = """\
 [bold]i[/]        interrupt the assistant (cancel the reply, drop its queued audio)
 [bold]t[/] Enter  type a message; Enter sends it, Esc cancels
 [bold]space[/]    push-to-talk (with --ptt): press to start your turn, again to end it
+[bold]y[/] / [bold]n[/]    run / decline the tool call the footer asks about
 [bold]l[/]        show or hide the event log (client → and server ← events)
 [bold]?[/]        this help
 [bold]q[/]        hang up and quit (Ctrl-C too; twice forces it)"""
@@ -51,6 +53,8 @@ class View:
     ptt_active: bool = False
     notice: str = ""
     notice_error: bool = False
+    approval: PendingApproval | None = None  # a tool call waiting for y / n
+    approval_left_s: float = 0.0
 
 
 def clock(seconds: float) -> str:
@@ -86,6 +90,32 @@ def header(view: View) -> Text:
     return text
 
 
+def _tool_note(call: FunctionCall) -> str:
+    if call.approved_by is None:
+        return ""
+    took = f"{call.duration_s:.1f} s" if call.duration_s else ""
+    who = "" if call.approved_by == "not needed" else f"approval: {call.approved_by}"
+    note = ", ".join(part for part in (took, who) if part)
+    return f"  ({note})" if note else ""
+
+
+def approval_line(request: PendingApproval, left_s: float) -> Text:
+    """The footer line asking whether to run a tool call."""
+    where = f" on {request.server}" if request.server else ""
+    return Text.assemble(
+        ("Run tool ", "bold yellow"),
+        (request.name, "bold magenta"),
+        (where, "yellow"),
+        " ",
+        (request.arguments, "magenta"),
+        ("?  ", "bold yellow"),
+        ("y", "bold"),
+        " yes · ",
+        ("n", "bold"),
+        f" no  ({left_s:.0f} s)",
+    )
+
+
 def turn_text(turn: Turn) -> Text:
     if isinstance(turn, FunctionCall):
         result = turn.output if turn.output is not None else "…"
@@ -95,6 +125,7 @@ def turn_text(turn: Turn) -> Text:
             (f"({turn.arguments})", "magenta"),
             " → ",
             (result, "dim"),
+            (_tool_note(turn), "dim italic"),
         )
     if turn.role == "user":
         label = Text("you" + (" (typed)" if turn.typed else ""), style="bold blue")
@@ -207,6 +238,8 @@ def footer(view: View) -> Group:
     else:
         prompt = Text(PTT_KEYS if view.ptt else KEYS, style="dim")
     parts: list[RenderableType] = [status, prompt]
+    if view.approval is not None:
+        parts.insert(1, approval_line(view.approval, view.approval_left_s))
     if view.notice:
         parts.insert(0, Text(view.notice, style="bold red" if view.notice_error else "yellow"))
     return Group(*parts)
@@ -228,7 +261,8 @@ def screen(view: View, width: int, height: int) -> RenderableType:
         side = _box(HELP_TEXT, "keys", SIDE_LINES, "magenta")
     elif view.show_log:
         side = _box(log_panel(view.log, SIDE_LINES, width - 4), "event log", SIDE_LINES, "dim")
-    header_lines, footer_lines = 1, 2 + (1 if view.notice else 0)
+    header_lines = 1
+    footer_lines = 2 + (1 if view.notice else 0) + (1 if view.approval is not None else 0)
     side_lines = SIDE_LINES + 2 if side is not None else 0
     body = max(3, height - header_lines - footer_lines - side_lines - 2)
     parts: list[RenderableType] = [

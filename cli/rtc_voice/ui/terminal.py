@@ -21,8 +21,10 @@ from rich.console import Console
 from rich.live import Live
 
 from rtc_voice.call.controls import (
+    Approve,
     CallSnapshot,
     Controls,
+    Decline,
     HangUp,
     Interrupt,
     PushToTalk,
@@ -160,6 +162,10 @@ class LivePresenter:
             elif char.isprintable():
                 self.typing += char
             return
+        pending = self._snapshot().approval
+        if pending is not None and char in "yYnN":
+            controls.send(Approve(pending.id) if char in "yY" else Decline(pending.id))
+            return
         if char == "q":
             controls.send(HangUp("you hung up"))
         elif char == "m":
@@ -205,4 +211,6 @@ class LivePresenter:
             ptt_active=snap.ptt_active,
             notice=text,
             notice_error=error,
+            approval=snap.approval,
+            approval_left_s=snap.approval.left_s(time.monotonic()) if snap.approval else 0.0,
         )
