@@ -536,6 +536,7 @@ class CallSupervisor:
                 self.conversation.active_response is not None
                 or self.conversation.speaking != "listening"
                 or self.conversation.awaiting_transcripts
+                or self.tool_calls.busy
             )
             now = time.monotonic()
             quiet_since = None if busy else (quiet_since or now)

@@ -86,7 +86,8 @@ class ToolCalls:
 
     @property
     def busy(self) -> bool:
-        return bool(self._running)
+        """A call is running or waiting for approval."""
+        return bool(self._running) or self.approvals.pending() is not None
 
     def interrupt(self) -> None:
         """The user interrupted: decline what waits for approval, cancel what runs."""

@@ -25,9 +25,10 @@ STDERR_TAIL = 600  # characters of stderr quoted in an error
 
 
 def capped(data: bytes, total: int, cap: int = OUTPUT_CAP) -> str:
-    """The output as text: whole when it fits, else the first `cap` bytes and a note saying so."""
+    """The output as text (without the trailing newline of a last printed line): whole when it
+    fits, else the first `cap` bytes and a note saying so."""
     if total <= cap:
-        return data.decode("utf-8", errors="replace")
+        return data.decode("utf-8", errors="replace").rstrip("\r\n")
     head = data[:cap].decode("utf-8", errors="ignore")
     more = f"{total} bytes" if total < READ_LIMIT else f"more than {READ_LIMIT} bytes"
     return f"{head}\n[output cut: the tool returned {more}; only the first {cap} are shown]"
