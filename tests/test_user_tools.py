@@ -70,10 +70,14 @@ def test_declared_tools_are_read_and_listed_by_config_show(tmp_path: Path) -> No
 
         [tools.weather]
         description = "Current weather for a city"
-        parameters = { type = "object", properties = { city = { type = "string" } }, required = ["city"] }
         command = ["./bin/weather", "--json"]
         timeout = 4
         approval = "never"
+
+        [tools.weather.parameters]
+        type = "object"
+        required = ["city"]
+        properties = { city = { type = "string" } }
 
         [tools.tickets]
         description = "Open support tickets"
@@ -125,7 +129,7 @@ def test_declared_tools_are_read_and_listed_by_config_show(tmp_path: Path) -> No
             "is not a valid JSON schema",
         ),
         ('description = "d"\ncommand = "x --json"\n', 4, "not one string"),
-        ('description = "d"\ncommand = ["x"]\napproval = "maybe"\n', 5, "must be \"ask\""),
+        ('description = "d"\ncommand = ["x"]\napproval = "maybe"\n', 5, 'must be "ask"'),
         ('command = ["x"]\n', 2, "needs a description"),
     ],
 )
@@ -465,7 +469,7 @@ async def test_a_hanging_tool_is_cancelled_at_its_timeout_and_the_call_goes_on(
         timeout=1,
         approval="never",
     )
-    call, presenter, transcript = await call_with_tools(tmp_path, {"hang": hang}, "/call hang {}")
+    call, _, transcript = await call_with_tools(tmp_path, {"hang": hang}, "/call hang {}")
     spoken = [x["text"] for x in transcript if x["type"] == "turn" and x["role"] == "assistant"]
     assert spoken[-1] == (
         'The tool hang returned: {"error": "the tool hang did not finish within 1 s"}'
@@ -532,10 +536,10 @@ async def test_audio_keeps_flowing_while_a_tool_runs_5_s(
     window: list[float] = []
 
     async def watch() -> None:
-        while not call.tool_calls.busy:
+        while not call.tool_calls.busy:  # noqa: ASYNC110 - polling the call's state
             await asyncio.sleep(0.005)
         window.append(time.monotonic())
-        while call.tool_calls.busy:
+        while call.tool_calls.busy:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
         window.append(time.monotonic())
 
