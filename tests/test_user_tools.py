@@ -7,6 +7,8 @@ import asyncio
 import gc
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -556,3 +558,83 @@ async def test_audio_keeps_flowing_while_a_tool_runs_5_s(
     assert len(during) >= 0.95 * (end - start) * 50  # 50 frames a second kept going out
     worst = max(during) * 1000
     assert worst <= 20, f"a microphone frame went out {worst:.1f} ms late while the tool ran"
+
+
+# --- approval in a real terminal ---------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (CI installs it)")
+def test_approval_yes_no_and_timeout_in_the_terminal(tmp_path: Path) -> None:
+    from tests.test_tui import Tmux
+
+    tool = script(
+        tmp_path,
+        "ask",
+        "import json, sys; print('ran-' + str(json.load(sys.stdin)['n']))",
+    )
+    config = write_config(
+        tmp_path,
+        f"""\
+        [tools]
+        approval_timeout = 3
+
+        [tools.ask]
+        description = "Needs a yes"
+        command = {json.dumps(tool)}
+        """,
+    )
+    quiet = write_wav(tmp_path / "quiet.wav", 60_000)
+    talk = " ".join(
+        shlex.quote(part)
+        for part in (
+            PY, "-m", "rtc_voice", "talk", "--local", "--config", str(config),
+            "--input", str(quiet), "--output", "none", "--transcript", str(tmp_path / "t.jsonl"),
+        )
+    )  # fmt: skip
+    env = f"XDG_CONFIG_HOME={shlex.quote(str(tmp_path))}"
+    term = Tmux(f"env {env} {talk}; echo EXIT=$?; sleep 60")
+
+    def flat(screen: str) -> str:  # the screen's words, unwrapped from lines and boxes
+        return " ".join(screen.replace("│", " ").split())
+
+    try:
+        term.wait(lambda s: "connected" in s and "q quit" in s, "the connected screen")
+
+        def ask(n: int) -> None:
+            term.keys("t")
+            term.wait(lambda s: "message>" in s, "the message prompt")
+            term.keys("-l", f'/call ask {{"n": {n}}}')
+            term.keys("Enter")
+            term.wait(
+                lambda s: f'Run tool ask {{"n": {n}}}?' in flat(s), f"the approval prompt {n}"
+            )
+
+        ask(1)
+        term.keys("y")
+        term.wait(lambda s: "The tool ask returned: ran-1" in flat(s), "the approved call's reply")
+        ask(2)
+        term.keys("n")
+        term.wait(lambda s: "the user declined it" in flat(s), "the declined call's reply")
+        ask(3)
+        screen = term.wait(
+            lambda s: "did not approve it in time" in flat(s), "the timeout", within=15
+        )
+        assert "Run tool ask" not in screen  # the prompt is gone once declined
+        term.keys("q")
+        final = term.wait(lambda s: "EXIT=" in s, "the process to exit")
+        assert "EXIT=0" in final
+    finally:
+        term.kill()
+    calls = [
+        json.loads(line)
+        for line in (tmp_path / "t.jsonl").read_text().splitlines()
+        if '"function_call"' in line
+    ]
+    assert [(c["arguments"], c["approved_by"]) for c in calls] == [
+        ('{"n": 1}', "you"),
+        ('{"n": 2}', "you"),
+        ('{"n": 3}', "timeout"),
+    ]
+    assert calls[0]["output"] == "ran-1" and calls[0]["duration_s"] > 0
+    assert "the user declined it" in calls[1]["output"]
