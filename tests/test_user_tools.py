@@ -106,8 +106,26 @@ def test_declared_tools_are_read_and_listed_by_config_show(tmp_path: Path) -> No
     )
     assert shown.returncode == 0, shown.stderr
     rows = json.loads(shown.stdout)
-    assert "POST http://127.0.0.1:9000/tickets" in rows["tools.tickets"]["value"]
-    assert rows["tools.get_time"]["value"] in ("False", False)
+    assert rows["tools.tickets"] == {
+        "value": {
+            "description": "Open support tickets",
+            "http": "http://127.0.0.1:9000/tickets",
+            "parameters": {"type": "object", "properties": {}},
+            "timeout": 10.0,
+            "approval": "ask",
+        },
+        "source": "file",
+        "origin": f"{config}:16",
+    }
+    assert rows["tools.get_time"]["value"] is False
+    table = subprocess.run(
+        rtc_voice("config", "show", "--config", str(config)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "COLUMNS": "200"},
+    )
+    assert "POST http://127.0.0.1:9000/tickets (approval ask, timeout 10 s)" in table.stdout
 
 
 @pytest.mark.parametrize(

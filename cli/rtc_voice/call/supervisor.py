@@ -37,7 +37,7 @@ from rtc_voice.call.controls import (
 from rtc_voice.config import Settings
 from rtc_voice.conversation import Conversation, Turn
 from rtc_voice.credentials import ApiKey
-from rtc_voice.errors import ExitCode, RtcVoiceError
+from rtc_voice.errors import ExitCode, FileError, RtcVoiceError
 from rtc_voice.eventlog import EventLog
 from rtc_voice.protocol import client as proto
 from rtc_voice.protocol import server as ev
@@ -178,8 +178,12 @@ class CallSupervisor:
 
     # --- tasks ------------------------------------------------------------------------------
 
-    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run `coro` as a task of the call; its exception ends the call."""
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+        """Run `coro` as a task of the call; its exception ends the call. Once the call is
+        ending nothing new starts (a late callback's work is dropped)."""
+        if self._tg is None or self._ending.is_set():
+            coro.close()
+            return None
 
         async def guarded() -> None:
             try:
@@ -189,7 +193,6 @@ class CallSupervisor:
             except Exception as exc:
                 self.fail(name, exc)
 
-        assert self._tg is not None, "the call is not running"
         task = self._tg.create_task(guarded(), name=f"rtc-voice {name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -200,7 +203,7 @@ class CallSupervisor:
         if isinstance(exc, RtcVoiceError):
             error = exc
         elif isinstance(exc, OSError) and where == "file writer":
-            error = RtcVoiceError(
+            error = FileError(
                 f"Writing the recording or transcript failed: {exc.strerror or exc}.",
                 hint="Check the disk space and permissions of the target folder.",
             )
@@ -229,6 +232,7 @@ class CallSupervisor:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 ui = self._spawn("screen", self.presenter.run())
+                assert ui is not None
                 try:
                     await self._prepare()
                 except RtcVoiceError as exc:
@@ -332,7 +336,15 @@ class CallSupervisor:
         assert self._api is not None and self._ephemeral is not None
         assert self._offer is not None
         offer = await self._offer
-        self.conn = await offer.call(self._api, self._ephemeral, self.settings.connect_timeout)
+        api, key = self._api, self._key
+
+        async def hangup(call_id: str) -> None:  # a call created but not connected
+            if key is not None:  # none with --token
+                await api.hangup(key, call_id)
+
+        self.conn = await offer.call(
+            api, self._ephemeral, self.settings.connect_timeout, hangup=hangup
+        )
         for warning in self.conn.warnings:
             self.presenter.notice(warning, error=True)
         self.dispatch(st.CallOpened())
@@ -571,7 +583,10 @@ class CallSupervisor:
         if self._recorder is not None:
             self._recorder.close()
         if self._transcript is not None:
-            self._transcript.finish(self.conversation, self.cost_usd)
+            if self.conn is not None:
+                self._transcript.finish(self.conversation, self.cost_usd)
+            else:  # no call, nothing to write: an earlier call's transcript stays as it was
+                self._transcript.close()
         if self._writer is not None:
             await asyncio.to_thread(self._writer.close)
         if self._server is not None:

@@ -73,6 +73,25 @@ def user_message(text: str) -> JSON:
     }
 
 
+def item_create(item: JSON, previous_item_id: str | None = None) -> JSON:
+    """`conversation.item.create` for any item, placed after `previous_item_id` when given."""
+    event: JSON = {"type": C.CONVERSATION_ITEM_CREATE, "item": item}
+    if previous_item_id is not None:
+        event["previous_item_id"] = previous_item_id
+    return event
+
+
+def text_message(item_id: str, role: str, text: str) -> JSON:
+    """A message item in words: what the user said or typed, or what the assistant said."""
+    kind = "input_text" if role == "user" else "output_text"
+    return {
+        "id": item_id,
+        "type": "message",
+        "role": role,
+        "content": [{"type": kind, "text": text}],
+    }
+
+
 def function_call_output(call_id: str, output: str) -> JSON:
     """`conversation.item.create` carrying a tool's result back to the model."""
     return {

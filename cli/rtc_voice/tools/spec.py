@@ -46,6 +46,20 @@ class ToolSpec:
     def kind(self) -> str:
         return "command" if self.command is not None else "http"
 
+    def as_json(self) -> dict[str, Any]:
+        """For `config show --json`."""
+        out: dict[str, Any] = {"description": self.description}
+        if self.command is not None:
+            out["command"] = list(self.command)
+        else:
+            out["http"] = self.http
+        out |= {
+            "parameters": dict(self.parameters),
+            "timeout": self.timeout,
+            "approval": self.approval,
+        }
+        return out
+
     def summary(self) -> str:
         """One line for `config show`."""
         target = " ".join(self.command) if self.command is not None else f"POST {self.http}"
