@@ -21,6 +21,7 @@ from typing import Any, Literal
 from rtc_voice.errors import ConfigError, UsageError
 from rtc_voice.protocol import defaults as protocol
 from rtc_voice.protocol.defaults import EAGERNESS, VOICES
+from rtc_voice.tools import mcp as mcpspec
 from rtc_voice.tools import spec as toolspec
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -77,6 +78,7 @@ class Settings:
     get_time: bool = True
     tool_env: tuple[str, ...] = toolspec.DEFAULT_ENV
     approval_timeout: float = 30.0
+    mcp: Mapping[str, mcpspec.McpSpec] = field(default_factory=dict)  # [mcp.NAME] servers
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
     @property
@@ -538,12 +540,19 @@ def read_file(path: Path) -> dict[str, object]:
             f"`rtc-voice config init --force --config {shlex.quote(str(path))}`.",
         ) from None
     tools = _declared_tools(table, path, text)
+    servers = table.pop("mcp", None)
+    if servers is not None and not isinstance(servers, dict):
+        raise ConfigError(f"'mcp' in {path} must be tables: [mcp.NAME] with url = ….")
     flat = _flatten(table, path)
     for key in flat:
         if key not in FIELDS_BY_KEY and key != "prices":
             raise _unknown(key, str(path), list(FIELDS_BY_KEY))
     if tools:
         flat["tools"] = tools
+    if servers:
+        flat["mcp"] = {
+            label: mcpspec.parse_mcp(label, value, path, text) for label, value in servers.items()
+        }
     return flat
 
 
@@ -607,6 +616,9 @@ def load_settings(
     if tools:
         values["tools"] = tools
         sources["tools"] = Source("file", str(path))
+    servers = file_values.pop("mcp", {})
+    if servers:
+        values["mcp"] = servers
     for key, raw in file_values.items():
         spec = FIELDS_BY_KEY[key]
         sources[spec.attr] = Source("file", str(path))
@@ -652,6 +664,10 @@ def effective_rows(settings: Settings) -> list[tuple[str, str, Source]]:
         (f"tools.{name}", tool.summary(), Source("file", tool.where))
         for name, tool in settings.tools.items()
     ]
+    rows += [
+        (f"mcp.{label}", server.summary(), Source("file", server.where))
+        for label, server in settings.mcp.items()
+    ]
     return rows
 
 
@@ -670,6 +686,8 @@ def effective_json(settings: Settings) -> dict[str, dict[str, Any]]:
         }
     for name, tool in settings.tools.items():
         out[f"tools.{name}"] = {"value": tool.as_json(), "source": "file", "origin": tool.where}
+    for label, server in settings.mcp.items():
+        out[f"mcp.{label}"] = {"value": server.as_json(), "source": "file", "origin": server.where}
     return out
 
 

@@ -460,6 +460,7 @@ class CallSupervisor:
                     self.presenter.notice(f"server error: {message or None}", error=True)
                 case ev.ResponseDone():
                     self._answer_function_calls(event)
+                    self._answer_mcp_approvals(event)
             self._publish_turns()
 
     def _publish_turns(self) -> None:
@@ -475,6 +476,39 @@ class CallSupervisor:
             return
         self._answered_calls.update(c.call_id for c in calls)
         self._spawn("tools", self._run_tools(calls))
+
+    def _answer_mcp_approvals(self, event: ev.ResponseDone) -> None:
+        for item in event.output:
+            request = str(item.get("id") or "")
+            if item.get("type") != "mcp_approval_request" or request in self._answered_calls:
+                continue
+            self._answered_calls.add(request)
+            self._spawn(
+                "tools",
+                self._mcp_approval(
+                    request,
+                    str(item.get("name") or ""),
+                    str(item.get("arguments") or ""),
+                    str(item.get("server_label") or ""),
+                ),
+            )
+
+    async def _mcp_approval(self, request: str, name: str, arguments: str, label: str) -> None:
+        """OpenAI's side asks before it calls an MCP tool: the same y / n as our own tools."""
+        from rtc_voice.tools.approval import declined_message
+
+        decision = await self.tool_calls.approvals.decide(request, name, arguments, server=label)
+        self.conversation.mcp_approvals[request] = decision.by
+        reason = None if decision.approved else declined_message(f"{label}.{name}", decision)
+        self._send(proto.mcp_approval_response(request, decision.approved, reason))
+        if decision.by == "no terminal":
+            self.presenter.notice(
+                f"Declined the MCP tool {label}.{name}: it asks for approval and there is no "
+                "terminal to ask on (run with --yes to allow it).",
+                error=True,
+            )
+        if decision.by != "interrupted":
+            self._send(proto.response_create())
 
     async def _run_tools(self, calls: list[ev.FunctionCallItem]) -> None:
         """Run the calls of one response concurrently, then hand the outputs back and ask for

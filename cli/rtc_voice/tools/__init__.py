@@ -56,6 +56,7 @@ def error_output(message: str) -> str:
 class ToolRegistry:
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self.servers: list[JSON] = []  # `type: "mcp"` tools: OpenAI's side calls them
         for tool in tools:
             self.add(tool)
 
@@ -71,7 +72,7 @@ class ToolRegistry:
         return list(self._tools)
 
     def definitions(self) -> list[JSON]:
-        return [tool.definition() for tool in self._tools.values()]
+        return [tool.definition() for tool in self._tools.values()] + list(self.servers)
 
     async def run(self, name: str, arguments: str) -> str:
         """The tool's output as text (errors too, as `{"error": ...}`)."""
@@ -118,8 +119,9 @@ def build_registry(
     if no_tools and chosen:
         raise UsageError("--tool and --no-tools contradict each other.", hint="Pick one.")
     available = (["get_time"] if settings.get_time else []) + list(settings.tools)
+    available += list(settings.mcp)
     for name in chosen:
-        if name not in available and name not in settings.tools and name != "get_time":
+        if name not in available and name != "get_time":
             import difflib
 
             guess = difflib.get_close_matches(name, available, n=1, cutoff=0.5)
@@ -139,6 +141,9 @@ def build_registry(
     for name in names:
         if name == "get_time":
             registry.add(get_time())
+            continue
+        if name in settings.mcp:
+            registry.servers.append(settings.mcp[name].definition())
             continue
         spec = settings.tools[name]
         if spec.command is not None:
