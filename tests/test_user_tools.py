@@ -656,3 +656,122 @@ def test_approval_yes_no_and_timeout_in_the_terminal(tmp_path: Path) -> None:
     ]
     assert calls[0]["output"] == "ran-1" and calls[0]["duration_s"] > 0
     assert "the user declined it" in calls[1]["output"]
+
+
+@pytest.mark.timeout(60)
+async def test_interrupt_cancels_a_running_tool_and_the_model_is_told(tmp_path: Path) -> None:
+    from rtc_voice.call.controls import Interrupt
+
+    pid_file = tmp_path / "wait.pid"
+    wait = ToolSpec(
+        "wait",
+        "Waits a long time",
+        command=tuple(
+            script(
+                tmp_path,
+                "wait",
+                f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+                "time.sleep(60)",
+            )
+        ),
+        timeout=60,
+        approval="never",
+    )
+    settings = replace(load_settings(env={}), tools={"wait": wait})
+    presenter = Checking()
+    call = CallSupervisor(
+        settings,
+        TalkOptions(
+            local=True,
+            input=str(write_wav(tmp_path / "quiet.wav", 1500)),
+            output="none",
+            say="/call wait {}",
+            transcript=tmp_path / "t.jsonl",
+        ),
+        presenter,
+        api_key=None,
+        tools=build_registry(settings, ["wait"]),
+    )
+
+    async def interrupt_once_running() -> None:
+        while not pid_file.exists():  # noqa: ASYNC110 - the tool says when it runs
+            await asyncio.sleep(0.02)
+        call.send(Interrupt())
+
+    interrupter = asyncio.create_task(interrupt_once_running())
+    code = await asyncio.wait_for(call.run(), 60)
+    await asyncio.wait_for(interrupter, 5)
+    assert code == ExitCode.OK
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+    output_at = next(
+        i
+        for i, e in enumerate(presenter.sent)
+        if e["type"] == "conversation.item.create" and e["item"]["type"] == "function_call_output"
+    )
+    assert json.loads(presenter.sent[output_at]["item"]["output"]) == {
+        "error": "the tool wait was cancelled: the user interrupted"
+    }
+    assert "response.create" not in kinds_after(presenter.sent, output_at)  # no reply forced
+
+
+def kinds_after(events: list[dict[str, Any]], index: int) -> list[str]:
+    return [e["type"] for e in events[index + 1 :]]
+
+
+async def test_calls_of_one_response_run_concurrently_in_order() -> None:
+    from rtc_voice.tools import Tool
+
+    both_running = asyncio.Barrier(2)
+
+    async def meet(arguments: Mapping[str, Any]) -> str:
+        await both_running.wait()  # would time out if the calls ran one after another
+        return f"met {arguments['n']}"
+
+    calls = ToolCalls(
+        ToolRegistry([Tool("meet", "m", meet, timeout=5, approval="never")]),
+        Approvals("no", timeout=1),
+    )
+    records = await asyncio.wait_for(
+        calls.run_all([("c1", "meet", '{"n": 1}'), ("c2", "meet", '{"n": 2}')]), 10
+    )
+    assert [(r.call_id, r.output, r.approved_by) for r in records] == [
+        ("c1", "met 1", "not needed"),
+        ("c2", "met 2", "not needed"),
+    ]
+
+
+def test_the_footer_asks_about_a_pending_call() -> None:
+    from rtc_voice.conversation import FunctionCall
+    from rtc_voice.tools.approval import PendingApproval
+    from rtc_voice.ui.render import View
+
+    done = FunctionCall(
+        item_id="i1",
+        name="weather",
+        arguments='{"city": "Paris"}',
+        output='{"temp_c": 18}',
+        status="completed",
+        duration_s=1.25,
+        approved_by="you",
+    )
+    view = View(
+        phase="connected",
+        turns=(done,),
+        approval=PendingApproval("c2", "tickets", '{"customer": "ACME"}', None, 0.0),
+        approval_left_s=27.2,
+    )
+    text = _render(view)
+    assert 'Run tool tickets {"customer": "ACME"}?  y yes · n no  (27 s)' in text
+    assert 'ƒ weather({"city": "Paris"}) → {"temp_c": 18}  (1.2 s, approval: you)' in text
+    assert "Run tool" not in _render(replace(view, approval=None))
+
+
+def _render(view: Any) -> str:
+    from rich.console import Console
+
+    from rtc_voice.ui.render import screen
+
+    console = Console(file=StringIO(), width=100, color_system=None)
+    console.print(screen(view, 100, 20))
+    return console.file.getvalue()  # type: ignore[attr-defined,no-any-return]

@@ -516,7 +516,7 @@ def talk(
         settings,
         tool or (),
         no_tools=no_tools,
-        secrets=(api_key.value,) if api_key is not None else (),
+        secrets=tuple(s for s in (api_key.value if api_key else None, token) if s),
     )
     interactive = not as_json and sys.stdout.isatty() and sys.stdin.isatty()
     options = TalkOptions(

@@ -53,12 +53,10 @@ class Approvals:
         policy: Policy,
         timeout: float,
         clock: Callable[[], float] = time.monotonic,
-        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.policy = policy
         self.timeout = timeout
         self.clock = clock
-        self.on_change = on_change
         self._pending: dict[str, tuple[PendingApproval, asyncio.Future[Decision]]] = {}
 
     def pending(self) -> PendingApproval | None:
@@ -79,7 +77,6 @@ class Approvals:
         )
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._pending[id] = (request, future)
-        self.on_change()
         try:
             async with asyncio.timeout(self.timeout):
                 return await future
@@ -87,7 +84,6 @@ class Approvals:
             return Decision(False, "timeout")
         finally:
             self._pending.pop(id, None)
-            self.on_change()
 
     def answer(self, id: str, approved: bool, by: str = "you") -> bool:
         """Answer a pending call; False when it is no longer waiting."""
