@@ -7,6 +7,7 @@ import asyncio
 import gc
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -775,3 +776,22 @@ def _render(view: Any) -> str:
     console = Console(file=StringIO(), width=100, color_system=None)
     console.print(screen(view, 100, 20))
     return console.file.getvalue()  # type: ignore[attr-defined,no-any-return]
+
+
+def test_the_commented_examples_in_config_example_are_valid(tmp_path: Path) -> None:
+    from rtc_voice.config import example_toml
+
+    text = example_toml()
+    examples = text[text.index("# [tools.weather]") :].splitlines()
+    body = "\n".join(
+        line[2:] for line in examples if re.match(r"^# (\[[a-z.]+\]|[a-z_]+ = )", line)
+    )
+    config = tmp_path / "config.toml"
+    config.write_text(body + "\n")
+    settings = load_settings(config_flag=config, env={})
+    assert set(settings.tools) == {"weather", "tickets"}
+    assert set(settings.mcp) == {"github"}
+    assert settings.mcp["github"].definition({"GITHUB_TOKEN": "t"})["allowed_tools"] == [
+        "search_issues",
+        "get_issue",
+    ]

@@ -737,5 +737,16 @@ def example_toml() -> str:
         '# parameters = { type = "object", properties = { customer = { type = "string" } } }',
         '# http = "http://127.0.0.1:9000/tickets"',
         '# approval = "never"',
+        "",
+        "# MCP servers OpenAI's side calls for the model, one [mcp.NAME] table each",
+        "# (keys: " + ", ".join(mcpspec.MCP_KEYS) + ").",
+        '# Header values: "literal", { env = "VAR" } or { keyring = "ENTRY" }, each with an',
+        '# optional prefix such as "Bearer ". require_approval: always (y/n on screen, like',
+        "# tools) or never.",
+        "# [mcp.github]",
+        '# url = "https://api.githubcopilot.com/mcp/"',
+        '# headers = { Authorization = { env = "GITHUB_TOKEN", prefix = "Bearer " } }',
+        '# allowed_tools = ["search_issues", "get_issue"]',
+        '# require_approval = "always"',
     ]
     return "\n".join(lines).rstrip() + "\n"
