@@ -795,3 +795,48 @@ def test_the_commented_examples_in_config_example_are_valid(tmp_path: Path) -> N
         "search_issues",
         "get_issue",
     ]
+
+
+@pytest.mark.timeout(90)
+def test_yes_in_a_script_runs_ask_tools_and_without_it_they_are_declined(tmp_path: Path) -> None:
+    tool = script(tmp_path, "ask", "print('ran')")
+    config = write_config(
+        tmp_path,
+        f"""\
+        [tools.ask]
+        description = "Needs a yes"
+        command = {json.dumps(tool)}
+        """,
+    )
+    quiet = write_wav(tmp_path / "quiet.wav", 1500)
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    env.pop("OPENAI_API_KEY", None)
+
+    def talk(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            rtc_voice(
+                "talk", "--local", "--config", str(config), "--input", str(quiet),
+                "--output", "none", "--say", "/call ask {}", *extra,
+            ),
+            env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    allowed = talk("--yes")
+    assert allowed.returncode == 0, allowed.stderr
+    assert any(
+        line.startswith("function: ask({}) -> ran [") and line.endswith("approval: --yes]")
+        for line in allowed.stdout.splitlines()
+    ), allowed.stdout
+    assert "assistant: The tool ask returned: ran" in allowed.stdout
+
+    declined = talk()
+    assert declined.returncode == 0, declined.stderr
+    assert "approval: no terminal]" in declined.stdout
+    assert "run with --yes to allow it" in declined.stderr
+
+    unknown = talk("--tool", "aks")
+    assert unknown.returncode == 2
+    assert (
+        "No tool named 'aks' (--tool)." in unknown.stderr
+        and "Did you mean 'ask'?" in unknown.stderr
+    )
