@@ -193,19 +193,27 @@ async def test_approval_request_is_answered_from_the_same_prompt(
     assert answer["approval_request_id"] == request["id"]
     assert answer["approve"] is (policy == "yes")
     spoken = [x["text"] for x in transcript if x["type"] == "turn" and x["role"] == "assistant"]
+    asked = next(x for x in transcript if x.get("item_id") == request["id"])
+    assert (asked["name"], asked["arguments"], asked["approved_by"]) == (
+        "calc.add",
+        '{"a": 1, "b": 1}',
+        by,
+    )
     if policy == "yes":
+        assert asked["output"] == "approved"
         call = next(
             e["item"]
             for e in presenter.received
             if e["type"] == "response.output_item.done" and e["item"]["type"] == "mcp_call"
         )
         assert call["approval_request_id"] == request["id"] and call["output"] == "2"
-        record = next(x for x in transcript if x.get("name") == "calc.add")
-        assert record["approved_by"] == by
+        record = next(x for x in transcript if x.get("item_id") == call["id"])
+        assert record["approved_by"] == by and record["output"] == "2"
         assert spoken[-1] == "The tool add returned: 2"
     else:
         assert "response.mcp_call.in_progress" not in kinds(presenter.received)
         assert spoken[-1] == "You declined the call to add."
+        assert "there is no terminal to ask on" in json.loads(asked["output"])["error"]
         assert "no terminal to ask on" in presenter.err.getvalue()
 
 

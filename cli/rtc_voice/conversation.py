@@ -263,6 +263,17 @@ class Conversation:
             if output is not None:
                 call.output = output
 
+    def record_mcp_decision(self, request_id: str, approved_by: str, output: str) -> None:
+        """The user's answer to an MCP approval request: kept on the request's turn, and on the
+        call that follows it."""
+        self.mcp_approvals[request_id] = approved_by
+        request = self._turns.get(request_id)
+        if isinstance(request, FunctionCall):
+            request.approved_by = approved_by
+            request.output = output
+            request.status = "completed"
+            request.ended_at = request.ended_at or self.clock()
+
     # --- building
 
     def _place(self, turn: Turn) -> Turn:
@@ -313,6 +324,8 @@ class Conversation:
             return
         fn.name = f"{label}.{item.get('name') or ''}"
         fn.arguments = str(item.get("arguments") or fn.arguments)
+        if fn.kind == "mcp_approval_request":
+            return  # its output is the user's answer (`record_mcp_decision`)
         request = item.get("approval_request_id")
         if request and request in self.mcp_approvals:
             fn.approved_by = self.mcp_approvals[str(request)]
@@ -334,7 +347,7 @@ class Conversation:
             if isinstance(call, FunctionCall):
                 call.output = str(item.get("output", ""))
             return
-        if kind in ("mcp_call", "mcp_list_tools"):
+        if kind in ("mcp_call", "mcp_list_tools", "mcp_approval_request"):
             self._mcp_item(item, item_id, previous)
             return
         if kind == "function_call":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -498,8 +499,11 @@ class CallSupervisor:
         from rtc_voice.tools.approval import declined_message
 
         decision = await self.tool_calls.approvals.decide(request, name, arguments, server=label)
-        self.conversation.mcp_approvals[request] = decision.by
         reason = None if decision.approved else declined_message(f"{label}.{name}", decision)
+        self.conversation.record_mcp_decision(
+            request, decision.by, json.dumps({"error": reason}) if reason else "approved"
+        )
+        self._publish_turns()
         self._send(proto.mcp_approval_response(request, decision.approved, reason))
         if decision.by == "no terminal":
             self.presenter.notice(
