@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
+import shutil
+import sys
 import textwrap
 import threading
 import time
@@ -256,3 +259,39 @@ def test_mcp_servers_in_the_config_file(tmp_path: Path) -> None:
     config.write_text('[mcp.github]\nurl = "https://x/mcp"\nrequire_aproval = "never"\n')
     with pytest.raises(ConfigError, match=rf"^{config}:3: Unknown key 'require_aproval'"):
         load_settings(config_flag=config, env={})
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (CI installs it)")
+def test_mcp_approval_on_the_screen(tmp_path: Path, calc: tuple[str, McpServer]) -> None:
+    from tests.test_tui import Tmux
+
+    url, _ = calc
+    config = tmp_path / "config.toml"
+    config.write_text(f'[tools]\nget_time = false\n\n[mcp.calc]\nurl = "{url}"\n')
+    quiet = write_wav(tmp_path / "quiet.wav", 60_000)
+    talk = " ".join(
+        shlex.quote(part)
+        for part in (
+            sys.executable, "-m", "rtc_voice", "talk", "--local", "--config", str(config),
+            "--input", str(quiet), "--output", "none",
+        )
+    )  # fmt: skip
+    term = Tmux(f"env XDG_CONFIG_HOME={shlex.quote(str(tmp_path))} {talk}; echo EXIT=$?; sleep 60")
+
+    def flat(screen: str) -> str:
+        return " ".join(screen.replace("│", " ").split())
+
+    try:
+        term.wait(lambda s: "calc: list tools → add, explode" in flat(s), "the listed tools")
+        term.keys("t")
+        term.wait(lambda s: "message>" in s, "the message prompt")
+        term.keys("-l", '/call add {"a": 20, "b": 22}')
+        term.keys("Enter")
+        term.wait(lambda s: 'Run tool add on calc {"a": 20, "b": 22}?' in flat(s), "the MCP prompt")
+        term.keys("y")
+        term.wait(lambda s: "The tool add returned: 42" in flat(s), "the reply")
+        term.keys("q")
+        assert "EXIT=0" in term.wait(lambda s: "EXIT=" in s, "the process to exit")
+    finally:
+        term.kill()

@@ -18,7 +18,8 @@ def turn_line(turn: Turn) -> str:
         if turn.approved_by is not None:
             took = f"{turn.duration_s:.2f} s, " if turn.duration_s else ""
             note = f" [{took}approval: {turn.approved_by}]"
-        return f"function: {turn.name}({turn.arguments}) -> {turn.output}{note}"
+        arguments = "" if turn.kind == "mcp_list_tools" else f"({turn.arguments})"
+        return f"function: {turn.name}{arguments} -> {turn.output}{note}"
     who = "you" if turn.role == "user" else "assistant"
     mark = "" if turn.status == "completed" else f" [{turn.status}]"
     return f"{who}: {turn.text}{mark}"

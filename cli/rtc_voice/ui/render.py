@@ -122,7 +122,7 @@ def turn_text(turn: Turn) -> Text:
         return Text.assemble(
             ("  ƒ ", "magenta"),
             (f"{turn.name}", "bold magenta"),
-            (f"({turn.arguments})", "magenta"),
+            ("" if turn.kind == "mcp_list_tools" else f"({turn.arguments})", "magenta"),
             " → ",
             (result, "dim"),
             (_tool_note(turn), "dim italic"),
