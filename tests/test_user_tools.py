@@ -262,7 +262,11 @@ async def http_tool_server() -> AsyncIterator[tuple[str, list[Any]]]:
     async def broken(request: web.Request) -> web.Response:
         return web.Response(status=503, text="maintenance until noon")
 
+    async def big(request: web.Request) -> web.Response:
+        return web.Response(text="y" * 40960)
+
     app = web.Application()
+    app.router.add_post("/big", big)
     app.router.add_post("/echo", echo)
     app.router.add_post("/broken", broken)
     runner = web.AppRunner(app)
@@ -285,6 +289,7 @@ async def test_http_tool_posts_json_and_errors_are_clear(
             "tickets": ToolSpec("tickets", "t", http=f"{base}/echo", approval="never"),
             "broken": ToolSpec("broken", "b", http=f"{base}/broken", approval="never"),
             "gone": ToolSpec("gone", "g", http="http://127.0.0.1:9/", approval="never"),
+            "big": ToolSpec("big", "b", http=f"{base}/big", approval="never"),
         },
     )
     registry = build_registry(settings)
@@ -297,6 +302,10 @@ async def test_http_tool_posts_json_and_errors_are_clear(
         "error": "the tool broken got HTTP 503 Service Unavailable: maintenance until noon"
     }
     assert "could not reach http://127.0.0.1:9/" in out(await registry.run("gone", "{}"))["error"]
+    big = await registry.run("big", "{}")
+    assert big == "y" * OUTPUT_CAP + (
+        f"\n[output cut: the tool returned 40960 bytes; only the first {OUTPUT_CAP} are shown]"
+    )
 
 
 async def test_approval_yes_no_timeout_policies_and_interrupt() -> None:

@@ -20,17 +20,18 @@ from rtc_voice.tools import Tool, ToolFailed
 from rtc_voice.tools.spec import SECRET_ENV, ToolSpec
 
 OUTPUT_CAP = 16 * 1024  # bytes of output the model gets
-READ_LIMIT = 4 * 1024 * 1024  # bytes read (and counted) before the rest is ignored
+READ_LIMIT = 4 * 1024 * 1024  # bytes of an HTTP body read (and counted) before it is left
 STDERR_TAIL = 600  # characters of stderr quoted in an error
 
 
-def capped(data: bytes, total: int, cap: int = OUTPUT_CAP) -> str:
+def capped(data: bytes, total: int, cap: int = OUTPUT_CAP, *, complete: bool = True) -> str:
     """The output as text (without the trailing newline of a last printed line): whole when it
-    fits, else the first `cap` bytes and a note saying so."""
+    fits, else the first `cap` bytes and a note saying how much there was (`complete`: `total`
+    counts all of it, else reading stopped there)."""
     if total <= cap:
         return data.decode("utf-8", errors="replace").rstrip("\r\n")
     head = data[:cap].decode("utf-8", errors="ignore")
-    more = f"{total} bytes" if total < READ_LIMIT else f"more than {READ_LIMIT} bytes"
+    more = f"{total} bytes" if complete else f"more than {total} bytes"
     return f"{head}\n[output cut: the tool returned {more}; only the first {cap} are shown]"
 
 
@@ -87,7 +88,7 @@ async def run_command(
             await proc.stdin.drain()
             proc.stdin.close()
         (out, total), (err, _) = await asyncio.gather(
-            _read_capped(proc.stdout, READ_LIMIT), _read_capped(proc.stderr, 64 * 1024)
+            _read_capped(proc.stdout, OUTPUT_CAP), _read_capped(proc.stderr, 64 * 1024)
         )
         code = await proc.wait()
     except BaseException:  # timeout, interrupt, teardown: leave no process behind
@@ -99,7 +100,7 @@ async def run_command(
         tail = err.decode("utf-8", errors="replace").strip()[-STDERR_TAIL:]
         how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
         raise ToolFailed(f"the tool {name} {how}" + (f": {tail}" if tail else ""))
-    return capped(out[:OUTPUT_CAP], total)
+    return capped(out, total)
 
 
 async def run_http(name: str, url: str, arguments: Mapping[str, Any]) -> str:
@@ -112,11 +113,13 @@ async def run_http(name: str, url: str, arguments: Mapping[str, Any]) -> str:
         ):
             kept = bytearray()
             total = 0
+            complete = True
             async for chunk in response.content.iter_chunked(65536):
                 total += len(chunk)
                 if len(kept) < OUTPUT_CAP:
                     kept += chunk[: OUTPUT_CAP - len(kept)]
-                if total >= READ_LIMIT:
+                if total >= READ_LIMIT:  # enough to say it was cut; leave the rest unread
+                    complete = False
                     break
             if response.status >= 400:
                 body = bytes(kept).decode("utf-8", errors="replace").strip()[:STDERR_TAIL]
@@ -128,7 +131,7 @@ async def run_http(name: str, url: str, arguments: Mapping[str, Any]) -> str:
         raise ToolFailed(
             f"the tool {name} could not reach {url}: {exc or type(exc).__name__}"
         ) from None
-    return capped(bytes(kept), total)
+    return capped(bytes(kept), total, complete=complete)
 
 
 def declared_tool(spec: ToolSpec, env: Mapping[str, str]) -> Tool:
