@@ -457,7 +457,7 @@ def talk(
         typer.Option(
             "--tool",
             metavar="NAME",
-            help="Offer only this tool (repeatable): get_time, a [tools.NAME] or an [mcp.NAME].",
+            help="Offer only this tool (repeatable): get_time, a \\[tools.NAME] or an \\[mcp.NAME].",
         ),
     ] = None,
     no_tools: Annotated[
@@ -482,7 +482,7 @@ def talk(
       rtc-voice talk --local --input speech.wav --output none --transcript t.jsonl
       rtc-voice talk --tool weather --tool get_time      only these tools (see config show)
 
-    Tools: get_time is built in; declare your own as [tools.NAME] in the config file (a
+    Tools: get_time is built in; declare your own as \\[tools.NAME] in the config file (a
     command or an HTTP URL). A tool with approval = "ask" waits for [bold]y[/]/[bold]n[/] on
     screen; without a terminal it is declined unless --yes is given.
     """
