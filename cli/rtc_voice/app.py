@@ -457,7 +457,7 @@ def talk(
         typer.Option(
             "--tool",
             metavar="NAME",
-            help="Offer only this tool (repeatable): get_time, a \\[tools.NAME] or an \\[mcp.NAME].",
+            help="Offer only this tool (repeatable): get_time, \\[tools.NAME] or \\[mcp.NAME].",
         ),
     ] = None,
     no_tools: Annotated[
