@@ -14,7 +14,7 @@ import time
 import traceback
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from typer.core import TyperGroup
@@ -479,6 +479,23 @@ def talk(
         str | None, typer.Option(help="System instructions.", show_default="the model's own")
     ] = None,
     base_url: BaseUrlOpt = None,
+    tool: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tool",
+            metavar="NAME",
+            help="Offer only this tool (repeatable): get_time, \\[tools.NAME] or \\[mcp.NAME].",
+        ),
+    ] = None,
+    no_tools: Annotated[
+        bool, typer.Option("--no-tools", help="Offer the model no tools at all.")
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help='Run tools with approval = "ask" without asking (needed in scripts).'
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Voice chat with a Realtime model: microphone, speakers, live transcript of both sides.
@@ -491,6 +508,11 @@ def talk(
       rtc-voice talk --voice cedar --transcript call.md
       rtc-voice talk --local --input speech.wav --output none --transcript t.jsonl
       rtc-voice talk --local --input none --say "hi" --say "and bye" | head -1
+      rtc-voice talk --tool weather --tool get_time      only these tools (see config show)
+
+    Tools: get_time is built in; declare your own as \\[tools.NAME] in the config file (a
+    command or an HTTP URL). A tool with approval = "ask" waits for [bold]y[/]/[bold]n[/] on
+    screen; without a terminal it is declined unless --yes is given.
     """
     from rtc_voice.credentials import require_api_key
     from rtc_voice.errors import UsageError
@@ -518,8 +540,16 @@ def talk(
         flags["echo_cancellation"] = "off"
     settings = _settings(config, **flags)
     api_key = None if (local or token) else require_api_key()
+    from rtc_voice.tools import build_registry
     from rtc_voice.ui.modes import choose_presenter
+    from rtc_voice.ui.plain import LinePresenter
 
+    tools = build_registry(
+        settings,
+        tool or (),
+        no_tools=no_tools,
+        secrets=tuple(s for s in (api_key.value if api_key else None, token) if s),
+    )
     presenter = choose_presenter(ptt=ptt, as_json=as_json, inline=ui == "inline")
     if hasattr(presenter, "show"):
         presenter.show(settings.model, settings.voice)  # the screen first, then the rest loads
@@ -539,6 +569,8 @@ def talk(
             exit_after_reply=exit_after_reply,
             max_duration=max_duration,
             as_json=as_json,
+            tools=tools,
+            approval="yes" if yes else ("no" if isinstance(presenter, LinePresenter) else "ask"),
         )
     finally:
         presenter.close(())  # a no-op after the call's own close; restores the terminal
@@ -566,6 +598,8 @@ def _run_call(
     exit_after_reply: bool,
     max_duration: float | None,
     as_json: bool,
+    tools: Any,
+    approval: Literal["ask", "yes", "no"],
 ) -> tuple[int, Any]:
     from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
     from rtc_voice.config import load_prices
@@ -582,6 +616,7 @@ def _run_call(
         exit_after_reply=exit_after_reply or not sys.stdin.isatty(),
         max_duration=max_duration,
         json=as_json,
+        approval=approval,
     )
     call = CallSupervisor(
         settings,
@@ -589,6 +624,7 @@ def _run_call(
         presenter,
         api_key=api_key,
         prices=load_prices(settings).get(settings.model),
+        tools=tools,
     )
     return asyncio.run(call.run()), call
 

@@ -21,6 +21,8 @@ from typing import Any, Literal
 from rtc_voice.errors import ConfigError, UsageError
 from rtc_voice.protocol import defaults as protocol
 from rtc_voice.protocol.defaults import EAGERNESS, VOICES
+from rtc_voice.tools import mcp as mcpspec
+from rtc_voice.tools import spec as toolspec
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ENV_PREFIX = "RTC_VOICE_"
@@ -74,6 +76,12 @@ class Settings:
     jitter_buffer_frames: int = 0
     config_path: Path | None = None
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # tools: the [tools.NAME] tables; the built-in get_time; a command's environment allow-list
+    tools: Mapping[str, toolspec.ToolSpec] = field(default_factory=dict)
+    get_time: bool = True
+    tool_env: tuple[str, ...] = toolspec.DEFAULT_ENV
+    approval_timeout: float = 30.0
+    mcp: Mapping[str, mcpspec.McpSpec] = field(default_factory=dict)  # [mcp.NAME] servers
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
     @property
@@ -208,6 +216,16 @@ def _language(raw: object) -> str | None:
 
 def _device(raw: object) -> str | None:
     return _optional_text(raw)
+
+
+def _env_names(raw: object) -> tuple[str, ...]:
+    items = _str_list(raw)
+    for item in items:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", item):
+            raise ValueError('a list of environment variable names such as ["PATH", "HOME"]')
+        if item in toolspec.SECRET_ENV:
+            raise ValueError(f"names other than {item}: tools never get the API key")
+    return items
 
 
 @dataclass(frozen=True)
@@ -381,6 +399,29 @@ FIELDS: tuple[Field, ...] = (
         '"stun:stun.l.google.com:19302" if you are behind a strict NAT.',
         "[]",
     ),
+    # [tools.NAME] tables (your own tools) are read by tools/spec.py; these are the shared keys.
+    Field(
+        "tools.get_time",
+        "get_time",
+        _bool,
+        "Offer the built-in get_time tool (the user's local date and time).",
+        "true",
+    ),
+    Field(
+        "tools.env",
+        "tool_env",
+        _env_names,
+        "Environment variables a command tool receives (the allow-list; nothing else is passed, "
+        "and never OPENAI_API_KEY).",
+        "[" + ", ".join(f'"{name}"' for name in toolspec.DEFAULT_ENV) + "]",
+    ),
+    Field(
+        "tools.approval_timeout",
+        "approval_timeout",
+        _float_range(0.0, 3600.0, " seconds", open_low=True),
+        'Seconds to wait for y/n on a tool with approval = "ask"; no answer declines the call.',
+        "30.0",
+    ),
 )
 
 FIELDS_BY_KEY = {f.key: f for f in FIELDS}
@@ -518,11 +559,33 @@ def read_file(path: Path) -> dict[str, object]:
             hint="Fix the file at that line and column, or start over with "
             f"`rtc-voice config init --force --config {shlex.quote(str(path))}`.",
         ) from None
+    tools = _declared_tools(table, path, text)
+    servers = table.pop("mcp", None)
+    if servers is not None and not isinstance(servers, dict):
+        raise ConfigError(f"'mcp' in {path} must be tables: [mcp.NAME] with url = ….")
     flat = _flatten(table, path)
     for key in flat:
         if key not in FIELDS_BY_KEY and key != "prices":
             raise _unknown(key, str(path), list(FIELDS_BY_KEY))
+    if tools:
+        flat["tools"] = tools
+    if servers:
+        flat["mcp"] = {
+            label: mcpspec.parse_mcp(label, value, path, text) for label, value in servers.items()
+        }
     return flat
+
+
+def _declared_tools(table: dict[str, Any], path: Path, text: str) -> dict[str, toolspec.ToolSpec]:
+    """Take the `[tools.NAME]` tables out of `table` (in place) and validate them; the scalar
+    keys of `[tools]` stay for the ordinary settings."""
+    section = table.get("tools")
+    if not isinstance(section, dict):
+        return {}
+    tables = {name: value for name, value in section.items() if isinstance(value, dict)}
+    for name in tables:
+        del section[name]
+    return {name: toolspec.parse_tool(name, value, path, text) for name, value in tables.items()}
 
 
 def _parse(spec: Field, raw: object, source: Source) -> Any:
@@ -569,6 +632,13 @@ def load_settings(
     prices = file_values.pop("prices", {})
     if prices:
         values["prices"] = prices
+    tools = file_values.pop("tools", {})
+    if tools:
+        values["tools"] = tools
+        sources["tools"] = Source("file", str(path))
+    servers = file_values.pop("mcp", {})
+    if servers:
+        values["mcp"] = servers
     for key, raw in file_values.items():
         spec = FIELDS_BY_KEY[key]
         sources[spec.attr] = Source("file", str(path))
@@ -608,10 +678,19 @@ def display_value(value: object) -> str:
 
 def effective_rows(settings: Settings) -> list[tuple[str, str, Source]]:
     """(key, shown value, source) for every setting, in declaration order."""
-    return [
+    rows = [
         (spec.key, display_value(getattr(settings, spec.attr)), settings.source_of(spec.attr))
         for spec in FIELDS
     ]
+    rows += [
+        (f"tools.{name}", tool.summary(), Source("file", tool.where))
+        for name, tool in settings.tools.items()
+    ]
+    rows += [
+        (f"mcp.{label}", server.summary(), Source("file", server.where))
+        for label, server in settings.mcp.items()
+    ]
+    return rows
 
 
 def effective_json(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -627,6 +706,10 @@ def effective_json(settings: Settings) -> dict[str, dict[str, Any]]:
             "source": src.kind,
             "origin": src.detail or None,
         }
+    for name, tool in settings.tools.items():
+        out[f"tools.{name}"] = {"value": tool.as_json(), "source": "file", "origin": tool.where}
+    for label, server in settings.mcp.items():
+        out[f"mcp.{label}"] = {"value": server.as_json(), "source": "file", "origin": server.where}
     return out
 
 
@@ -654,5 +737,38 @@ def example_toml() -> str:
         '# [prices."gpt-realtime"]',
         "# audio_in = 32.0",
         "# audio_out = 64.0",
+        "",
+        "# Your own tools, one [tools.NAME] table each (keys: "
+        + ", ".join(toolspec.TOOL_KEYS)
+        + ").",
+        "# command: argv run without a shell; the arguments arrive as JSON on stdin, stdout is the",
+        "# result (a relative program path is relative to this file). http: the arguments are",
+        "# POSTed as JSON, the response body is the result. approval: ask (y/n on screen before",
+        "# each call; declined without a terminal unless `talk --yes`) or never. Choose per call",
+        "# with `talk --tool NAME` (repeatable) or `--no-tools`.",
+        "# [tools.weather]",
+        '# description = "Current weather for a city"',
+        '# parameters = { type = "object", properties = { city = { type = "string" } }, '
+        'required = ["city"] }',
+        '# command = ["./bin/weather", "--json"]',
+        "# timeout = 10",
+        '# approval = "ask"',
+        "#",
+        "# [tools.tickets]",
+        '# description = "Open support tickets for a customer"',
+        '# parameters = { type = "object", properties = { customer = { type = "string" } } }',
+        '# http = "http://127.0.0.1:9000/tickets"',
+        '# approval = "never"',
+        "",
+        "# MCP servers OpenAI's side calls for the model, one [mcp.NAME] table each",
+        "# (keys: " + ", ".join(mcpspec.MCP_KEYS) + ").",
+        '# Header values: "literal", { env = "VAR" } or { keyring = "ENTRY" }, each with an',
+        '# optional prefix such as "Bearer ". require_approval: always (y/n on screen, like',
+        "# tools) or never.",
+        "# [mcp.github]",
+        '# url = "https://api.githubcopilot.com/mcp/"',
+        '# headers = { Authorization = { env = "GITHUB_TOKEN", prefix = "Bearer " } }',
+        '# allowed_tools = ["search_issues", "get_issue"]',
+        '# require_approval = "always"',
     ]
     return "\n".join(lines).rstrip() + "\n"

@@ -9,6 +9,7 @@ cost. No I/O; time comes from a clock parameter. The event log lives in `eventlo
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from rtc_voice.protocol import client as proto
 from rtc_voice.protocol import server as ev
+from rtc_voice.protocol.names import ServerEventType
 
 JSON = dict[str, Any]
 Status = Literal["in_progress", "completed", "interrupted", "failed"]
@@ -57,6 +59,9 @@ class FunctionCall:
     previous_item_id: str | None = None
     started_at: float = 0.0
     ended_at: float | None = None
+    duration_s: float | None = None  # how long the tool ran
+    kind: str = "function"  # or "mcp_call" / "mcp_list_tools" (run on OpenAI's side)
+    approved_by: str | None = None  # "not needed", "you", "--yes", or why it was declined
     role: ClassVar[Role] = "assistant"
 
     @property
@@ -150,6 +155,13 @@ _TURN_STATUS: dict[str, Status] = {  # response.done status -> what the turn sho
 }
 
 
+_MCP_PROGRESS = (
+    ServerEventType.MCP_LIST_TOOLS_FAILED,
+    ServerEventType.RESPONSE_MCP_CALL_ARGUMENTS_DELTA,
+    ServerEventType.RESPONSE_MCP_CALL_ARGUMENTS_DONE,
+)
+
+
 class Conversation:
     """Apply every server event in arrival order; read `turns()`, `speaking`, `usage`."""
 
@@ -167,6 +179,7 @@ class Conversation:
         self.errors: list[str] = []
         self.rate_limits: list[Mapping[str, Any]] = []
         self.active_response: str | None = None
+        self.mcp_approvals: dict[str, str] = {}  # approval request id -> who decided
 
     # --- reading
 
@@ -208,8 +221,8 @@ class Conversation:
         for index, turn in enumerate(self.turns()):
             item_id = f"{prefix}_{index}"
             if isinstance(turn, FunctionCall):
-                if turn.output is None:
-                    continue
+                if turn.output is None or turn.kind != "function":
+                    continue  # MCP items are the server's own; it lists and calls again
                 add(
                     {
                         "id": item_id,
@@ -252,6 +265,29 @@ class Conversation:
     @property
     def voice(self) -> str:
         return str(((self.session.get("audio") or {}).get("output") or {}).get("voice") or "")
+
+    def record_tool(
+        self, call_id: str, duration_s: float, approved_by: str, output: str | None = None
+    ) -> None:
+        """What the client did with a function call: how long the tool ran, who approved it,
+        and the output it sends back (the server echoes that item too)."""
+        call = self._turns.get(self._by_call.get(call_id, ""))
+        if isinstance(call, FunctionCall):
+            call.duration_s = duration_s
+            call.approved_by = approved_by
+            if output is not None:
+                call.output = output
+
+    def record_mcp_decision(self, request_id: str, approved_by: str, output: str) -> None:
+        """The user's answer to an MCP approval request: kept on the request's turn, and on the
+        call that follows it."""
+        self.mcp_approvals[request_id] = approved_by
+        request = self._turns.get(request_id)
+        if isinstance(request, FunctionCall):
+            request.approved_by = approved_by
+            request.output = output
+            request.status = "completed"
+            request.ended_at = request.ended_at or self.clock()
 
     # --- building
 
@@ -298,6 +334,35 @@ class Conversation:
         if times[1] is not None:
             turn.ended_at = times[1]
 
+    def _mcp_item(self, item: Mapping[str, Any], item_id: str, previous: str | None) -> None:
+        """An MCP server's tools listed, or one of them called, on OpenAI's side: shown like a
+        function call (`label.tool(arguments) -> output`)."""
+        fn = self._call(item_id, previous)
+        label = str(item.get("server_label") or "mcp")
+        fn.kind = str(item.get("type"))
+        fn.call_id = item_id
+        if fn.kind == "mcp_list_tools":
+            fn.name = f"{label}: list tools"
+            tools = item.get("tools")
+            if tools:
+                fn.output = ", ".join(str(t.get("name")) for t in tools)
+                fn.status = "completed"
+            return
+        fn.name = f"{label}.{item.get('name') or ''}"
+        fn.arguments = str(item.get("arguments") or fn.arguments)
+        if fn.kind == "mcp_approval_request":
+            return  # its output is the user's answer (`record_mcp_decision`)
+        request = item.get("approval_request_id")
+        if request and request in self.mcp_approvals:
+            fn.approved_by = self.mcp_approvals[str(request)]
+        error = item.get("error")
+        if isinstance(error, Mapping):
+            fn.output = json.dumps({"error": str(error.get("message") or error.get("type"))})
+            fn.status = "failed"
+        elif item.get("output") is not None:
+            fn.output = str(item.get("output"))
+            fn.status = "completed"
+
     def _from_item(self, item: Mapping[str, Any], previous: str | None) -> None:
         kind = item.get("type")
         item_id = str(item.get("id") or "")
@@ -307,6 +372,9 @@ class Conversation:
             call = self._turns.get(self._by_call.get(str(item.get("call_id")), ""))
             if isinstance(call, FunctionCall):
                 call.output = str(item.get("output", ""))
+            return
+        if kind in ("mcp_call", "mcp_list_tools", "mcp_approval_request"):
+            self._mcp_item(item, item_id, previous)
             return
         if kind == "function_call":
             fn = self._call(item_id, previous)
@@ -410,6 +478,17 @@ class Conversation:
                 if truncated is not None:
                     truncated.status = "interrupted"
                     truncated.ended_at = self._cut.get(item_id) or self.clock()
+            case ev.Unknown(type=kind, raw=raw) if kind in _MCP_PROGRESS and raw.get("item_id"):
+                fn = self._call(str(raw["item_id"]))
+                if kind == ServerEventType.MCP_LIST_TOOLS_FAILED:
+                    fn.kind, fn.status = "mcp_list_tools", "failed"
+                    fn.output = json.dumps({"error": "listing the MCP server's tools failed"})
+                elif kind == ServerEventType.RESPONSE_MCP_CALL_ARGUMENTS_DELTA:
+                    fn.kind = "mcp_call"
+                    fn.arguments += str(raw.get("delta") or "")
+                else:
+                    fn.kind = "mcp_call"
+                    fn.arguments = str(raw.get("arguments") or fn.arguments)
             case ev.RateLimitsUpdated(rate_limits=limits):
                 self.rate_limits = list(limits)
             case ev.Error(code=code, error_type=etype, message=message):

@@ -128,6 +128,16 @@ def read_keyring() -> str | None:
         raise _keyring_error("read the API key", exc) from None
 
 
+def read_secret(entry: str) -> str | None:
+    """Another secret kept under the rtc-voice service (an MCP server's header value)."""
+    import keyring
+
+    try:
+        return keyring.get_password(KEYRING_SERVICE, entry)
+    except Exception as exc:
+        raise _keyring_error(f"read the entry {entry!r}", exc) from None
+
+
 def store_key(key: str) -> None:
     import keyring
 

@@ -76,10 +76,17 @@ class TranscriptWriter:
                 "call_id": turn.call_id,
                 "arguments": turn.arguments,
                 "output": turn.output,
+                "duration_s": None if turn.duration_s is None else round(turn.duration_s, 3),
+                "approved_by": turn.approved_by,
+                "item_id": turn.item_id,
+                "previous_item_id": turn.previous_item_id,
             }
             if self.markdown:
+                took = "" if turn.duration_s is None else f", {turn.duration_s:.2f} s"
+                who = f" (approval: {turn.approved_by}{took})" if turn.approved_by else ""
                 self._emit(
-                    f"- **Function call** `{turn.name}({turn.arguments})` → `{turn.output}`\n\n"
+                    f"- **Function call** `{turn.name}({turn.arguments})` → `{turn.output}`"
+                    f"{who}\n\n"
                 )
             else:
                 self._emit(json.dumps(record, ensure_ascii=False) + "\n")

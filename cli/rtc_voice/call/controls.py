@@ -11,6 +11,7 @@ from typing import Protocol
 
 from rtc_voice.conversation import Turn
 from rtc_voice.eventlog import LogLine
+from rtc_voice.tools.approval import PendingApproval
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,21 @@ class HangUp:
     reason: str = "you hung up"
 
 
-Command = ToggleMute | Interrupt | SendText | PushToTalk | HangUp
+@dataclass(frozen=True)
+class Approve:
+    """Yes to the tool call waiting for approval (`CallSnapshot.approval.id`)."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class Decline:
+    """No to the tool call waiting for approval; the model is told the user declined."""
+
+    id: str
+
+
+Command = ToggleMute | Interrupt | SendText | PushToTalk | HangUp | Approve | Decline
 
 
 class Controls(Protocol):
@@ -103,3 +118,4 @@ class CallSnapshot:
     question: Question | None = None  # takes the prompt line until answered
     alert: str = ""  # a standing notice (e.g. reconnecting); shown while set
     alert_error: bool = False
+    approval: PendingApproval | None = None  # a tool call waiting for y / n

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -23,12 +24,15 @@ from urllib.parse import urlsplit
 
 from rtc_voice.call import state as st
 from rtc_voice.call.controls import (
+    Approve,
     CallSnapshot,
     Command,
     Controls,
+    Decline,
     HangUp,
     Interrupt,
     PushToTalk,
+    Question,
     RateLimit,
     SendText,
     ToggleMute,
@@ -43,6 +47,8 @@ from rtc_voice.protocol import server as ev
 from rtc_voice.protocol.defaults import SESSION_CAP_SECONDS
 from rtc_voice.sinks import WriterThread
 from rtc_voice.tools import ToolRegistry, default_registry
+from rtc_voice.tools.approval import Approvals, Policy
+from rtc_voice.tools.calls import ToolCalls, ToolRecord
 from rtc_voice.transcript import TranscriptWriter
 
 if TYPE_CHECKING:
@@ -52,6 +58,7 @@ if TYPE_CHECKING:
     from rtc_voice.audio.pcm import Pcm
     from rtc_voice.localserver import LocalServer
     from rtc_voice.rtc.peer import Offer, RealtimeConnection
+    from rtc_voice.tools.approval import PendingApproval
 
 JSON = dict[str, Any]
 INPUT_GRACE_S = 30.0  # after a WAV input ends: longest wait for the replies it caused
@@ -90,6 +97,7 @@ class TalkOptions:
     exit_after_reply: bool = False  # hang up once the last --say is answered
     max_duration: float | None = None
     json: bool = False
+    approval: Policy = "no"  # tools with approval = "ask": ask on screen, --yes, or decline
 
 
 class InternalError(RtcVoiceError):
@@ -114,6 +122,9 @@ class CallSupervisor:
         self.api_key = api_key
         self.prices = prices
         self.tools = tools if tools is not None else default_registry()
+        self.tool_calls = ToolCalls(
+            self.tools, Approvals(options.approval, settings.approval_timeout)
+        )
         self.clock = clock
         self.state: st.State = st.Idle()
         self.conversation = Conversation()
@@ -396,6 +407,7 @@ class CallSupervisor:
             conv.active_response is not None
             or conv.speaking != "listening"
             or conv.awaiting_transcripts
+            or self.tool_calls.busy
         )
 
     async def _reply_done(self, within: float) -> None:
@@ -434,11 +446,16 @@ class CallSupervisor:
                     self._send_text(text)
             case PushToTalk():
                 self._push_to_talk()
+            case Approve(id=id):
+                self.tool_calls.approvals.answer(id, True)
+            case Decline(id=id):
+                self.tool_calls.approvals.answer(id, False)
 
     def _connected(self) -> bool:
         return self.conn is not None and isinstance(self.state, st.Connected)
 
     def _interrupt(self) -> None:
+        self.tool_calls.interrupt()
         if not self._connected():
             return
         if self.conversation.active_response:
@@ -503,6 +520,7 @@ class CallSupervisor:
                     self.presenter.notice(f"server error: {message or None}", error=True)
                 case ev.ResponseDone():
                     self._answer_function_calls(event)
+                    self._answer_mcp_approvals(event)
             self._publish_turns()
 
     def _publish_turns(self) -> None:
@@ -519,13 +537,62 @@ class CallSupervisor:
         self._answered_calls.update(c.call_id for c in calls)
         self._spawn("tools", self._run_tools(calls))
 
+    def _answer_mcp_approvals(self, event: ev.ResponseDone) -> None:
+        for item in event.output:
+            request = str(item.get("id") or "")
+            if item.get("type") != "mcp_approval_request" or request in self._answered_calls:
+                continue
+            self._answered_calls.add(request)
+            self._spawn(
+                "tools",
+                self._mcp_approval(
+                    request,
+                    str(item.get("name") or ""),
+                    str(item.get("arguments") or ""),
+                    str(item.get("server_label") or ""),
+                ),
+            )
+
+    async def _mcp_approval(self, request: str, name: str, arguments: str, label: str) -> None:
+        """OpenAI's side asks before it calls an MCP tool: the same y / n as our own tools."""
+        from rtc_voice.tools.approval import declined_message
+
+        decision = await self.tool_calls.approvals.decide(request, name, arguments, server=label)
+        reason = None if decision.approved else declined_message(f"{label}.{name}", decision)
+        self.conversation.record_mcp_decision(
+            request, decision.by, json.dumps({"error": reason}) if reason else "approved"
+        )
+        self._publish_turns()
+        self._send(proto.mcp_approval_response(request, decision.approved, reason))
+        if decision.by == "no terminal":
+            self.presenter.notice(
+                f"Declined the MCP tool {label}.{name}: it asks for approval and there is no "
+                "terminal to ask on (run with --yes to allow it).",
+                error=True,
+            )
+        if decision.by != "interrupted":
+            self._send(proto.response_create())
+
     async def _run_tools(self, calls: list[ev.FunctionCallItem]) -> None:
         """Run the calls of one response concurrently, then hand the outputs back and ask for
         the reply that uses them."""
-        outputs = await asyncio.gather(*(self.tools.run(c.name, c.arguments) for c in calls))
-        for call, output in zip(calls, outputs, strict=True):
-            self._send(proto.function_call_output(call.call_id, output))
-        self._send(proto.response_create())
+        records = await self.tool_calls.run_all((c.call_id, c.name, c.arguments) for c in calls)
+        for record in records:
+            self._tool_done(record)
+            self._send(proto.function_call_output(record.call_id, record.output))
+        if not any(r.interrupted for r in records):
+            self._send(proto.response_create())
+
+    def _tool_done(self, record: ToolRecord) -> None:
+        self.conversation.record_tool(
+            record.call_id, record.duration_s, record.approved_by, record.output
+        )
+        if not record.ran and record.approved_by == "no terminal":
+            self.presenter.notice(
+                f"Declined the tool {record.name}: it asks for approval and there is no "
+                "terminal to ask on (run with --yes to allow it).",
+                error=True,
+            )
 
     def _flush_playback(self) -> None:
         if self.sink is not None:
@@ -636,6 +703,7 @@ class CallSupervisor:
         return self.conversation.usage.cost(self.prices)
 
     def snapshot(self) -> CallSnapshot:
+        pending = self.tool_calls.approvals.pending()
         conv, state = self.conversation, self.state
         connected_at = state.since if isinstance(state, st.Connected) else None
         elapsed = self.clock() - (connected_at if connected_at is not None else self._started)
@@ -667,6 +735,8 @@ class CallSupervisor:
                 else None
             ),
             rate_limits=_rate_limits(conv.rate_limits),
+            approval=pending,
+            question=None if pending is None else _approval_question(pending, self.clock()),
         )
 
 
@@ -684,3 +754,12 @@ def _import_media() -> None:
     import rtc_voice.audio.io
     import rtc_voice.audio.tracks
     import rtc_voice.rtc.peer  # noqa: F401
+
+
+def _approval_question(pending: PendingApproval, now: float) -> Question:
+    """A tool call waiting for y / n, as the screen's standing question."""
+    where = f" on {pending.server}" if pending.server else ""
+    return Question(
+        f"Run tool {pending.name}{where} {pending.arguments}?  ({pending.left_s(now):.0f} s left)",
+        (("y", "yes", Approve(pending.id)), ("n", "no", Decline(pending.id))),
+    )

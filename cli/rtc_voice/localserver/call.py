@@ -36,6 +36,7 @@ from rtc_voice.protocol import ClientEventType as C
 from rtc_voice.protocol import ServerEventType as S
 
 TRANSCRIPTION_DELAY = 0.25  # seconds: user transcripts arrive late, as they do from OpenAI
+MCP_LIST_WAIT_S = 20.0  # longest a response waits for a session's MCP servers to be listed
 
 
 @dataclass
@@ -61,6 +62,9 @@ class LocalCall:
         self.log = log
         self.stats = CallStats()
         self.items: list[JSON] = []
+        # MCP servers listed for this session: label -> (its tool entry, the tools it listed)
+        self.mcp_servers: dict[str, tuple[JSON, list[str]]] = {}
+        self._mcp_listing: set[asyncio.Task[None]] = set()
         self.speech_ms: dict[str, int] = {}
         self.conversation_id = new_id("conv")
         self.response: Response | None = None
@@ -290,6 +294,7 @@ class LocalCall:
         self.session = merge_session(self.session, session)
         self.input.configure(self._detection())
         self.emit(S.SESSION_UPDATED, session=self.session)
+        self._list_mcp_tools()
 
     def _on_input_audio_buffer_append(self, event: JSON) -> None:
         """Audio arrives on the RTP track over WebRTC; appended base64 is accepted and ignored."""
@@ -377,8 +382,15 @@ class LocalCall:
         response = Response(id=new_id("resp"), modalities=list(modalities))
         self.response = response
         self.last_response_id = response.id
-        plan = plan_reply(self.items, self.session.get("tools") or [], self.speech_ms)
-        response.task = self._spawn(self._run_guarded(response, plan))
+        response.task = self._spawn(self._plan_and_run(response))
+
+    async def _plan_and_run(self, response: Response) -> None:
+        if self._mcp_listing:  # a response sees the MCP tools listed before it (bounded)
+            await asyncio.wait(list(self._mcp_listing), timeout=MCP_LIST_WAIT_S)
+        plan = plan_reply(
+            self.items, self.session.get("tools") or [], self.speech_ms, self._mcp_names()
+        )
+        await self._run_guarded(response, plan)
 
     def _response_object(self, response: Response, status: str, reason: str | None) -> JSON:
         output = [response.item] if response.item is not None else []
@@ -436,6 +448,9 @@ class LocalCall:
         response.previous_item_id = previous
         if plan.function is not None:
             await self._run_function_call(response, *plan.function)
+            return
+        if plan.mcp is not None:
+            await self._run_mcp(response, plan)
             return
         audio = response.modalities == ["audio"]
         item: JSON = {
@@ -511,11 +526,107 @@ class LocalCall:
         response.spoken = arguments
         self._finish(response, "completed", None)
 
+    # --- MCP tools: listed and called here, as OpenAI's side does (see mcp.py)
+
+    def _list_mcp_tools(self) -> None:
+        for server in self.session.get("tools") or []:
+            if server.get("type") != "mcp":
+                continue
+            known = self.mcp_servers.get(server["server_label"])
+            if known is not None and known[0] == server:
+                continue
+            self.mcp_servers[server["server_label"]] = (server, [])
+            task = self._spawn(self._list_one(server))
+            self._mcp_listing.add(task)
+            task.add_done_callback(self._mcp_listing.discard)
+
+    async def _list_one(self, server: JSON) -> None:
+        from rtc_voice.localserver import mcp
+
+        label = server["server_label"]
+        item: JSON = {
+            "id": new_id("mcpl"),
+            "type": "mcp_list_tools",
+            "server_label": label,
+            "tools": [],
+        }
+        previous = store.insert(self.items, item, None)
+        self.emit(S.MCP_LIST_TOOLS_IN_PROGRESS, item_id=item["id"])
+        self.emit(S.CONVERSATION_ITEM_ADDED, item=item, previous_item_id=previous)
+        try:
+            client = mcp.McpClient(server["server_url"], server.get("headers"))
+            tools = [t for t in await client.list_tools() if mcp.allowed(server, str(t["name"]))]
+        except mcp.McpError as exc:
+            self.log(f"{self.call_id} MCP server {label}: {exc}")
+            self.emit(S.MCP_LIST_TOOLS_FAILED, item_id=item["id"])
+            return
+        item["tools"] = [mcp.listed_tool(t) for t in tools]
+        self.mcp_servers[label] = (server, [t["name"] for t in item["tools"]])
+        self.emit(S.MCP_LIST_TOOLS_COMPLETED, item_id=item["id"])
+        self.emit(S.CONVERSATION_ITEM_DONE, item=item, previous_item_id=previous)
+
+    def _mcp_names(self) -> dict[str, tuple[str, bool]]:
+        from rtc_voice.localserver.mcp import needs_approval
+
+        names: dict[str, tuple[str, bool]] = {}
+        for label, (server, tools) in self.mcp_servers.items():
+            for name in tools:
+                entry = (label, needs_approval(server, name))
+                names.setdefault(name, entry)
+                names[f"{label}.{name}"] = entry
+        return names
+
+    async def _run_mcp(self, response: Response, plan: ReplyPlan) -> None:
+        """An MCP call: first an approval request when the server wants one (the response ends
+        there; the client answers), else the call itself, then a reply that speaks its result."""
+        from rtc_voice.localserver import mcp
+
+        assert plan.mcp is not None
+        label, name, arguments = plan.mcp
+        base = {"id": "", "server_label": label, "name": name, "arguments": arguments}
+        if plan.ask_first:
+            item: JSON = {**base, "id": new_id("mcpr"), "type": "mcp_approval_request"}
+            self._start_item(response, item)
+            self._finish(response, "completed", None)
+            return
+        item = {**base, "id": new_id("mcp"), "type": "mcp_call", "arguments": ""}
+        if plan.approval_request_id:
+            item["approval_request_id"] = plan.approval_request_id
+        self._start_item(response, item)
+        ids = {"item_id": item["id"], "output_index": 0}
+        self.emit(
+            S.RESPONSE_MCP_CALL_ARGUMENTS_DELTA, response_id=response.id, **ids, delta=arguments
+        )
+        self.emit(
+            S.RESPONSE_MCP_CALL_ARGUMENTS_DONE, response_id=response.id, **ids, arguments=arguments
+        )
+        item["arguments"] = arguments
+        self.emit(S.RESPONSE_MCP_CALL_IN_PROGRESS, **ids)
+        server = self.mcp_servers[label][0]
+        try:
+            client = mcp.McpClient(server["server_url"], server.get("headers"))
+            item["output"] = await client.call_tool(name, json.loads(arguments or "{}"))
+            self.emit(S.RESPONSE_MCP_CALL_COMPLETED, **ids)
+        except mcp.McpError as exc:
+            item["error"] = {"type": "tool_execution_error", "message": str(exc)}
+            self.emit(S.RESPONSE_MCP_CALL_FAILED, **ids)
+        response.spoken = arguments
+        self._finish(response, "completed", None)
+        if self.response is None:
+            self.start_response({})  # the model goes on to say what the tool returned
+
+    def _start_item(self, response: Response, item: JSON) -> None:
+        response.item = item
+        self.items.append(item)
+        self.emit(S.RESPONSE_OUTPUT_ITEM_ADDED, response_id=response.id, output_index=0, item=item)
+        self.emit(S.CONVERSATION_ITEM_ADDED, item=item, previous_item_id=response.previous_item_id)
+
     def _finish(self, response: Response, status: str, reason: str | None) -> None:
         item = response.item
         if item is not None:
             ids = {"response_id": response.id, "item_id": item["id"], "output_index": 0}
-            item["status"] = "completed" if status == "completed" else "incomplete"
+            if item["type"] in ("message", "function_call"):  # MCP items have no status
+                item["status"] = "completed" if status == "completed" else "incomplete"
             if item["type"] == "message":
                 audio = response.modalities == ["audio"]
                 if audio:

@@ -18,6 +18,9 @@ ITEM_KEYS = {
     "name",
     "arguments",
     "output",
+    "approval_request_id",
+    "approve",
+    "reason",
 }
 
 
@@ -68,8 +71,21 @@ def from_create_event(event: JSON) -> JSON:
                 "Missing required parameter: 'item.call_id'.",
             )
         item.setdefault("output", "")
+    elif kind == "mcp_approval_response":
+        if not item.get("approval_request_id") or not isinstance(item.get("approve"), bool):
+            raise ParamError(
+                "missing_required_parameter",
+                "item.approval_request_id",
+                "An mcp_approval_response needs 'approval_request_id' and a boolean 'approve'.",
+            )
+        item.setdefault("id", new_id("mcpr"))
+        return item  # MCP items carry no object or status
     elif kind != "function_call":
-        raise invalid("item.type", kind, "'message', 'function_call' or 'function_call_output'")
+        raise invalid(
+            "item.type",
+            kind,
+            "'message', 'function_call', 'function_call_output' or 'mcp_approval_response'",
+        )
     item.setdefault("id", new_id("item"))
     item.update(object="realtime.item", status="completed")
     return item

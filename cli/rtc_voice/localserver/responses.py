@@ -19,12 +19,38 @@ AUDIO_TOKENS_OUT_PER_S = 20
 class ReplyPlan:
     text: str = ""
     function: tuple[str, str] | None = None  # (name, arguments JSON)
+    mcp: tuple[str, str, str] | None = None  # (server label, tool name, arguments JSON)
+    approval_request_id: str | None = None  # the approved request an MCP call answers
+    ask_first: bool = False  # an MCP call that needs the user's approval first
 
 
-def plan_reply(items: list[JSON], tools: list[JSON], speech_ms: dict[str, int]) -> ReplyPlan:
-    """Pure: what the local 'model' answers to the conversation so far."""
+def plan_reply(
+    items: list[JSON],
+    tools: list[JSON],
+    speech_ms: dict[str, int],
+    mcp_tools: dict[str, tuple[str, bool]] | None = None,
+) -> ReplyPlan:
+    """Pure: what the local 'model' answers to the conversation so far. `mcp_tools` maps an
+    MCP tool's name (and `label.name`) to its server label and whether it needs approval."""
+    mcp_tools = mcp_tools or {}
     for item in reversed(items):
         kind, role = item.get("type"), item.get("role")
+        if kind == "mcp_call":
+            error = item.get("error") or {}
+            said = item.get("output") if not error else json.dumps({"error": error.get("message")})
+            return ReplyPlan(f"The tool {item.get('name')} returned: {said}")
+        if kind == "mcp_approval_response":
+            request = next(
+                (i for i in items if i.get("id") == item.get("approval_request_id")), None
+            )
+            if request is None:
+                return ReplyPlan("I cannot find the tool call you answered.")
+            if not item.get("approve"):
+                return ReplyPlan(f"You declined the call to {request.get('name')}.")
+            return ReplyPlan(
+                mcp=(str(request["server_label"]), str(request["name"]), request["arguments"]),
+                approval_request_id=str(request["id"]),
+            )
         if kind == "function_call_output":
             name = next(
                 (
@@ -45,13 +71,16 @@ def plan_reply(items: list[JSON], tools: list[JSON], speech_ms: dict[str, int]) 
         match = re.match(r"^/call\s+(\S+)\s*(.*)$", text.strip(), re.S)
         if match:
             name, args = match.group(1), match.group(2).strip() or "{}"
-            names = [t.get("name") for t in tools]
-            if name not in names:
+            names = [t.get("name") for t in tools if t.get("type") == "function"]
+            if name not in names and name not in mcp_tools:
                 return ReplyPlan(f"There is no tool named {name}.")
             try:
                 json.loads(args)
             except json.JSONDecodeError:
                 return ReplyPlan(f"The arguments for {name} are not valid JSON.")
+            if name in mcp_tools:
+                label, ask = mcp_tools[name]
+                return ReplyPlan(mcp=(label, name.split(".")[-1], args), ask_first=ask)
             return ReplyPlan(function=(name, args))
         snippet = text.strip()[:300] or "nothing"
         return ReplyPlan(f"You said: {snippet}")

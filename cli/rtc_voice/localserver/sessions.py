@@ -69,6 +69,17 @@ _SESSION_KEYS: JSON = {
     },
 }
 _TOOL_KEYS = {"type", "name", "description", "parameters"}
+_MCP_KEYS = {
+    "type",
+    "server_label",
+    "server_url",
+    "server_description",
+    "headers",
+    "allowed_tools",
+    "require_approval",
+    "authorization",
+    "connector_id",
+}
 
 
 @dataclass(frozen=True)
@@ -144,11 +155,20 @@ def _check_values(session: JSON, path: str) -> None:
         where = f"{path}.tools[{index}]"
         if not isinstance(tool, dict):
             raise invalid(where, tool, "a function tool object")
+        if tool.get("type") == "mcp":
+            for key in tool:
+                if key not in _MCP_KEYS:
+                    raise unknown(f"{where}.{key}")
+            if not tool.get("server_label"):
+                raise missing(f"{where}.server_label")
+            if not tool.get("server_url"):
+                raise missing(f"{where}.server_url")
+            continue
         for key in tool:
             if key not in _TOOL_KEYS:
                 raise unknown(f"{where}.{key}")
         if tool.get("type") != "function":
-            raise invalid(f"{where}.type", tool.get("type"), "'function'")
+            raise invalid(f"{where}.type", tool.get("type"), "'function' or 'mcp'")
         if not tool.get("name"):
             raise missing(f"{where}.name")
     audio = session.get("audio") or {}

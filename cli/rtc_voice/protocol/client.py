@@ -3,6 +3,7 @@ client events. Tests validate every builder against `openai.types.realtime`."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +99,19 @@ def function_call_output(call_id: str, output: str) -> JSON:
         "type": C.CONVERSATION_ITEM_CREATE,
         "item": {"type": "function_call_output", "call_id": call_id, "output": output},
     }
+
+
+def mcp_approval_response(request_id: str, approve: bool, reason: str | None = None) -> JSON:
+    """`conversation.item.create` answering an `mcp_approval_request` item."""
+    item: JSON = {
+        "id": "mcpr_" + secrets.token_hex(12),
+        "type": "mcp_approval_response",
+        "approval_request_id": request_id,
+        "approve": approve,
+    }
+    if reason:
+        item["reason"] = reason
+    return {"type": C.CONVERSATION_ITEM_CREATE, "item": item}
 
 
 def session_tools(tools: Sequence[JSON]) -> JSON:

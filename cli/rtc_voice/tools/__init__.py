@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import os
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rtc_voice.tools.builtin import get_time
 
+if TYPE_CHECKING:
+    from rtc_voice.config import Settings
+
 JSON = dict[str, Any]
 DEFAULT_TIMEOUT = 10.0
+
+
+class ToolFailed(Exception):
+    """A tool ran and failed; the message goes to the model as it is."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class Tool:
         default_factory=lambda: {"type": "object", "properties": {}, "additionalProperties": False}
     )
     timeout: float = DEFAULT_TIMEOUT
+    approval: str = "never"  # "ask": the user approves each call first
 
     def definition(self) -> JSON:
         """The `session.tools` entry for this tool."""
@@ -47,6 +56,7 @@ def error_output(message: str) -> str:
 class ToolRegistry:
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self.servers: list[JSON] = []  # `type: "mcp"` tools: OpenAI's side calls them
         for tool in tools:
             self.add(tool)
 
@@ -55,11 +65,14 @@ class ToolRegistry:
             raise ValueError(f"a tool named {tool.name!r} is already registered")
         self._tools[tool.name] = tool
 
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
     def names(self) -> list[str]:
         return list(self._tools)
 
     def definitions(self) -> list[JSON]:
-        return [tool.definition() for tool in self._tools.values()]
+        return [tool.definition() for tool in self._tools.values()] + list(self.servers)
 
     async def run(self, name: str, arguments: str) -> str:
         """The tool's output as text (errors too, as `{"error": ...}`)."""
@@ -77,6 +90,8 @@ class ToolRegistry:
                 return await tool.run(args)
         except TimeoutError:
             return error_output(f"the tool {name} did not finish within {tool.timeout:g} s")
+        except ToolFailed as exc:
+            return error_output(str(exc))
         except Exception as exc:
             return error_output(f"the tool {name} failed: {type(exc).__name__}: {exc}")
 
@@ -84,3 +99,65 @@ class ToolRegistry:
 def default_registry() -> ToolRegistry:
     """The built-in tools `talk` offers."""
     return ToolRegistry([get_time()])
+
+
+def build_registry(
+    settings: Settings,
+    chosen: Sequence[str] = (),
+    *,
+    no_tools: bool = False,
+    secrets: tuple[str, ...] = (),
+) -> ToolRegistry:
+    """The tools one call offers: the built-in get_time (unless turned off) and every declared
+    tool, or only those named with `--tool`, or none with `--no-tools`. A command that cannot be
+    found is a config error naming the tool's table."""
+    import shutil
+
+    from rtc_voice.errors import ConfigError, UsageError
+    from rtc_voice.tools.runners import command_env, declared_tool
+
+    if no_tools and chosen:
+        raise UsageError("--tool and --no-tools contradict each other.", hint="Pick one.")
+    available = (["get_time"] if settings.get_time else []) + list(settings.tools)
+    available += list(settings.mcp)
+    for name in chosen:
+        if name not in available and name != "get_time":
+            import difflib
+
+            guess = difflib.get_close_matches(name, available, n=1, cutoff=0.5)
+            raise UsageError(
+                f"No tool named '{name}' (--tool).",
+                hint=f"Did you mean '{guess[0]}'?"
+                if guess
+                else "Declared tools: "
+                + (", ".join(available) or "none")
+                + "; see `rtc-voice config show`.",
+            )
+    if no_tools:
+        return ToolRegistry()
+    names = list(dict.fromkeys(chosen)) if chosen else available
+    env = command_env(settings.tool_env, secrets)
+    registry = ToolRegistry()
+    for name in names:
+        if name == "get_time":
+            registry.add(get_time())
+            continue
+        if name in settings.mcp:
+            registry.servers.append(settings.mcp[name].definition())
+            continue
+        spec = settings.tools[name]
+        if spec.command is not None:
+            program = spec.command[0]
+            found = (
+                os.access(program, os.X_OK)
+                if "/" in program
+                else shutil.which(program, path=env.get("PATH"))
+            )
+            if not found:
+                raise ConfigError(
+                    f"{spec.where}: the command of tool '{name}', {program}, "
+                    + ("is not an executable file." if "/" in program else "is not on PATH."),
+                    hint="Fix [tools." + name + "].command, or leave the tool out with --tool.",
+                )
+        registry.add(declared_tool(spec, env))
+    return registry

@@ -39,7 +39,12 @@ LINE_HELP = "type a message and press Enter; /m mute, /i interrupt, /q or Ctrl-D
 
 def turn_line(turn: Turn) -> str:
     if isinstance(turn, FunctionCall):
-        return f"function: {turn.name}({turn.arguments}) -> {turn.output}"
+        note = ""
+        if turn.approved_by is not None:
+            took = f"{turn.duration_s:.2f} s, " if turn.duration_s else ""
+            note = f" [{took}approval: {turn.approved_by}]"
+        arguments = "" if turn.kind == "mcp_list_tools" else f"({turn.arguments})"
+        return f"function: {turn.name}{arguments} -> {turn.output}{note}"
     who = "you" if turn.role == "user" else "assistant"
     status = final_status(turn)
     mark = "" if status == "completed" else f" [{status}]"

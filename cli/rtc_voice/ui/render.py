@@ -43,6 +43,7 @@ HELP = """\
 [bold]t[/] Enter    type a message; Enter sends it, Esc cancels
 [bold]space[/]      push-to-talk (--ptt): press to start your turn, again to end it
 [bold]PgUp PgDn[/]  scroll the conversation; ↑ ↓ a line; Home End: oldest, newest
+[bold]y[/] [bold]n[/]        run / decline the tool call the footer asks about
 [bold]l[/]          event log: ↑ ↓ pick an entry (the log holds still), o its JSON,
            / filter by a word, Esc let go
 [bold]?[/]          this help
@@ -167,6 +168,15 @@ def header(view: View, width: int = 200) -> Text:
     return fit(Text.assemble(phase, " · ", (view.model or "…", "cyan")), width)  # time first
 
 
+def _tool_note(call: FunctionCall) -> str:
+    if call.approved_by is None:
+        return ""
+    took = f"{call.duration_s:.1f} s" if call.duration_s else ""
+    who = "" if call.approved_by == "not needed" else f"approval: {call.approved_by}"
+    note = ", ".join(part for part in (took, who) if part)
+    return f"  ({note})" if note else ""
+
+
 def turn_parts(turn: Turn) -> tuple[Text | None, Text]:
     """A turn's heading (who, when; None for a function call) and its words."""
     if isinstance(turn, FunctionCall):
@@ -174,9 +184,10 @@ def turn_parts(turn: Turn) -> tuple[Text | None, Text]:
         return None, Text.assemble(
             ("ƒ ", "magenta"),
             (f"{turn.name}", "bold magenta"),
-            (f"({turn.arguments})", "magenta"),
+            ("" if turn.kind == "mcp_list_tools" else f"({turn.arguments})", "magenta"),
             " → ",
             (result, "dim"),
+            (_tool_note(turn), "dim italic"),
         )
     if turn.role == "user":
         label = Text("you" + (" (typed)" if turn.typed else ""), style="bold blue")
