@@ -542,6 +542,25 @@ def serve(
         float,
         typer.Option("--max-duration", help="Seconds before a call is closed (OpenAI: 3600)."),
     ] = 3600.0,
+    network: Annotated[
+        str | None,
+        typer.Option(
+            "--network",
+            help="Rehearse a bad network on the audio sent: 'jitter=30ms,loss=2%', "
+            "'delay=40ms', or a preset: clean, lossy, jittery, mobile, bad.",
+        ),
+    ] = None,
+    drop_after: Annotated[
+        float | None,
+        typer.Option(
+            "--drop-after",
+            help="Cut calls silently this many seconds after they start (no audio, events or "
+            "ICE answers), as a lost network does.",
+        ),
+    ] = None,
+    drops: Annotated[
+        int, typer.Option("--drops", help="With --drop-after: how many calls to cut.")
+    ] = 1,
 ) -> None:
     """Run the offline local Realtime server: a stand-in for the OpenAI API (GA).
 
@@ -560,6 +579,7 @@ def serve(
         raise ConfigError(f"Invalid port {port}: expected 0 to 65535.")
     if max_duration <= 0:
         raise ConfigError(f"Invalid --max-duration {max_duration:g}: expected more than 0.")
+    impairment = _network_rehearsal(network, drop_after, drops)
     err = _stderr()
 
     def log(line: str) -> None:
@@ -568,7 +588,15 @@ def serve(
     async def run() -> None:
         import signal
 
-        server = LocalServer(host, port, max_call_seconds=max_duration, log=log)
+        server = LocalServer(
+            host,
+            port,
+            max_call_seconds=max_duration,
+            log=log,
+            network=impairment,
+            drop_after=drop_after,
+            drops=drops,
+        )
         try:
             await server.start()
         except OSError as exc:
@@ -590,6 +618,10 @@ def serve(
                     f"[bold red]Warning:[/] listening on {host}: anyone who can reach this "
                     "machine can use this server, and it checks no real keys."
                 )
+            if impairment is not None:
+                err.print(f"Rehearsing a bad network on outgoing audio: {impairment.describe()}.")
+            if drop_after is not None:
+                err.print(f"Cutting the first {drops} call(s) silently after {drop_after:g} s.")
             err.print("Press Ctrl-C to stop.", style="dim")
             await stop.wait()
         finally:
@@ -597,6 +629,25 @@ def serve(
             log("stopped")
 
     asyncio.run(run())
+
+
+def _network_rehearsal(network: str | None, drop_after: float | None, drops: int) -> Any:
+    """The local server's --network / --drop-after / --drops, checked (usage errors)."""
+    from rtc_voice.errors import UsageError
+    from rtc_voice.localserver.netem import NetworkSpecError, parse_network
+
+    if drop_after is not None and drop_after <= 0:
+        raise UsageError(f"Invalid --drop-after {drop_after:g}: expected more than 0 seconds.")
+    if drops < 1:
+        raise UsageError(f"Invalid --drops {drops}: expected 1 or more.")
+    if network is None:
+        return None
+    try:
+        return parse_network(network)
+    except NetworkSpecError as exc:
+        raise UsageError(
+            f"Invalid --network: {exc}.", hint="Example: --network 'jitter=30ms,loss=2%'."
+        ) from None
 
 
 def main() -> None:

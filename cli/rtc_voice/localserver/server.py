@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from rtc_voice.localserver.call import LocalCall, shutdown_all
+from rtc_voice.localserver.netem import Impairment
 from rtc_voice.localserver.sessions import (
     JSON,
     ParamError,
@@ -92,7 +94,12 @@ class LocalServer:
         max_call_seconds: float = 3600.0,
         log: Callable[[str], None] = lambda line: None,
         clock: Callable[[], float] = time.time,
+        network: Impairment | None = None,
+        drop_after: float | None = None,
+        drops: int = 1,
     ) -> None:
+        """`network` impairs every call's outgoing RTP; `drop_after` cuts the first `drops`
+        calls silently that many seconds after they are answered (a lost network)."""
         self.host = host
         self.port = port
         self.max_call_seconds = max_call_seconds
@@ -100,6 +107,10 @@ class LocalServer:
         self.clock = clock
         self.keys: dict[str, IssuedKey] = {}
         self.calls: dict[str, LocalCall] = {}
+        self.network = network
+        self.drop_after = drop_after
+        self.drops_left = drops if drop_after is not None else 0
+        self.started_calls: deque[LocalCall] = deque(maxlen=100)  # newest, for tests
         self._runner: web.AppRunner | None = None
 
     @property
@@ -240,6 +251,10 @@ class LocalServer:
             return self._invalid_offer()
         call_id = new_id("rtc")
         session = dict(issued.session, id=new_id("sess"))
+        drop_after = None
+        if self.drops_left > 0:
+            self.drops_left -= 1
+            drop_after = self.drop_after
         call = LocalCall(
             call_id,
             session,
@@ -247,6 +262,8 @@ class LocalServer:
             log=self.log,
             on_end=self._forget,
             loopback_only=is_loopback_host(self.host),
+            network=self.network,
+            drop_after=drop_after,
         )
         try:
             answer = await call.answer(offer)
@@ -254,6 +271,7 @@ class LocalServer:
             await call.close(f"invalid offer ({type(exc).__name__})")
             return self._invalid_offer()
         self.calls[call_id] = call
+        self.started_calls.append(call)
         self.log(
             f"{call_id} started: {session['model']}, voice {session['audio']['output']['voice']}"
         )
