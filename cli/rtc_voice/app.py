@@ -351,6 +351,25 @@ def talk(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print server events as JSON lines (not a TTY UI).")
     ] = False,
+    no_reconnect: Annotated[
+        bool,
+        typer.Option(
+            "--no-reconnect", help="End the call when the network drops (default: resume it)."
+        ),
+    ] = False,
+    network: Annotated[
+        str | None,
+        typer.Option(
+            "--network",
+            help="With --local: rehearse a bad network, e.g. 'jitter=30ms,loss=2%' or mobile.",
+        ),
+    ] = None,
+    drop_after: Annotated[
+        float | None,
+        typer.Option(
+            "--drop-after", help="With --local: cut the call silently after this many seconds."
+        ),
+    ] = None,
     model: Annotated[str | None, typer.Option(help="Realtime model.")] = None,
     voice: Annotated[str | None, typer.Option(help="Assistant voice, e.g. marin.")] = None,
     instructions: Annotated[str | None, typer.Option(help="System instructions.")] = None,
@@ -389,6 +408,14 @@ def talk(
     }
     if ptt:
         flags["turn_detection"] = "none"
+    if no_reconnect:
+        flags["reconnect"] = False
+    if (network is not None or drop_after is not None) and not local:
+        raise UsageError(
+            "--network and --drop-after rehearse a bad network on the built-in server only.",
+            hint="Add --local, or run `rtc-voice serve --network …` and point --base-url at it.",
+        )
+    _network_rehearsal(network, drop_after, 1)
     settings = _settings(config, **flags)
     api_key = None if (local or token) else require_api_key()
     options = TalkOptions(
@@ -402,6 +429,8 @@ def talk(
         say=say,
         max_duration=max_duration,
         json=as_json,
+        network=network,
+        drop_after=drop_after,
     )
     presenter: Any
     if as_json:

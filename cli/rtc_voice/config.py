@@ -66,6 +66,8 @@ class Settings:
     connect_timeout: float = 15.0
     ice_servers: tuple[str, ...] = ()
     jitter_buffer_frames: int = 0
+    reconnect: bool = True
+    rollover_lead_seconds: float = 60.0
     config_path: Path | None = None
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
@@ -187,6 +189,17 @@ def _language(raw: object) -> str | None:
     if value and not re.fullmatch(r"[a-z]{2}", value):
         raise ValueError('a two-letter ISO-639-1 code such as "en", or empty for automatic')
     return value or None
+
+
+def _bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = _text(raw).lower() if isinstance(raw, str) else ""
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("true or false")
 
 
 def _device(raw: object) -> str | None:
@@ -338,6 +351,23 @@ FIELDS: tuple[Field, ...] = (
         "each in-order packet on at once; aiortc's own default of 4 adds ~80 ms of delay. Raise "
         "it if replies sound choppy on a jittery network.",
         "0",
+    ),
+    Field(
+        "network.reconnect",
+        "reconnect",
+        _bool,
+        "When the network drops mid-call, open a new call within seconds and replay the "
+        "conversation into it (false: end the call). --no-reconnect turns it off once.",
+        "true",
+        "--no-reconnect",
+    ),
+    Field(
+        "network.rollover_lead_seconds",
+        "rollover_lead_seconds",
+        _float_range(5.0, 600.0, " seconds"),
+        "Seconds before a session's maximum duration (60 minutes) to move the conversation to "
+        "a new session at a quiet moment.",
+        "60.0",
     ),
     Field(
         "network.ice_servers",

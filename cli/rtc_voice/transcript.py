@@ -104,6 +104,24 @@ class TranscriptWriter:
         for turn in conversation.newly_final(self._written):
             self._write_turn(turn, turn.status)
 
+    def gap(self, conversation: Conversation, reason: str, lost_at: float, seconds: float) -> None:
+        """The call was lost and resumed on a new one: write what came before, then mark it."""
+        self.update(conversation)
+        if self.markdown:
+            self._emit(f"*— {reason}; resumed after {seconds:.1f} s —*\n\n")
+        else:
+            self._emit(
+                json.dumps(
+                    {
+                        "type": "gap",
+                        "reason": reason,
+                        "lost_at": _iso(lost_at),
+                        "seconds": round(seconds, 3),
+                    }
+                )
+                + "\n"
+            )
+
     def finish(self, conversation: Conversation, cost_usd: float | None) -> None:
         """At the end of the call: everything left (unfinished turns marked), then usage."""
         self._header(conversation)

@@ -32,6 +32,7 @@ from rtc_voice.call.controls import (
     SendText,
     ToggleMute,
 )
+from rtc_voice.call.health import LinkWatch
 from rtc_voice.config import Settings
 from rtc_voice.conversation import Conversation, Turn
 from rtc_voice.credentials import ApiKey
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from rtc_voice.rtc.peer import Offer, RealtimeConnection
 
 JSON = dict[str, Any]
+WATCH_INTERVAL_S = 0.1  # how often the link watch is asked (detection within 3 s needs << 1 s)
 INPUT_GRACE_S = 30.0  # after a WAV input ends: longest wait for the replies it caused
 SNAPSHOT_TURNS = 60
 SNAPSHOT_LOG_LINES = 12
@@ -83,6 +85,9 @@ class TalkOptions:
     say: str | None = None
     max_duration: float | None = None
     json: bool = False
+    network: str | None = None  # --local: the embedded server's network rehearsal
+    drop_after: float | None = None  # --local: it cuts the first call silently after this
+    session_seconds: float | None = None  # --local: the embedded server's session cap
 
 
 class InternalError(RtcVoiceError):
@@ -134,6 +139,13 @@ class CallSupervisor:
         self._finished_turns: set[str] = set()
         self._sigints = 0
         self._started = clock()
+        # resilience: the current call's own tasks, its link watch, what was replayed into it
+        self._call_tasks: list[asyncio.Task[None]] = []
+        self.watch: LinkWatch | None = None
+        self._replayed: set[str] = set()
+        self.reconnects: list[float] = []  # seconds from silence to the new call's channel open
+        self._lost_at: float | None = None  # monotonic: when the lost call went silent
+        self._lost_reason = ""
 
     # --- the state machine ------------------------------------------------------------------
 
@@ -150,6 +162,10 @@ class CallSupervisor:
                     self._spawn("connection", self._open_call())
                 case st.StartMedia():
                     self._start_media()
+                case st.Reconnect(attempt=attempt, delay=delay):
+                    self._spawn("reconnect", self._reconnect(attempt, delay))
+                case st.ResumeCall():
+                    self._resume_call()
                 case st.Notify(text=text, error=error):
                     self.presenter.notice(text, error=error)
                 case st.TearDown():
@@ -281,8 +297,13 @@ class CallSupervisor:
         self._key = self.api_key.value if self.api_key else None
         if opts.local:
             from rtc_voice.localserver import LocalServer
+            from rtc_voice.localserver.netem import parse_network
 
-            self._server = LocalServer()
+            self._server = LocalServer(
+                network=parse_network(opts.network) if opts.network else None,
+                drop_after=opts.drop_after,
+                max_call_seconds=opts.session_seconds or 3600.0,
+            )
             await self._server.start()
             self._base_url = self._server.base_url
             self._key = "sk-local-" + secrets.token_hex(8)  # the local server takes any key
@@ -290,13 +311,14 @@ class CallSupervisor:
         self._loopback = opts.local or loopback_only(host, settings.ice_servers)
         self._api = RealtimeApi(self._base_url, timeout=settings.connect_timeout)
 
-    async def _mint(self) -> None:
+    async def _mint(self, *, reconnecting: bool = False) -> None:
         assert self._api is not None and self._key is not None
         secret = await self._api.create_client_secret(
             self._key, proto.client_secret_request(self.settings)
         )
         self._ephemeral = secret.value
-        self.dispatch(st.KeyMinted())
+        if not reconnecting:
+            self.dispatch(st.KeyMinted())
 
     async def _make_offer(self, result: asyncio.Future[Offer]) -> None:
         from rtc_voice.errors import CallError
@@ -324,8 +346,9 @@ class CallSupervisor:
         assert self._api is not None and self._ephemeral is not None
         assert self._offer is not None
         offer = await self._offer
-        self.conn = await offer.call(self._api, self._ephemeral, self.settings.connect_timeout)
-        for warning in self.conn.warnings:
+        conn = await offer.call(self._api, self._ephemeral, self.settings.connect_timeout)
+        self.conn = conn
+        for warning in conn.warnings:
             self.presenter.notice(warning, error=True)
         self.dispatch(st.CallOpened())
 
@@ -338,13 +361,110 @@ class CallSupervisor:
         if isinstance(self.mic.track, PcmTrack) and self.mic.file_pcm is not None:
             self.mic.track.on_drained = self._input_drained
         self.mic.start()
-        self._send(proto.session_tools(self.tools.definitions()))
-        self._spawn("event pump", self._pump_events())
-        self._spawn("audio pump", self._pump_audio())
+        self._start_call_tasks()
         if opts.max_duration:
             self._spawn("--max-duration timer", self._hang_up_after(opts.max_duration))
         if opts.say:
             self._send_text(opts.say)
+
+    def _start_call_tasks(self) -> None:
+        """What every call (the first, and each one a reconnect opens) runs on its own."""
+        assert self.conn is not None
+        self._send(proto.session_tools(self.tools.definitions()))
+        self.watch = LinkWatch(self.clock())
+        self._call_tasks = [
+            self._spawn("event pump", self._pump_events()),
+            self._spawn("audio pump", self._pump_audio()),
+            self._spawn("link watch", self._watch_link(self.conn, self.watch)),
+        ]
+
+    async def _watch_link(self, conn: RealtimeConnection, watch: LinkWatch) -> None:
+        """Ask the link watch a few times a second whether the network is still there."""
+        while not conn.closed:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            verdict = watch.assess(
+                self.clock(),
+                ice_state=conn.ice_state,
+                connection_state=conn.connection_state,
+                reply_running=self.conversation.active_response is not None,
+            )
+            if verdict is not None:
+                self._lost_at, self._lost_reason = verdict.silent_since, verdict.reason
+                self.dispatch(st.NetworkLost(verdict.reason, reconnect=self.settings.reconnect))
+                return
+
+    # --- a new call for the same conversation -----------------------------------------------
+
+    async def _reconnect(self, attempt: int, delay: float) -> None:
+        """Drop the lost call, open the next one (a new key, or --token while it is valid);
+        a failure becomes a ReconnectFailed input (the state machine decides on retrying)."""
+        from rtc_voice.errors import AuthenticationError, BadRequestError
+
+        if self._lost_at is None:
+            self._lost_at = self.clock()  # the session cap: the call ended just now
+        await asyncio.sleep(delay)
+        current = asyncio.current_task()
+        old_tasks = [t for t in self._call_tasks if t is not current]
+        self._call_tasks = []
+        for task in old_tasks:
+            task.cancel()
+        await asyncio.gather(*old_tasks, return_exceptions=True)
+        old, self.conn = self.conn, None
+        self.conversation.connection_lost()
+        self._flush_playback()
+        self._publish_turns()
+        offer: asyncio.Future[Offer] = asyncio.get_running_loop().create_future()
+        self._offer = offer
+        try:
+            steps: list[Coroutine[Any, Any, Any]] = [self._make_offer(offer)]
+            if old is not None:
+                steps.append(self._close_lost(old))
+            if self._key is not None:
+                steps.append(self._mint(reconnecting=True))
+            await asyncio.gather(*steps)
+            await self._open_call()
+        except RtcVoiceError as exc:
+            retry = not isinstance(exc, AuthenticationError | BadRequestError)
+            code = exc.exit_code if exc.exit_code != ExitCode.OK else ExitCode.CALL
+            self.dispatch(st.ReconnectFailed(exc.message, code, retry=retry))
+
+    async def _close_lost(self, conn: RealtimeConnection) -> None:
+        """Close a call that went silent (bounded: it may never answer); its microphone sender
+        stops here, before the next call's starts, and the microphone track is kept."""
+        conn.release_audio()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await conn.close()
+        if conn.call_id and self._key and self._api is not None:
+            api, key, call_id = self._api, self._key, conn.call_id
+
+            async def hang_up() -> None:  # tell the server, if it can still hear us
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(3):
+                        await api.hangup(key, call_id)
+
+            self._spawn("hang-up of the lost call", hang_up())
+
+    def _resume_call(self) -> None:
+        """The next call is open: replay the conversation into it first, then carry on."""
+        assert self.conn is not None
+        now = self.clock()
+        lost_at = self._lost_at if self._lost_at is not None else now
+        gap = now - lost_at
+        self.reconnects.append(gap)
+        reason = self._lost_reason or "the session reached its maximum duration"
+        self._lost_at, self._lost_reason = None, ""
+        items = self.conversation.replay_items()
+        self._replayed = {str(item["id"]) for item in items}
+        for event in proto.replay(items):
+            self._send(event)
+        self._start_call_tasks()
+        if self._transcript is not None:
+            self._transcript.gap(self.conversation, reason, time.time() - gap, gap)
+        self.presenter.notice(
+            f"Reconnected {gap:.1f} s after the connection went quiet; "
+            f"{len(items)} conversation item{'s' if len(items) != 1 else ''} replayed."
+        )
 
     async def _hang_up_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -417,15 +537,23 @@ class CallSupervisor:
     async def _pump_events(self) -> None:
         from rtc_voice.rtc.peer import ChannelClosed
 
-        assert self.conn is not None
+        assert self.conn is not None and self.watch is not None
+        conn, watch = self.conn, self.watch
         while True:
-            event = await self.conn.events.get()
+            event = await conn.events.get()
             if isinstance(event, ChannelClosed):
-                self.dispatch(st.ServerClosed())
+                self.dispatch(st.ServerClosed(reconnect=self.settings.reconnect))
                 return
+            watch.event(self.clock())
             if isinstance(event, ev.SpeechStarted) and self.conversation.assistant_speaking:
                 self._flush_playback()  # barge-in: stop old audio at once
+            if isinstance(event, ev.ItemChanged) and event.item.get("id") in self._replayed:
+                self.log.add(event.raw, "server")  # our replayed context coming back: shown,
+                self.presenter.event(event.raw, "server")  # but the turns are already here
+                continue
             self.conversation.apply(event)
+            if isinstance(event, ev.OutputAudioStarted | ev.OutputAudioStopped):
+                watch.assistant_speaking(self.conversation.assistant_speaking)
             self.log.add(event.raw, "server")
             self.presenter.event(event.raw, "server")
             match event:
@@ -470,7 +598,14 @@ class CallSupervisor:
         from rtc_voice.audio.tracks import receive_pcm
 
         assert self.conn is not None and self.conn.remote_audio is not None
-        await receive_pcm(await self.conn.remote_audio, self._play)
+        assert self.watch is not None
+        watch = self.watch
+
+        def play(samples: Pcm) -> None:
+            watch.audio(self.clock())
+            self._play(samples)
+
+        await receive_pcm(await self.conn.remote_audio, play)
 
     def _play(self, samples: Pcm) -> None:
         """The assistant's audio, as it arrives: to the speaker and the recording."""
@@ -531,10 +666,11 @@ class CallSupervisor:
         if self._offer is not None and self._offer.done() and self._offer.result().conn is not conn:
             await self._offer.result().conn.close()  # made, never used: the call ended first
         if conn is not None:
-            if conn.call_id and self._key and api is not None:
+            key = self._key or self._ephemeral  # --token: hang up with the ek_ key
+            if conn.call_id and key and api is not None:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(3):
-                        await api.hangup(self._key, conn.call_id)
+                        await api.hangup(key, conn.call_id)
             with contextlib.suppress(Exception):
                 await conn.close()
         if self.mic is not None:

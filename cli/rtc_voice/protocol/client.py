@@ -73,6 +73,25 @@ def user_message(text: str) -> JSON:
     }
 
 
+def item_create(item: JSON, previous_item_id: str | None) -> JSON:
+    """`conversation.item.create` placing `item` after `previous_item_id` ("root": first)."""
+    return {
+        "type": C.CONVERSATION_ITEM_CREATE,
+        "previous_item_id": previous_item_id or "root",
+        "item": item,
+    }
+
+
+def replay(items: Sequence[JSON]) -> list[JSON]:
+    """The events that rebuild a conversation on a new call: each item after the one before."""
+    events = []
+    previous: str | None = None
+    for item in items:
+        events.append(item_create(item, previous))
+        previous = item.get("id") or previous
+    return events
+
+
 def function_call_output(call_id: str, output: str) -> JSON:
     """`conversation.item.create` carrying a tool's result back to the model."""
     return {

@@ -73,8 +73,23 @@ class RealtimeConnection:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def ice_state(self) -> str:
+        return str(self.pc.iceConnectionState)
+
+    @property
+    def connection_state(self) -> str:
+        return str(self.pc.connectionState)
+
     async def stats(self) -> NetworkStats:
         return await read_stats(self.pc, time.monotonic())
+
+    def release_audio(self) -> None:
+        """Detach the outgoing audio track, so closing this call leaves it running for the
+        next one (aiortc stops a sender's track when the sender stops)."""
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == "audio":
+                transceiver.sender.replaceTrack(None)
 
     async def close(self) -> None:
         """Close channel and peer; safe to call more than once."""
