@@ -24,6 +24,7 @@ INPUTS: dict[str, st.Input] = {
     "server closed, resumable": st.ServerClosed(reconnect=True),
     "network lost": st.NetworkLost(),
     "network lost, resumable": st.NetworkLost("no audio for 1.0 s", reconnect=True),
+    "rolled over": st.RolledOver(),
     "attempt failed": st.ReconnectFailed("The server did not answer in time.", ExitCode.NETWORK),
     "attempt refused": st.ReconnectFailed(
         "The ephemeral key has expired.", ExitCode.AUTH, retry=False
@@ -79,9 +80,11 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "server closed, resumable": SERVER_ENDED,  # a hang-up is the server's word
         "network lost": LOST,  # network.reconnect = false
         "network lost, resumable": RECONNECTING,
+        "rolled over": (st.Connected(since=NOW), [st.Notify(st.ROLLED_OVER)]),
         **LIVE_ENDINGS,
     },
     "connected, cap reached": {
+        "rolled over": (st.Connected(since=NOW), [st.Notify(st.ROLLED_OVER)]),
         "cap reached": (st.Connected(since=10.0, cap_reached=True), []),
         "server closed": (st.Ending(st.SESSION_CAP_REASON, ExitCode.OK), TEAR),
         "server closed, resumable": (

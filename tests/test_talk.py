@@ -229,6 +229,7 @@ def test_session_cap_ends_the_call_cleanly(
         str(long_quiet),
         "--output",
         "none",
+        "--no-reconnect",
         env={"OPENAI_API_KEY": FAKE_KEY},
     )
     assert done.returncode == 0, done.stderr

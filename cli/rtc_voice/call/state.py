@@ -123,6 +123,11 @@ class NetworkLost:
 
 
 @dataclass(frozen=True)
+class RolledOver:
+    """The conversation moved to a new session before the old one's cap (no gap)."""
+
+
+@dataclass(frozen=True)
 class ReconnectFailed:
     """One attempt to open the next call failed; `retry` when trying again may help."""
 
@@ -156,6 +161,7 @@ Input = (
     | ServerClosed
     | NetworkLost
     | ReconnectFailed
+    | RolledOver
     | Quit
     | TaskFailed
     | TornDown
@@ -217,6 +223,7 @@ NETWORK_LOST_REASON = "the connection to the server was lost"
 CLEAN_EXITS = (ExitCode.OK, ExitCode.INTERRUPTED, ExitCode.TERMINATED)
 RECONNECT_DELAYS = (0.0, 0.5, 1.0, 2.0, 4.0)  # before attempt 1, 2, ...: bounded, backing off
 RECONNECTING = "reconnecting…"
+ROLLED_OVER = "moved to a new session before the old one's time limit"
 
 
 def _reconnect(now: float, why: str) -> tuple[State, list[Effect]]:
@@ -254,6 +261,8 @@ def step(state: State, event: Input, now: float) -> tuple[State, list[Effect]]:
             return Connected(since=now), [StartMedia()]
         case Reconnecting(), CallOpened():
             return Connected(since=now), [ResumeCall()]
+        case Connected(), RolledOver():
+            return Connected(since=now), [Notify(ROLLED_OVER)]
         case Connected(), SessionCapReached():
             return Connected(since=state.since, cap_reached=True), []
         case Connected(cap_reached=True), ServerClosed(reconnect=True):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
+from rtc_voice.call import rollover
 from rtc_voice.call import state as st
 from rtc_voice.call.controls import (
     CallSnapshot,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from rtc_voice.rtc.peer import Offer, RealtimeConnection
 
 JSON = dict[str, Any]
+ROLLOVER_MARGIN_S = 1.0  # no new rollover this close to the cap: the cap path takes over
 WATCH_INTERVAL_S = 0.1  # how often the link watch is asked (detection within 3 s needs << 1 s)
 INPUT_GRACE_S = 30.0  # after a WAV input ends: longest wait for the replies it caused
 SNAPSHOT_TURNS = 60
@@ -146,6 +148,7 @@ class CallSupervisor:
         self.reconnects: list[float] = []  # seconds from silence to the new call's channel open
         self._lost_at: float | None = None  # monotonic: when the lost call went silent
         self._lost_reason = ""
+        self.rollovers: list[float] = []  # seconds each background open took
 
     # --- the state machine ------------------------------------------------------------------
 
@@ -367,16 +370,86 @@ class CallSupervisor:
         if opts.say:
             self._send_text(opts.say)
 
-    def _start_call_tasks(self) -> None:
-        """What every call (the first, and each one a reconnect opens) runs on its own."""
+    def _start_call_tasks(self, audio: asyncio.Task[None] | None = None) -> None:
+        """What every call (the first, and each one a reconnect or rollover opens) runs on its
+        own. `audio`: its audio pump, when it already runs (a call opened in the background)."""
         assert self.conn is not None
         self._send(proto.session_tools(self.tools.definitions()))
-        self.watch = LinkWatch(self.clock())
+        if audio is None or self.watch is None:
+            self.watch = LinkWatch(self.clock())
+        if audio is None:
+            audio = self._spawn("audio pump", self._pump_audio(self.conn, self.watch))
         self._call_tasks = [
             self._spawn("event pump", self._pump_events()),
-            self._spawn("audio pump", self._pump_audio()),
+            audio,
             self._spawn("link watch", self._watch_link(self.conn, self.watch)),
+            self._spawn("session rollover", self._roll_over_when_due(self.conn)),
         ]
+
+    # --- rollover: the next session before the cap -------------------------------------------
+
+    async def _roll_over_when_due(self, conn: RealtimeConnection) -> None:
+        """Near the session's end, at a quiet moment, move to a new session (see rollover.py).
+        If that fails, the cap still ends the old one and the reconnect path recovers."""
+        opened = self.clock()
+        deadline = rollover.session_deadline(conn.session, time.time(), opened)
+        start = rollover.rollover_start(deadline, self.settings.rollover_lead_seconds, opened)
+        await asyncio.sleep(max(0.0, start - self.clock()))
+        while self.clock() < deadline - ROLLOVER_MARGIN_S:
+            conv = self.conversation
+            if self.conn is conn and rollover.quiet(
+                speaking=conv.speaking,
+                reply_running=conv.active_response is not None,
+                awaiting_transcripts=conv.awaiting_transcripts,
+            ):
+                try:
+                    await self._roll_over(conn)
+                except RtcVoiceError as exc:
+                    self.presenter.notice(
+                        f"Could not open the next session before the time limit: {exc.message}",
+                        error=True,
+                    )
+                return
+            await asyncio.sleep(0.05)
+
+    async def _roll_over(self, old: RealtimeConnection) -> None:
+        from rtc_voice.rtc.peer import make_offer
+
+        assert self._api is not None and self.mic is not None
+        began = self.clock()
+        settings = self.settings
+        async with asyncio.timeout(settings.connect_timeout):
+            offer = await make_offer(
+                None,  # the microphone moves over at the switch, not before
+                ice_servers=settings.ice_servers,
+                jitter_buffer_frames=settings.jitter_buffer_frames,
+                loopback_only=self._loopback,
+            )
+        if self._key is not None:
+            await self._mint(reconnecting=True)
+        assert self._ephemeral is not None
+        new = await offer.call(self._api, self._ephemeral, settings.connect_timeout)
+        watch = LinkWatch(self.clock())
+        audio = self._spawn("audio pump", self._pump_audio(new, watch))
+        if self.conn is not old or not isinstance(self.state, st.Connected):
+            audio.cancel()  # the old call was lost meanwhile: the reconnect path has it
+            await new.close()
+            return
+        # the switch: context first, then microphone and speaker, then the old call goes
+        items = self.conversation.replay_items()
+        self._replayed = {str(item["id"]) for item in items}
+        old_tasks = [t for t in self._call_tasks if t is not asyncio.current_task()]
+        old.release_audio()
+        new.attach_audio(self.mic.track)
+        self.conn, self.watch = new, watch
+        for event in proto.replay(items):
+            self._send(event)
+        for task in old_tasks:
+            task.cancel()
+        self._start_call_tasks(audio=audio)
+        self.rollovers.append(self.clock() - began)
+        self.dispatch(st.RolledOver())
+        self._spawn("closing the previous session", self._close_lost(old))
 
     async def _watch_link(self, conn: RealtimeConnection, watch: LinkWatch) -> None:
         """Ask the link watch a few times a second whether the network is still there."""
@@ -594,18 +667,19 @@ class CallSupervisor:
             self._recorder.flush_assistant()
         self.conversation.interrupt_locally()
 
-    async def _pump_audio(self) -> None:
+    async def _pump_audio(self, conn: RealtimeConnection, watch: LinkWatch) -> None:
+        """`conn`'s audio to the speaker while it is the current call (a call opened in the
+        background is drained unheard until the switch, so no backlog builds up)."""
         from rtc_voice.audio.tracks import receive_pcm
 
-        assert self.conn is not None and self.conn.remote_audio is not None
-        assert self.watch is not None
-        watch = self.watch
+        assert conn.remote_audio is not None
 
         def play(samples: Pcm) -> None:
             watch.audio(self.clock())
-            self._play(samples)
+            if self.conn is conn:
+                self._play(samples)
 
-        await receive_pcm(await self.conn.remote_audio, play)
+        await receive_pcm(await conn.remote_audio, play)
 
     def _play(self, samples: Pcm) -> None:
         """The assistant's audio, as it arrives: to the speaker and the recording."""

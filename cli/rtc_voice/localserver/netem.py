@@ -19,7 +19,7 @@ PRESETS: dict[str, str] = {
     "mobile": "delay=40ms,jitter=30ms,loss=2%",
     "bad": "delay=80ms,jitter=60ms,loss=8%",
 }
-_TERM = re.compile(r"^(delay|jitter|loss)=(\d+(?:\.\d+)?)(ms|%)?$")
+_TERM = re.compile(r"^(delay|jitter|loss)=(\d+(?:\.\d+)?)([a-z%]+)?$")
 _UNITS = {"delay": "ms", "jitter": "ms", "loss": "%"}
 
 

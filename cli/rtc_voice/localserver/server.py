@@ -250,7 +250,9 @@ class LocalServer:
         if not offer.startswith("v=0") or "m=audio" not in offer:
             return self._invalid_offer()
         call_id = new_id("rtc")
-        session = dict(issued.session, id=new_id("sess"))
+        # the session ends at the cap: session.created says when (clients roll over before it)
+        ends = int(self.clock() + self.max_call_seconds)
+        session = dict(issued.session, id=new_id("sess"), expires_at=ends)
         drop_after = None
         if self.drops_left > 0:
             self.drops_left -= 1

@@ -84,6 +84,12 @@ class RealtimeConnection:
     async def stats(self) -> NetworkStats:
         return await read_stats(self.pc, time.monotonic())
 
+    def attach_audio(self, track: MediaStreamTrack) -> None:
+        """Send `track` on this call (made with no track: a call opened in the background)."""
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == "audio":
+                transceiver.sender.replaceTrack(track)
+
     def release_audio(self) -> None:
         """Detach the outgoing audio track, so closing this call leaves it running for the
         next one (aiortc stops a sender's track when the sender stops)."""
@@ -169,18 +175,18 @@ class Offer:
 
 
 async def make_offer(
-    audio_track: MediaStreamTrack,
+    audio_track: MediaStreamTrack | None,
     *,
     ice_servers: Sequence[str] = (),
     jitter_buffer_frames: int | None = None,
     loopback_only: bool = False,
 ) -> Offer:
     """A peer sending `audio_track` with the events channel, its offer set and its candidates
-    gathered. `loopback_only` gathers 127.0.0.1 candidates only (for a server on this
-    machine)."""
+    gathered (None: no track yet, `attach_audio` later; a call opened in the background).
+    `loopback_only` gathers 127.0.0.1 candidates only (for a server on this machine)."""
     started = time.monotonic()
     pc = RTCPeerConnection(rtc_configuration(ice_servers))
-    pc.addTransceiver(audio_track, direction="sendrecv")
+    pc.addTransceiver(audio_track or "audio", direction="sendrecv")
     channel = pc.createDataChannel(EVENTS_CHANNEL)
     conn = RealtimeConnection(pc=pc, channel=channel)
     if jitter_buffer_frames is not None:

@@ -1,0 +1,422 @@
+"""Resilient calls: a dropped network noticed in seconds and resumed with the conversation, the
+session cap rolled over, signals in every phase. Real loopback calls against the local server,
+whose network rehearsal (--network, --drop-after) cuts and impairs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rtc_voice.audio.pcm import silence, tone
+from rtc_voice.audio.wavfile import WavWriter
+from rtc_voice.call.health import LinkWatch, Lost
+from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
+from rtc_voice.config import load_settings
+from rtc_voice.conversation import Conversation
+from rtc_voice.errors import ExitCode
+from rtc_voice.localserver.netem import Impairment, NetworkSpecError, PacketFate, parse_network
+from rtc_voice.protocol import client as proto
+from rtc_voice.ui.plain import LinePresenter
+from tests.rtc_client import validate_client_event, validate_server_event
+from tests.support import FAKE_KEY, rtc_voice
+
+
+def write_wav(path: Path, pcm: np.ndarray) -> Path:
+    writer = WavWriter(path)
+    writer.write(pcm)
+    writer.close()
+    return path
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# --- the link watch (pure, time as a parameter) -------------------------------------------------
+
+
+def streaming(watch: LinkWatch, start: float, seconds: float) -> float:
+    """Feed 20 ms frames from `start` for `seconds`; returns the time of the last one."""
+    t = start
+    for _ in range(int(seconds / 0.02)):
+        t += 0.02
+        watch.audio(t)
+    return t
+
+
+@pytest.mark.parametrize(
+    ("name", "feed", "ask_at", "kwargs", "expected"),
+    [
+        ("continuous audio stops for 1 s", "idle stream", 1.0, {}, "no audio"),
+        ("continuous audio, 0.9 s gap (jitter, a hiccup)", "idle stream", 0.9, {}, None),
+        ("audio only while speaking; quiet after", "dtx", 5.0, {}, None),
+        ("audio stops mid-reply on a DTX server", "dtx speaking", 1.0, {}, "no audio"),
+        ("reply running, nothing at all for 2.5 s", "nothing", 2.5, {"reply": True}, "nothing"),
+        ("reply running, 2.4 s of nothing", "nothing", 2.4, {"reply": True}, None),
+        ("no reply running, nothing for 10 s (idle DTX)", "nothing", 10.0, {}, None),
+        ("ICE failed", "idle stream", 0.1, {"ice": "failed"}, "failed"),
+        ("peer connection failed", "idle stream", 0.1, {"conn": "failed"}, "failed"),
+    ],
+)
+def test_link_watch_table(
+    name: str, feed: str, ask_at: float, kwargs: dict[str, Any], expected: str | None
+) -> None:
+    watch = LinkWatch(started=0.0)
+    last = 0.0
+    if feed == "idle stream":
+        last = streaming(watch, 0.0, 2.0)
+    elif feed == "dtx":
+        watch.assistant_speaking(True)
+        last = streaming(watch, 0.0, 2.0)
+        watch.assistant_speaking(False)
+    elif feed == "dtx speaking":
+        watch.assistant_speaking(True)
+        last = streaming(watch, 0.0, 2.0)
+    verdict = watch.assess(
+        last + ask_at,
+        ice_state=kwargs.get("ice", "completed"),
+        connection_state=kwargs.get("conn", "connected"),
+        reply_running=kwargs.get("reply", False),
+    )
+    if expected is None:
+        assert verdict is None, name
+    else:
+        assert isinstance(verdict, Lost), name
+        assert expected in verdict.reason
+        assert verdict.silent_since <= last + ask_at
+
+
+def test_link_watch_events_count_as_heard() -> None:
+    watch = LinkWatch(started=0.0)
+    watch.event(2.0)
+    assert watch.assess(4.4, reply_running=True) is None
+    assert watch.assess(4.5, reply_running=True) == Lost(
+        "nothing from the server for 2.5 s during a reply", 2.0
+    )
+
+
+# --- the network rehearsal (pure parts) ---------------------------------------------------------
+
+
+def test_network_specs_and_presets() -> None:
+    assert parse_network("jitter=30ms,loss=2%") == Impairment(jitter_ms=30, loss=0.02)
+    assert parse_network(" Mobile ") == Impairment(delay_ms=40, jitter_ms=30, loss=0.02)
+    assert parse_network("lossy").loss == 0.05
+    for bad, says in (
+        ("jitter=30", None),  # unit optional: fine
+        ("jitter=30s", "jitter is given in ms"),
+        ("wobble=3ms", "expected delay=MS"),
+        ("loss=120%", "at most 100%"),
+        ("", "names no impairment"),
+    ):
+        if says is None:
+            assert parse_network(bad).jitter_ms == 30
+            continue
+        with pytest.raises(NetworkSpecError, match=says):
+            parse_network(bad)
+
+
+def test_packet_fate_drops_and_delays_as_asked() -> None:
+    fate = PacketFate(Impairment(delay_ms=10, jitter_ms=30, loss=0.05), seed=7)
+    delays = [fate() for _ in range(20_000)]
+    kept = [d for d in delays if d is not None]
+    assert fate.dropped == len(delays) - len(kept)
+    assert 0.04 < fate.dropped / len(delays) < 0.06
+    assert min(kept) >= 0.010 and max(kept) <= 0.070
+    assert abs(sum(kept) / len(kept) - 0.040) < 0.002  # delay + mean jitter
+    clean = PacketFate(Impairment())
+    assert {clean() for _ in range(100)} == {0.0}
+
+
+def test_bad_network_flags_are_usage_errors(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    for args, says in (
+        (["serve", "--network", "jitter=3s"], "Invalid --network"),
+        (["serve", "--drop-after", "0"], "Invalid --drop-after 0"),
+        (["talk", "--network", "lossy"], "built-in server only"),
+    ):
+        done = subprocess.run(rtc_voice(*args), env=env, capture_output=True, text=True, timeout=30)
+        assert done.returncode == ExitCode.USAGE, done.stderr
+        assert says in done.stderr
+
+
+# --- the replayed context (validated against openai's types) ------------------------------------
+
+
+def test_replay_is_every_turn_in_order_chained_and_valid() -> None:
+    conv = Conversation(clock=lambda: 1.0)
+    events: list[dict[str, Any]] = [
+        {"type": "conversation.item.added", "previous_item_id": None,
+         "item": {"id": "item_u1", "type": "message", "role": "user", "status": "completed",
+                  "content": [{"type": "input_text", "text": "What time is it?"}]}},
+        {"type": "response.function_call_arguments.done", "response_id": "resp_1",
+         "item_id": "item_f1", "output_index": 0, "call_id": "call_1", "name": "get_time",
+         "arguments": "{}"},
+        {"type": "conversation.item.added", "previous_item_id": "item_u1",
+         "item": {"id": "item_f1", "type": "function_call", "call_id": "call_1",
+                  "name": "get_time", "arguments": "{}", "status": "completed"}},
+        {"type": "conversation.item.added", "previous_item_id": "item_f1",
+         "item": {"id": "item_o1", "type": "function_call_output", "call_id": "call_1",
+                  "output": "{\"local_time\": \"12:00\"}"}},
+        {"type": "response.output_audio_transcript.delta", "response_id": "resp_2",
+         "item_id": "item_a1", "output_index": 0, "content_index": 0, "delta": "It is noon, "},
+    ]  # fmt: skip
+    for event in events:
+        conv.apply(event)
+    conv.connection_lost()  # the reply was cut off after its first words
+    items = conv.replay_items()
+    replay = proto.replay(items)
+    for event in replay:
+        validate_client_event(event)
+    assert [e["previous_item_id"] for e in replay] == [
+        "root",
+        "item_u1",
+        "item_f1",
+        "item_f1_out",
+    ]
+    assert [(e["item"]["type"], e["item"].get("role")) for e in replay] == [
+        ("message", "user"),
+        ("function_call", None),
+        ("function_call_output", None),
+        ("message", "assistant"),
+    ]
+    assert replay[0]["item"]["content"] == [{"type": "input_text", "text": "What time is it?"}]
+    assert replay[3]["item"]["content"] == [{"type": "output_text", "text": "It is noon, "}]
+    assert conv.turns()[-1].status == "interrupted"
+
+
+# --- a real call dropped mid-reply --------------------------------------------------------------
+
+
+class Recording(LinePresenter):
+    def __init__(self) -> None:
+        super().__init__(out=StringIO(), err=StringIO())
+        self.client_events: list[dict[str, Any]] = []
+        self.server_events: list[dict[str, Any]] = []
+        self.notices: list[str] = []
+
+    def event(self, event: Mapping[str, Any], direction: str) -> None:
+        (self.client_events if direction == "client" else self.server_events).append(dict(event))
+
+    def notice(self, text: str, *, error: bool = False) -> None:
+        self.notices.append(text)
+
+
+@pytest.mark.timeout(60)
+async def test_a_call_dropped_mid_reply_resumes_with_its_context(tmp_path: Path) -> None:
+    speech = np.concatenate(
+        [silence(300), tone(300, 1200, dbfs=-18), silence(5000), tone(300, 1000, dbfs=-18)]
+    )
+    wav = write_wav(tmp_path / "two-questions.wav", np.concatenate([speech, silence(500)]))
+    transcript = tmp_path / "t.jsonl"
+    presenter = Recording()
+    options = TalkOptions(
+        local=True,
+        input=str(wav),
+        output="none",
+        transcript=transcript,
+        max_duration=40,
+        drop_after=3.0,  # the reply to the first question starts about 2 s in
+    )
+    call = CallSupervisor(load_settings(env={}), options, presenter, api_key=None)
+    code = await call.run()
+    assert code == ExitCode.OK, (call.end_reason, presenter.notices)
+    assert call.end_reason == "the input file was sent and answered"
+
+    # found lost long before aiortc would (24-36 s), and resumed once
+    assert len(call.reconnects) == 1
+    assert call.reconnects[0] < 3.0
+    assert any("reconnecting…" in n for n in presenter.notices)
+
+    # everything sent validates; the context came first on the new call, chained
+    for event in presenter.client_events:
+        validate_client_event(event)
+    for event in presenter.server_events:
+        validate_server_event(event)
+    replayed = [e for e in presenter.client_events if e["type"] == "conversation.item.create"]
+    assert [(e["item"]["role"], e["previous_item_id"]) for e in replayed] == [
+        ("user", "root"),
+        ("assistant", replayed[0]["item"]["id"]),
+    ]
+    assert replayed[0]["item"]["content"][0]["text"] == "[speech 1.2 s]"
+    assert "I heard about 1.2 seconds of speech.".startswith(
+        replayed[1]["item"]["content"][0]["text"]
+    )
+    # the transcript: every turn once, the gap marked where it happened
+    lines = jsonl(transcript)
+    kinds = [(x["type"], x.get("role"), x.get("status")) for x in lines]
+    assert kinds == [
+        ("turn", "user", "completed"),
+        ("turn", "assistant", "interrupted"),
+        ("gap", None, None),
+        ("turn", "user", "completed"),
+        ("turn", "assistant", "completed"),
+        ("usage", None, None),
+    ]
+    turns = [x for x in lines if x["type"] == "turn"]
+    assert len({t["item_id"] for t in turns}) == 4
+    assert turns[3]["text"] == "I heard about 1.0 seconds of speech."  # the next question
+    assert turns[2]["previous_item_id"] == turns[1]["item_id"]  # the new call continued it
+    assert lines[2]["reason"].startswith("no audio from the server")
+
+
+@pytest.mark.timeout(60)
+def test_without_reconnect_a_lost_network_is_exit_11_in_seconds(tmp_path: Path) -> None:
+    quiet = write_wav(tmp_path / "quiet.wav", silence(20_000))
+    started = time.monotonic()
+    done = subprocess.run(
+        rtc_voice(
+            "talk", "--local", "--no-reconnect", "--drop-after", "1", "--input", str(quiet),
+            "--output", "none",
+        ),
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=50,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == ExitCode.CALL, done.stderr
+    assert "the connection to the server was lost (no audio from the server" in done.stderr
+    assert time.monotonic() - started < 15  # the input file is 20 s long: it did not wait
+
+
+def test_rollover_timing_is_pure() -> None:
+    from rtc_voice.call.rollover import quiet, rollover_start, session_deadline
+
+    assert session_deadline({"expires_at": 1_000_060}, wall_now=1_000_000, now=5.0) == 65.0
+    assert session_deadline({}, wall_now=1_000_000, now=5.0) == 3605.0  # 60 minutes
+    assert session_deadline({"expires_at": True}, wall_now=0, now=0) == 3600.0
+    assert rollover_start(deadline=3600, lead=60, opened=0) == 3540
+    assert rollover_start(deadline=20, lead=60, opened=0) == 10  # never in the first half
+    assert quiet(speaking="listening", reply_running=False, awaiting_transcripts=False)
+    assert not quiet(speaking="assistant", reply_running=False, awaiting_transcripts=False)
+    assert not quiet(speaking="listening", reply_running=True, awaiting_transcripts=False)
+    assert not quiet(speaking="listening", reply_running=False, awaiting_transcripts=True)
+
+
+@pytest.mark.timeout(60)
+async def test_a_cap_that_cuts_a_reply_is_followed_by_a_new_session(tmp_path: Path) -> None:
+    """A session too busy to roll over (a reply runs through its last seconds): the cap ends
+    it, and the conversation goes on in a new session, as after a drop."""
+    speech = np.concatenate(
+        [silence(300), tone(300, 2000, dbfs=-18), silence(4500), tone(300, 800, dbfs=-18)]
+    )
+    wav = write_wav(tmp_path / "q.wav", np.concatenate([speech, silence(500)]))
+    presenter = Recording()
+    options = TalkOptions(
+        local=True, input=str(wav), output="none", max_duration=40, session_seconds=6.0
+    )
+    call = CallSupervisor(load_settings(env={}), options, presenter, api_key=None)
+    assert await call.run() == ExitCode.OK, (call.end_reason, presenter.notices)
+    assert any("maximum duration; reconnecting…" in n for n in presenter.notices)
+    assert len(call.reconnects) >= 1 and call.rollovers == []
+    turns = [(t.role, t.status) for t in call.conversation.turns()]
+    assert turns[0] == ("user", "completed") and len(turns) == 4
+    assert turns[-2:] == [("user", "completed"), ("assistant", "completed")]
+    assert call.conversation.turns()[-1].text == "I heard about 0.8 seconds of speech."
+
+
+@pytest.mark.timeout(90)
+async def test_a_scripted_call_rolls_over_before_the_cap_and_every_question_is_answered(
+    tmp_path: Path,
+) -> None:
+    """A session cap of 20 s, a lead of 6 s, a 45 s call: no reply is cut, nothing is lost."""
+    question = np.concatenate([tone(300, 800, dbfs=-18), silence(4200)])
+    wav = write_wav(tmp_path / "script.wav", np.concatenate([silence(300), *[question] * 9]))
+    presenter = Recording()
+    settings = load_settings(env={"RTC_VOICE_NETWORK_ROLLOVER_LEAD_SECONDS": "6"})
+    options = TalkOptions(
+        local=True, input=str(wav), output="none", max_duration=80, session_seconds=20.0
+    )
+    call = CallSupervisor(settings, options, presenter, api_key=None)
+    assert await call.run() == ExitCode.OK, (call.end_reason, presenter.notices)
+    assert len(call.rollovers) >= 2  # at about 14 s, 28 s (and 42 s, as the input ends)
+    assert call.reconnects == []  # the cap never struck
+    assert not any("maximum duration" in n for n in presenter.notices)
+    turns = call.conversation.turns()
+    assert [(t.role, t.status) for t in turns] == [
+        ("user", "completed"),
+        ("assistant", "completed"),
+    ] * 9
+    assert all(t.text == "I heard about 0.8 seconds of speech." for t in turns[1::2])
+    for event in presenter.client_events:
+        validate_client_event(event)
+
+
+# --- signals in every phase ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def hung_http() -> Iterator[str]:
+    """A socket that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            accepted.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    stop.set()
+    thread.join(2)
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("how", "sig", "code"),
+    [
+        ("minting", signal.SIGINT, ExitCode.INTERRUPTED),
+        ("minting", signal.SIGTERM, ExitCode.TERMINATED),
+        ("posting the offer", signal.SIGINT, ExitCode.INTERRUPTED),
+    ],
+)
+def test_a_signal_during_a_hung_request_exits_at_once(
+    tmp_path: Path, hung_http: str, how: str, sig: signal.Signals, code: ExitCode
+) -> None:
+    quiet = write_wav(tmp_path / "quiet.wav", silence(2_000))
+    args = ["talk", "--base-url", hung_http, "--input", str(quiet), "--output", "none"]
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "OPENAI_API_KEY": FAKE_KEY}
+    if how == "posting the offer":
+        args += ["--token", "ek_" + "2" * 32]
+        env.pop("OPENAI_API_KEY")
+    proc = subprocess.Popen(
+        rtc_voice(*args),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    time.sleep(2.5)  # the request is in flight and hangs (the connect timeout is 15 s)
+    assert proc.poll() is None, proc.communicate()
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == code, err
+    assert time.monotonic() - sent < 5, "it waited for the request instead of leaving"
+    assert "Traceback" not in err and FAKE_KEY not in err
