@@ -21,7 +21,7 @@ import pytest
 
 from rtc_voice.audio.pcm import silence, tone
 from rtc_voice.audio.wavfile import WavWriter
-from rtc_voice.call.health import LinkWatch, Lost
+from rtc_voice.call.health import LinkWatch, Lost, Probe
 from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
 from rtc_voice.config import load_settings
 from rtc_voice.conversation import Conversation
@@ -61,11 +61,12 @@ def streaming(watch: LinkWatch, start: float, seconds: float) -> float:
     [
         ("continuous audio stops for 1 s", "idle stream", 1.0, {}, "no audio"),
         ("continuous audio, 0.9 s gap (jitter, a hiccup)", "idle stream", 0.9, {}, None),
-        ("audio only while speaking; quiet after", "dtx", 5.0, {}, None),
+        ("audio only while speaking; quiet after", "dtx", 1.4, {}, None),
+        ("audio only while speaking; quiet for 1.5 s", "dtx", 1.5, {}, "probe"),
         ("audio stops mid-reply on a DTX server", "dtx speaking", 1.0, {}, "no audio"),
         ("reply running, nothing at all for 2.5 s", "nothing", 2.5, {"reply": True}, "nothing"),
-        ("reply running, 2.4 s of nothing", "nothing", 2.4, {"reply": True}, None),
-        ("no reply running, nothing for 10 s (idle DTX)", "nothing", 10.0, {}, None),
+        ("reply running, 2.4 s of nothing: probed", "nothing", 2.4, {"reply": True}, "probe"),
+        ("no reply running, 1.4 s of nothing (idle DTX)", "nothing", 1.4, {}, None),
         ("ICE failed", "idle stream", 0.1, {"ice": "failed"}, "failed"),
         ("peer connection failed", "idle stream", 0.1, {"conn": "failed"}, "failed"),
     ],
@@ -92,16 +93,44 @@ def test_link_watch_table(
     )
     if expected is None:
         assert verdict is None, name
+    elif expected == "probe":
+        assert isinstance(verdict, Probe), name
     else:
         assert isinstance(verdict, Lost), name
         assert expected in verdict.reason
         assert verdict.silent_since <= last + ask_at
 
 
+def test_link_watch_probes_a_quiet_server_before_calling_it_lost() -> None:
+    watch = LinkWatch(started=0.0)
+    watch.assistant_speaking(True)
+    last = streaming(watch, 0.0, 2.0)  # a DTX server: audio only while the assistant speaks
+    watch.assistant_speaking(False)
+    assert watch.assess(last + 1.4) is None
+    assert isinstance(watch.assess(last + 1.5), Probe)
+    watch.probed(last + 1.5)
+    assert watch.assess(last + 2.4) is None  # waiting for the answer, no second probe
+    watch.event(last + 1.6)  # session.updated: still there
+    assert watch.assess(last + 2.6) is None
+    assert isinstance(watch.assess(last + 3.1), Probe)  # quiet again: ask again
+    watch.probed(last + 3.1)
+    assert watch.assess(last + 4.1) == Lost("no answer from the server for 2.5 s", last + 1.6)
+    assert watch.probes == 2
+
+
+def test_a_call_cut_before_its_audio_got_going_is_probed() -> None:
+    watch = LinkWatch(started=10.0)
+    for t in (10.02, 10.04, 10.06):
+        watch.audio(t)
+    assert isinstance(watch.assess(11.6), Probe)
+    watch.probed(11.6)
+    assert watch.assess(12.6) == Lost("no answer from the server for 2.5 s", 10.06)
+
+
 def test_link_watch_events_count_as_heard() -> None:
     watch = LinkWatch(started=0.0)
     watch.event(2.0)
-    assert watch.assess(4.4, reply_running=True) is None
+    assert isinstance(watch.assess(4.4, reply_running=True), Probe)
     assert watch.assess(4.5, reply_running=True) == Lost(
         "nothing from the server for 2.5 s during a reply", 2.0
     )
@@ -420,3 +449,32 @@ def test_a_signal_during_a_hung_request_exits_at_once(
     assert proc.returncode == code, err
     assert time.monotonic() - sent < 5, "it waited for the request instead of leaving"
     assert "Traceback" not in err and FAKE_KEY not in err
+
+
+@pytest.mark.timeout(90)
+def test_a_vanished_server_is_never_exit_0(
+    tmp_path: Path, served: tuple[subprocess.Popen[str], str]
+) -> None:
+    """The server process dies mid-call: the call is found lost, every reconnect attempt is
+    refused, and the exit code says so (8: network) after the bounded attempts."""
+    proc, url = served
+    quiet = write_wav(tmp_path / "quiet.wav", silence(40_000))
+    talk = subprocess.Popen(
+        rtc_voice("talk", "--base-url", url, "--json", "--input", str(quiet), "--output", "none"),
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "OPENAI_API_KEY": FAKE_KEY},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert talk.stdout is not None
+    for line in talk.stdout:  # connected
+        if json.loads(line)["type"] == "session.updated":
+            break
+    proc.kill()
+    proc.wait(10)
+    _, err = talk.communicate(timeout=60)
+    assert talk.returncode == ExitCode.NETWORK, err
+    assert "reconnecting…" in err
+    assert "the call could not be resumed after 5 attempts" in err
+    assert FAKE_KEY not in err and "Traceback" not in err

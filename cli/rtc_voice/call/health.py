@@ -10,11 +10,15 @@ frame and every server event it receives, and asks `assess(now, ...)` a few time
   continuously (OpenAI and the local server send 20 ms frames, silence included) never pauses
   that long on a working path, even at 60 ms jitter;
 - a reply is running (the server owes us events) and nothing at all has arrived for
-  `quiet_s` (2.5 s).
+  `quiet_s` (2.5 s);
+- otherwise, when nothing has arrived for `probe_after_s` (1.5 s: a server that pauses its
+  audio between turns, or a call cut before its audio got going), the verdict is `Probe`: the
+  call sends a harmless event the server must answer (an empty `session.update`), and no
+  answer within `probe_wait_s` (1 s) is a lost network.
 
 A server that pauses its audio when nobody speaks (DTX) is "streaming" only while the assistant
-speaks, so silence between turns is not mistaken for a lost network. The channel closing is
-not decided here: the call sees it directly (the server hung up, or the session cap).
+speaks, so silence between turns is not mistaken for a lost network: it is probed. The channel
+closing is not decided here: the call sees it directly (the server hung up, or the session cap).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from dataclasses import dataclass
 
 AUDIO_GAP_S = 1.0
 QUIET_S = 2.5
+PROBE_AFTER_S = 1.5
+PROBE_WAIT_S = 1.0
 STEADY_FRAMES = 25  # this many frames within STEADY_WINDOW_S: the server is streaming
 STEADY_WINDOW_S = 1.0
 FAILED_STATES = ("failed",)
@@ -35,6 +41,11 @@ class Lost:
 
     reason: str
     silent_since: float
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Ask the server something it must answer (the caller then calls `probed(now)`)."""
 
 
 class LinkWatch:
@@ -50,6 +61,8 @@ class LinkWatch:
         self.continuous = False  # audio kept flowing while the assistant was silent
         self.speaking = False  # the assistant's audio is playing (server says so)
         self._steady = False
+        self.probe_sent: float | None = None
+        self.probes = 0
 
     # --- what arrives
 
@@ -70,6 +83,11 @@ class LinkWatch:
     def assistant_speaking(self, speaking: bool) -> None:
         self.speaking = speaking
 
+    def probed(self, now: float) -> None:
+        """A probe went out at `now`."""
+        self.probe_sent = now
+        self.probes += 1
+
     # --- the verdict
 
     @property
@@ -84,7 +102,7 @@ class LinkWatch:
         ice_state: str = "completed",
         connection_state: str = "connected",
         reply_running: bool = False,
-    ) -> Lost | None:
+    ) -> Lost | Probe | None:
         if ice_state in FAILED_STATES or connection_state in FAILED_STATES:
             return Lost(f"the connection failed (ICE {ice_state})", self.heard)
         streaming = self._steady and (self.continuous or self.speaking)
@@ -95,4 +113,9 @@ class LinkWatch:
         heard = self.heard
         if reply_running and now - heard >= self.quiet_s:
             return Lost(f"nothing from the server for {now - heard:.1f} s during a reply", heard)
+        unanswered = self.probe_sent is not None and self.probe_sent >= heard
+        if unanswered and self.probe_sent is not None and now - self.probe_sent >= PROBE_WAIT_S:
+            return Lost(f"no answer from the server for {now - heard:.1f} s", heard)
+        if not unanswered and not streaming and now - heard >= PROBE_AFTER_S:
+            return Probe()
         return None

@@ -33,7 +33,7 @@ from rtc_voice.call.controls import (
     SendText,
     ToggleMute,
 )
-from rtc_voice.call.health import LinkWatch
+from rtc_voice.call.health import LinkWatch, Lost, Probe
 from rtc_voice.config import Settings
 from rtc_voice.conversation import Conversation, Turn
 from rtc_voice.credentials import ApiKey
@@ -461,7 +461,12 @@ class CallSupervisor:
                 connection_state=conn.connection_state,
                 reply_running=self.conversation.active_response is not None,
             )
-            if verdict is not None:
+            if isinstance(verdict, Probe):
+                watch.probed(self.clock())
+                if not conn.closed:
+                    with contextlib.suppress(RtcVoiceError):
+                        conn.send(proto.liveness_probe())  # answered by session.updated
+            elif isinstance(verdict, Lost):
                 self._lost_at, self._lost_reason = verdict.silent_since, verdict.reason
                 self.dispatch(st.NetworkLost(verdict.reason, reconnect=self.settings.reconnect))
                 return

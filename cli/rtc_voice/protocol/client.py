@@ -108,6 +108,12 @@ def session_tools(tools: Sequence[JSON]) -> JSON:
     }
 
 
+def liveness_probe() -> JSON:
+    """An empty `session.update`: changes nothing, and the server must answer it
+    (`session.updated`), so silence after it means the network is gone."""
+    return {"type": C.SESSION_UPDATE, "session": {"type": "realtime"}}
+
+
 def response_create() -> JSON:
     return {"type": C.RESPONSE_CREATE}
 
