@@ -379,10 +379,10 @@ def test_transcript_jsonl_in_order_private_and_finished(tmp_path: Path) -> None:
     writer = TranscriptWriter(path)
     apply_all(conv, [SESSION, *user_audio("u1", None), *reply("a1", "u1", "r1", ["Hi."])])
     writer.update(conv)
-    assert path.read_text() == ""  # the reply waits for the user's transcript
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not path.exists()  # the reply waits for the user's transcript: nothing to write yet
     apply_all(conv, transcription("u1", "hello"))
     writer.update(conv)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     assert [(x["role"], x["text"], x["status"]) for x in lines] == [
         ("user", "hello", "completed"),
@@ -425,3 +425,52 @@ def test_transcript_markdown_and_bad_extension(tmp_path: Path) -> None:
     assert "over 1 response." in text
     with pytest.raises(UsageError, match="Cannot tell the transcript format"):
         TranscriptWriter(tmp_path / "t.txt")
+
+
+def test_replay_events_carry_the_conversation_to_a_new_session() -> None:
+    """What a reconnect sends first: valid client events, in order, chained."""
+    from tests.rtc_client import validate_client_event
+
+    conv = Conversation()
+    apply_all(conv, [SESSION, *user_audio("u1", None), *transcription("u1", "what time is it")])
+    call = {
+        "id": "f1",
+        "type": "function_call",
+        "call_id": "c1",
+        "name": "get_time",
+        "arguments": "{}",
+        "status": "completed",
+    }
+    apply_one(conv, ev("conversation.item.added", item=call, previous_item_id="u1"))
+    apply_one(
+        conv,
+        ev(
+            "conversation.item.added",
+            previous_item_id="f1",
+            item={"id": "o1", "type": "function_call_output", "call_id": "c1", "output": "noon"},
+        ),
+    )
+    apply_all(conv, reply("a1", "f1", "r1", ["It is ", "noon."]))
+    apply_all(conv, reply("a2", "a1", "r2", ["And"], status="cancelled", heard="And"))
+    apply_one(conv, ev("input_audio_buffer.speech_started", item_id="u2", audio_start_ms=0))
+    events = conv.replay_events()
+    for event in events:
+        validate_client_event(event)
+    items = [e["item"] for e in events]
+    assert [(i["type"], i.get("role"), i["id"]) for i in items] == [
+        ("message", "user", "replay_0"),
+        ("function_call", None, "replay_1"),
+        ("function_call_output", None, "replay_1_out"),
+        ("message", "assistant", "replay_2"),
+        ("message", "assistant", "replay_3"),
+    ]
+    assert items[0]["content"] == [{"type": "input_text", "text": "what time is it"}]
+    assert items[3]["content"] == [{"type": "output_text", "text": "It is noon."}]
+    assert items[4]["content"][0]["text"] == "And"  # what was heard before the cut
+    assert [e.get("previous_item_id") for e in events] == [
+        None,
+        "replay_0",
+        "replay_1",
+        "replay_1_out",
+        "replay_2",
+    ]

@@ -7,6 +7,7 @@ import asyncio
 import json
 
 import httpx
+import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from rtc_voice.audio.tracks import PcmTrack
@@ -135,6 +136,18 @@ async def test_output_audio_buffer_clear_cancels_the_reply(client: Client) -> No
     await client.wait_for("output_audio_buffer.cleared")
     done = await client.wait_for("response.done")
     assert done["response"]["status"] == "cancelled"
+
+
+async def test_output_audio_buffer_clear_with_nothing_playing_is_valid(client: Client) -> None:
+    client.send({"type": "output_audio_buffer.clear"})
+    first = await client.wait_for("output_audio_buffer.cleared")
+    client.say("hi")
+    done = await client.wait_for("response.done")
+    client.send({"type": "output_audio_buffer.clear"})
+    later = await client.wait_for("output_audio_buffer.cleared")
+    client.check_valid()
+    assert first["response_id"].startswith("resp_")
+    assert later["response_id"] == done["response"]["id"]
 
 
 async def test_speech_during_reply_interrupts_with_turn_detected(client: Client) -> None:
@@ -343,3 +356,72 @@ async def test_browser_style_raw_flow(local_server: LocalServer) -> None:
             assert first["session"]["model"] == "gpt-realtime"
         finally:
             await pc.close()
+
+
+async def test_a_replayed_conversation_is_accepted_in_order(client: Client) -> None:
+    """The items a reconnect sends (Conversation.replay_events) land in order, without errors."""
+    from rtc_voice.conversation import Conversation
+    from tests.test_conversation import apply_all, ev, reply
+
+    conv = Conversation()
+    typed = {
+        "type": "message",
+        "role": "user",
+        "status": "completed",
+        "content": [{"type": "input_text", "text": "what time is it"}],
+    }
+    call = {
+        "type": "function_call",
+        "call_id": "c",
+        "name": "get_time",
+        "arguments": "{}",
+        "status": "completed",
+    }
+    output = {"type": "function_call_output", "call_id": "c", "output": "noon"}
+    apply_all(
+        conv,
+        [
+            ev("conversation.item.done", previous_item_id=None, item={"id": "u", **typed}),
+            ev("conversation.item.done", previous_item_id="u", item={"id": "f", **call}),
+            ev("conversation.item.done", previous_item_id="f", item={"id": "o", **output}),
+            *reply("a", "o", "r", ["It is ", "noon."]),
+        ],
+    )
+    before = len(client.events)
+    for event in conv.replay_events():
+        client.send(event)
+    done = [await client.wait_for("conversation.item.done") for _ in range(4)]
+    assert [e["item"]["id"] for e in done] == ["replay_0", "replay_1", "replay_1_out", "replay_2"]
+    assert "error" not in client.types(before)
+    client.say("and now?")
+    reply = await client.wait_for("response.done")
+    assert reply["response"]["status"] == "completed"
+
+
+async def test_a_failing_task_is_logged_and_ends_the_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug in one of a call's tasks was lost; now the log says it and the call ends."""
+    from rtc_voice.localserver.call import LocalCall
+
+    async def broken(self: LocalCall, item: object, speech_ms: int) -> None:
+        raise RuntimeError("transcriber fell over")
+
+    monkeypatch.setattr(LocalCall, "_transcribe", broken)
+    lines: list[str] = []
+    async with LocalServer(log=lines.append) as server:
+        session = {
+            "type": "realtime",
+            "audio": {"input": {"transcription": {"model": "gpt-4o-mini-transcribe"}}},
+        }
+        client = await Client.open(server.base_url, session)
+        try:
+            client.mic.play(speech_like(800))
+            async with asyncio.timeout(15):
+                await client.closed.wait()
+        finally:
+            await client.close()
+    assert any("internal error: RuntimeError: transcriber fell over" in line for line in lines), (
+        lines
+    )
+    assert any(line.endswith("(internal error)") for line in lines), lines

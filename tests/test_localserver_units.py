@@ -225,3 +225,42 @@ def test_loopback_hosts() -> None:
         assert is_loopback_host(host), host
     for host in ("0.0.0.0", "192.0.2.2", "10.0.0.1", "api.openai.com", "::", ""):
         assert not is_loopback_host(host), host
+
+
+def test_input_buffer_counts_audio_and_voiced_audio_and_detects_turns() -> None:
+    from rtc_voice.localserver.input_buffer import InputBuffer
+    from rtc_voice.protocol.defaults import turn_detection_defaults
+
+    buffer = InputBuffer(turn_detection_defaults("server_vad"))
+    events = [e for level in [-20.0] * 10 + [-90.0] * 30 for e in buffer.feed(level, 20)]
+    assert [type(e) for e in events] == [SpeechStarted, SpeechStopped]
+    assert (buffer.ms, buffer.voiced_ms) == (800, 200)
+    buffer.committed()
+    assert (buffer.ms, buffer.voiced_ms, buffer.pending_item_id) == (0, 0, None)
+
+    manual = InputBuffer(None)  # manual turns: audio is counted, no turn events
+    assert [e for level in [-20.0] * 10 + [-90.0] * 30 for e in manual.feed(level, 20)] == []
+    assert manual.voiced_ms == 200
+    manual.configure(turn_detection_defaults("semantic_vad"))
+    assert manual.vad.now_ms == 800 and manual.vad.silence_duration_ms == 800
+
+
+def test_items_are_placed_after_their_predecessor() -> None:
+    from rtc_voice.localserver import items as store
+
+    items: list[dict[str, object]] = []
+    assert store.insert(items, {"id": "a"}, None) is None
+    assert store.insert(items, {"id": "c"}, "a") == "a"
+    assert store.insert(items, {"id": "b"}, "a") == "a"
+    assert store.insert(items, {"id": "z"}, "root") is None
+    assert [i["id"] for i in items] == ["z", "a", "b", "c"]
+    assert store.find(items, "b") == {"id": "b"} and store.find(items, "x") is None
+    assert store.last_id(items) == "c" and store.last_id([]) is None
+    created = store.from_create_event(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": "c1"},
+        }
+    )
+    assert created["output"] == "" and created["status"] == "completed"
+    assert created["id"].startswith("item_")

@@ -121,9 +121,16 @@ async def test_a_failing_microphone_track_ends_the_call(
     assert_all_tasks_done(call)
 
 
+def full_disk(tmp_path: Path) -> Path:
+    """A .wav path whose every write fails with ENOSPC, as on a full disk."""
+    path = tmp_path / "rec.wav"
+    path.symlink_to("/dev/full")
+    return path
+
+
 async def test_a_full_disk_under_the_recording_ends_the_call(tmp_path: Path) -> None:
-    call = supervisor(tmp_path, Recording(), record=Path("/dev/full"))
-    assert await call.run() == ExitCode.FAILURE
+    call = supervisor(tmp_path, Recording(), record=full_disk(tmp_path))
+    assert await call.run() == ExitCode.AUDIO
     assert call.failure is not None
     assert call.failure.message == (
         "Writing the recording or transcript failed: No space left on device."
@@ -160,12 +167,12 @@ def test_the_cli_prints_the_sentence_and_the_traceback_only_with_debug(
             "--output",
             "none",
             "--record",
-            "/dev/full",
+            str(full_disk(tmp_path)),
             "--max-duration",
             "20",
         ],
     )
-    assert result.exit_code == ExitCode.FAILURE
+    assert result.exit_code == ExitCode.AUDIO
     out = result.output + result.stderr
     assert "Error: Writing the recording or transcript failed: No space left on device." in out
     assert "Check the disk space" in out

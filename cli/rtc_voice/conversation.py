@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from rtc_voice.protocol import client as proto
 from rtc_voice.protocol import server as ev
 
 JSON = dict[str, Any]
@@ -176,6 +177,44 @@ class Conversation:
             done.add(turn.item_id)
             fresh.append(turn)
         return fresh
+
+    def replay_events(self, prefix: str = "replay") -> list[JSON]:
+        """The conversation so far as `conversation.item.create` events for a new session, in
+        order and chained by `previous_item_id`: both sides' words as text (audio cannot be
+        replayed), function calls with their outputs. Unfinished turns are left out."""
+        events: list[JSON] = []
+        previous: str | None = None
+
+        def add(item: JSON) -> None:
+            nonlocal previous
+            events.append(proto.item_create(item, previous))
+            previous = item["id"]
+
+        for index, turn in enumerate(self.turns()):
+            item_id = f"{prefix}_{index}"
+            if isinstance(turn, FunctionCall):
+                if turn.output is None:
+                    continue
+                add(
+                    {
+                        "id": item_id,
+                        "type": "function_call",
+                        "call_id": turn.call_id,
+                        "name": turn.name,
+                        "arguments": turn.arguments,
+                    }
+                )
+                add(
+                    {
+                        "id": f"{item_id}_out",
+                        "type": "function_call_output",
+                        "call_id": turn.call_id,
+                        "output": turn.output,
+                    }
+                )
+            elif turn.text and turn.status != "in_progress":
+                add(proto.text_message(item_id, turn.role, turn.text))
+        return events
 
     @property
     def assistant_speaking(self) -> bool:

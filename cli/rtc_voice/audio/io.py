@@ -1,5 +1,5 @@
 """One audio I/O interface for `talk`: a microphone track and a speaker sink, each a real
-device, a WAV file or nothing; and the stereo call recorder."""
+device, an audio file or nothing; and the stereo call recorder."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from rtc_voice.audio.pcm import RATE, SILENCE_DBFS, Pcm, rms_dbfs
 from rtc_voice.audio.tracks import MicrophoneTrack, PcmTrack
-from rtc_voice.audio.wavfile import WavWriter, is_wav_spec, read_wav
+from rtc_voice.audio.wavfile import DeferredWriter, is_file_spec, read_audio
 
 if TYPE_CHECKING:
     from rtc_voice.sinks import WriterThread
@@ -70,14 +70,21 @@ class NullSink:
         pass
 
 
-class WavSink(NullSink):
-    """`--output FILE.wav`: exactly what would have been played, written as it arrives."""
+class FileSink(NullSink):
+    """`--output FILE` (.wav, .flac, .mp3, .ogg, .opus): exactly what would have been played,
+    written as it arrives."""
 
     def __init__(self, path: Path, thread: WriterThread | None = None) -> None:
         super().__init__()
         self.description = f"file {path}"
-        self._writer = WavWriter(path)
+        self._writer = DeferredWriter(path, what="output file")
         self._thread = thread
+
+    def start(self) -> None:  # the call is up: only now replace a file of that name
+        if self._thread is not None:
+            self._thread.submit(self._writer.open)
+        else:
+            self._writer.open()
 
     def write(self, samples: Pcm) -> None:
         super().write(samples)
@@ -94,12 +101,12 @@ class WavSink(NullSink):
 
 
 def open_speaker(spec: str | None, thread: WriterThread | None = None) -> Sink:
-    """`none`, a FILE.wav (written on `thread` when given) or a device."""
+    """`none`, an audio file (written on `thread` when given) or a device."""
     if spec is not None and spec.strip().lower() == "none":
         return NullSink()
-    if is_wav_spec(spec):
+    if is_file_spec(spec):
         assert spec is not None
-        return WavSink(Path(spec).expanduser(), thread)
+        return FileSink(Path(spec).expanduser(), thread)
     from rtc_voice.audio import devices
 
     return devices.OutputSink(devices.select(spec, "output"))
@@ -109,7 +116,7 @@ def open_speaker(spec: str | None, thread: WriterThread | None = None) -> Sink:
 class Microphone:
     track: PcmTrack | MicrophoneTrack
     description: str
-    file_pcm: Pcm | None = None  # set when a WAV file stands in for the microphone
+    file_pcm: Pcm | None = None  # set when an audio file stands in for the microphone
 
     def start(self) -> None:
         if isinstance(self.track, MicrophoneTrack):
@@ -119,11 +126,11 @@ class Microphone:
 
 
 def open_microphone(spec: str | None) -> Microphone:
-    """A WAV file (read fully now, so a bad file fails before anything starts) or a device."""
-    if is_wav_spec(spec):
+    """An audio file (read fully now, so a bad file fails before anything starts) or a device."""
+    if is_file_spec(spec):
         assert spec is not None
         path = Path(spec).expanduser()
-        pcm = read_wav(path)
+        pcm = read_audio(path)
         return Microphone(PcmTrack(), f"file {path} ({len(pcm) / RATE:.1f} s)", pcm)
     from rtc_voice.audio import devices
 
@@ -132,14 +139,15 @@ def open_microphone(spec: str | None) -> Microphone:
 
 
 class Recorder:
-    """`--record FILE.wav`: stereo, left the microphone as sent, right the assistant as played.
+    """`--record FILE` (.wav, .flac, .mp3, .ogg, .opus): stereo, left the microphone as sent,
+    right the assistant as played.
 
     The microphone's 20 ms frames set the clock; assistant audio is laid against them (silence
     when there is none), so both sides line up in time. The frames are interleaved where they
     arrive; the file writes run on `thread` when given (off the event loop)."""
 
     def __init__(self, path: Path, thread: WriterThread | None = None) -> None:
-        self._writer = WavWriter(path, channels=2)
+        self._writer = DeferredWriter(path, channels=2, what="recording")
         self._thread = thread
         self._right: collections.deque[Pcm] = collections.deque()
         self._right_len = 0

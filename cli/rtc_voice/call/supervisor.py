@@ -37,7 +37,7 @@ from rtc_voice.call.health import LinkWatch, Lost, Probe
 from rtc_voice.config import Settings
 from rtc_voice.conversation import Conversation, Turn
 from rtc_voice.credentials import ApiKey
-from rtc_voice.errors import ExitCode, RtcVoiceError
+from rtc_voice.errors import ExitCode, FileError, RtcVoiceError
 from rtc_voice.eventlog import EventLog
 from rtc_voice.protocol import client as proto
 from rtc_voice.protocol import server as ev
@@ -189,8 +189,12 @@ class CallSupervisor:
 
     # --- tasks ------------------------------------------------------------------------------
 
-    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run `coro` as a task of the call; its exception ends the call."""
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+        """Run `coro` as a task of the call; its exception ends the call. Once the call is
+        ending nothing new starts (a late callback's work is dropped)."""
+        if self._tg is None or self._ending.is_set():
+            coro.close()
+            return None
 
         async def guarded() -> None:
             try:
@@ -200,7 +204,6 @@ class CallSupervisor:
             except Exception as exc:
                 self.fail(name, exc)
 
-        assert self._tg is not None, "the call is not running"
         task = self._tg.create_task(guarded(), name=f"rtc-voice {name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -211,7 +214,7 @@ class CallSupervisor:
         if isinstance(exc, RtcVoiceError):
             error = exc
         elif isinstance(exc, OSError) and where == "file writer":
-            error = RtcVoiceError(
+            error = FileError(
                 f"Writing the recording or transcript failed: {exc.strerror or exc}.",
                 hint="Check the disk space and permissions of the target folder.",
             )
@@ -240,6 +243,7 @@ class CallSupervisor:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 ui = self._spawn("screen", self.presenter.run())
+                assert ui is not None
                 try:
                     await self._prepare()
                 except RtcVoiceError as exc:
@@ -349,7 +353,13 @@ class CallSupervisor:
         assert self._api is not None and self._ephemeral is not None
         assert self._offer is not None
         offer = await self._offer
-        conn = await offer.call(self._api, self._ephemeral, self.settings.connect_timeout)
+        api, key = self._api, self._key
+
+        async def hangup(call_id: str) -> None:  # a call created but not connected
+            if key is not None:  # none with --token
+                await api.hangup(key, call_id)
+
+        conn = await offer.call(api, self._ephemeral, self.settings.connect_timeout, hangup=hangup)
         self.conn = conn
         for warning in conn.warnings:
             self.presenter.notice(warning, error=True)
@@ -379,12 +389,13 @@ class CallSupervisor:
             self.watch = LinkWatch(self.clock())
         if audio is None:
             audio = self._spawn("audio pump", self._pump_audio(self.conn, self.watch))
-        self._call_tasks = [
+        tasks = [
             self._spawn("event pump", self._pump_events()),
             audio,
             self._spawn("link watch", self._watch_link(self.conn, self.watch)),
             self._spawn("session rollover", self._roll_over_when_due(self.conn)),
         ]
+        self._call_tasks = [t for t in tasks if t is not None]  # none once the call is ending
 
     # --- rollover: the next session before the cap -------------------------------------------
 
@@ -431,8 +442,9 @@ class CallSupervisor:
         new = await offer.call(self._api, self._ephemeral, settings.connect_timeout)
         watch = LinkWatch(self.clock())
         audio = self._spawn("audio pump", self._pump_audio(new, watch))
-        if self.conn is not old or not isinstance(self.state, st.Connected):
-            audio.cancel()  # the old call was lost meanwhile: the reconnect path has it
+        if audio is None or self.conn is not old or not isinstance(self.state, st.Connected):
+            if audio is not None:
+                audio.cancel()  # the old call was lost meanwhile: the reconnect path has it
             await new.close()
             return
         # the switch: context first, then microphone and speaker, then the old call goes
@@ -759,7 +771,10 @@ class CallSupervisor:
         if self._recorder is not None:
             self._recorder.close()
         if self._transcript is not None:
-            self._transcript.finish(self.conversation, self.cost_usd)
+            if self.conn is not None:
+                self._transcript.finish(self.conversation, self.cost_usd)
+            else:  # no call, nothing to write: an earlier call's transcript stays as it was
+                self._transcript.close()
         if self._writer is not None:
             await asyncio.to_thread(self._writer.close)
         if self._server is not None:

@@ -73,22 +73,33 @@ def user_message(text: str) -> JSON:
     }
 
 
-def item_create(item: JSON, previous_item_id: str | None) -> JSON:
-    """`conversation.item.create` placing `item` after `previous_item_id` ("root": first)."""
+def item_create(item: JSON, previous_item_id: str | None = None) -> JSON:
+    """`conversation.item.create` for any item, placed after `previous_item_id` when given."""
+    event: JSON = {"type": C.CONVERSATION_ITEM_CREATE, "item": item}
+    if previous_item_id is not None:
+        event["previous_item_id"] = previous_item_id
+    return event
+
+
+def text_message(item_id: str, role: str, text: str) -> JSON:
+    """A message item in words: what the user said or typed, or what the assistant said."""
+    kind = "input_text" if role == "user" else "output_text"
     return {
-        "type": C.CONVERSATION_ITEM_CREATE,
-        "previous_item_id": previous_item_id or "root",
-        "item": item,
+        "id": item_id,
+        "type": "message",
+        "role": role,
+        "content": [{"type": kind, "text": text}],
     }
 
 
 def replay(items: Sequence[JSON]) -> list[JSON]:
-    """The events that rebuild a conversation on a new call: each item after the one before."""
+    """The events that rebuild a conversation on a new call: each item after the one before
+    (the first at the start: "root")."""
     events = []
-    previous: str | None = None
+    previous = "root"
     for item in items:
         events.append(item_create(item, previous))
-        previous = item.get("id") or previous
+        previous = str(item.get("id") or previous)
     return events
 
 

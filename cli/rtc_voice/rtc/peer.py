@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -130,10 +130,13 @@ class Offer:
         connect_timeout: float = 15.0,
         *,
         deadline: float | None = None,
+        hangup: Callable[[str], Awaitable[None]] | None = None,
     ) -> RealtimeConnection:
         """POST /calls → answer → channel open → `session.created`, within `connect_timeout`
         (or by `deadline`, in loop time, when the offer already used part of it). Raises
-        CallError naming the step that stalled; the peer is closed on any failure."""
+        CallError naming the step that stalled; the peer is closed on any failure, and if the
+        server created the call, `hangup(call_id)` is awaited (bounded) so it is not left
+        open."""
         conn, pc = self.conn, self.conn.pc
         if deadline is None:
             deadline = asyncio.get_running_loop().time() + connect_timeout
@@ -145,7 +148,7 @@ class Offer:
                 conn.call_id = answer.call_id
                 try:
                     await pc.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
-                except ValueError:
+                except Exception:  # aiortc's SDP parser raises AssertionError, ValueError, …
                     raise ProtocolError(
                         f"{api.host} sent an SDP answer that cannot be used.",
                         hint="Check that base_url points at an OpenAI-compatible /v1 endpoint.",
@@ -159,7 +162,7 @@ class Offer:
                 step = S.SESSION_CREATED
                 conn.session = await self.first_session
         except TimeoutError:
-            await conn.close()
+            await _abandon(conn, hangup)
             raise CallError(
                 f"The call did not connect within {connect_timeout:g} s: stalled at the {step} "
                 "step.",
@@ -169,9 +172,20 @@ class Offer:
                 else "The server did not answer in time; check base_url and your network.",
             ) from None
         except BaseException:
-            await conn.close()
+            await _abandon(conn, hangup)
             raise
         return conn
+
+
+async def _abandon(
+    conn: RealtimeConnection, hangup: Callable[[str], Awaitable[None]] | None
+) -> None:
+    """A connect that failed: hang up the call if the server created one, then close."""
+    if conn.call_id and hangup is not None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(3):
+                await hangup(conn.call_id)
+    await conn.close()
 
 
 async def make_offer(
@@ -266,6 +280,7 @@ async def connect(
     connect_timeout: float = 15.0,
     jitter_buffer_frames: int | None = None,
     loopback_only: bool = False,
+    hangup: Callable[[str], Awaitable[None]] | None = None,
 ) -> RealtimeConnection:
     """Open a call: `make_offer`, then `Offer.call` (both within `connect_timeout`)."""
     deadline = asyncio.get_running_loop().time() + connect_timeout
@@ -282,4 +297,4 @@ async def connect(
             f"The call did not connect within {connect_timeout:g} s: stalled making the offer.",
             hint="Raise network.connect_timeout if this machine is very slow.",
         ) from None
-    return await offer.call(api, ephemeral_key, connect_timeout, deadline=deadline)
+    return await offer.call(api, ephemeral_key, connect_timeout, deadline=deadline, hangup=hangup)
