@@ -234,10 +234,12 @@ class Recording(LinePresenter):
         super().__init__(out=StringIO(), err=StringIO())
         self.client_events: list[dict[str, Any]] = []
         self.server_events: list[dict[str, Any]] = []
+        self.local_events: list[dict[str, Any]] = []
         self.notices: list[str] = []
 
     def event(self, event: Mapping[str, Any], direction: str) -> None:
-        (self.client_events if direction == "client" else self.server_events).append(dict(event))
+        kept = {"client": self.client_events, "server": self.server_events}
+        kept.get(direction, self.local_events).append(dict(event))
 
     def notice(self, text: str, *, error: bool = False) -> None:
         self.notices.append(text)
@@ -292,6 +294,7 @@ async def test_a_call_dropped_mid_reply_resumes_with_its_context(tmp_path: Path)
         ("gap", None, None),
         ("turn", "user", "completed"),
         ("turn", "assistant", "completed"),
+        ("network", None, None),
         ("usage", None, None),
     ]
     turns = [x for x in lines if x["type"] == "turn"]
@@ -299,6 +302,15 @@ async def test_a_call_dropped_mid_reply_resumes_with_its_context(tmp_path: Path)
     assert turns[3]["text"] == "I heard about 1.0 seconds of speech."  # the next question
     assert turns[2]["previous_item_id"] == turns[1]["item_id"]  # the new call continued it
     assert lines[2]["reason"].startswith("no audio from the server")
+    summary = lines[-2]
+    assert summary["reconnects"] == 1 and summary["turns"] == 2  # both replies were heard
+    assert 500 < summary["turn_latency_p50_ms"] < 5000  # counted from the end of speech
+    assert summary["packets_received"] > 100
+    # the event log and --json got rtc-voice's own lines
+    notes = [e["type"] for e in presenter.local_events]
+    assert [n for n in notes if n != "rtc_voice.turn"] == ["rtc_voice.reconnected"]
+    assert notes.count("rtc_voice.turn") == 2
+    assert any(line.direction == "local" for line in call.log.lines)
 
 
 @pytest.mark.timeout(60)
@@ -478,3 +490,85 @@ def test_a_vanished_server_is_never_exit_0(
     assert "reconnecting…" in err
     assert "the call could not be resumed after 5 attempts" in err
     assert FAKE_KEY not in err and "Traceback" not in err
+
+
+# --- network health ------------------------------------------------------------------------------
+
+
+def reading(at: float, received: int, lost: int, rx: int, tx: int) -> Any:
+    from rtc_voice.rtc.stats import NetworkStats
+
+    return NetworkStats(
+        at=at,
+        round_trip_ms=12.0,
+        jitter_ms=3.0,
+        packets_received=received,
+        packets_lost=lost,
+        packets_sent=received,
+        remote_packets_lost=0,
+        bytes_sent=tx,
+        bytes_received=rx,
+    )
+
+
+def test_health_figures_per_interval_and_turn_latency() -> None:
+    from rtc_voice.call.netstats import NetworkHealth
+
+    health = NetworkHealth(silence_duration_ms=500)
+    health.reading(reading(0.0, 0, 0, 0, 0))
+    snap = health.reading(reading(1.0, 49, 1, 8000, 6000))
+    assert snap.loss_in_pct == 2.0 and snap.kbps_in == 64.0 and snap.kbps_out == 48.0
+    health.speech_stopped(10.0)  # the person stopped at 9.5
+    assert health.reply_audio(10.2, level_dbfs=-90) is None  # silence is not the reply
+    assert health.reply_audio(10.3, level_dbfs=-20, playout_ms=40) == pytest.approx(840)
+    assert health.reply_audio(10.32, level_dbfs=-20) is None  # counted once per turn
+    health.speech_stopped(20.0)
+    health.turn_cancelled()  # spoke again before any reply
+    assert health.reply_audio(21.0, level_dbfs=-20) is None
+    health.new_call()  # the next call's counters restart at 0
+    health.reading(reading(30.0, 10, 0, 100, 100))
+    shown = health.snapshot(underruns=2, reconnects=1)
+    assert shown.status() == "rtt 12 ms · jitter 3 ms · turn 840 ms · 1 reconnect"
+    assert not shown.slow
+    summary = health.summary(reconnects=1)
+    assert summary["packets_received"] == 59 and summary["packets_lost"] == 1
+    assert summary["turn_latency_p50_ms"] == 840.0 and summary["loss_pct"] == 1.67
+    assert shown.as_event()["type"] == "rtc_voice.stats"
+
+
+@pytest.mark.timeout(60)
+async def test_jitter_and_loss_are_counted_on_a_real_call(tmp_path: Path) -> None:
+    """The local server impairs its audio (30 ms jitter, 2% loss): the client counts the loss
+    and the jitter it receives, every second, and --json gets the figures."""
+    speech = np.concatenate([silence(300), tone(300, 1000, dbfs=-18), silence(4500)])
+    wav = write_wav(tmp_path / "q.wav", speech)
+    presenter = Recording()
+    options = TalkOptions(
+        local=True,
+        input=str(wav),
+        output="none",
+        max_duration=30,
+        network="jitter=30ms,loss=2%",
+        json=True,
+    )
+    call = CallSupervisor(load_settings(env={}), options, presenter, api_key=None)
+    assert await call.run() == ExitCode.OK, (call.end_reason, presenter.notices)
+    stats = [e for e in presenter.local_events if e["type"] == "rtc_voice.stats"]
+    assert len(stats) >= 3
+    health = call.health
+    total = health.packets_received + health.packets_lost
+    assert total > 200
+    assert 0.003 < health.packets_lost / total < 0.06  # 2% of a few hundred packets
+    assert max(s["jitter_ms"] or 0 for s in stats) > 5  # a clean loopback path shows ~0-1 ms
+    assert health.turn_ms, "the reply's latency was measured"
+    assert call.network is not None and call.network.loss_in_pct is not None
+
+
+def test_the_status_line_shows_the_network_item() -> None:
+    from rtc_voice.ui.render import View, header
+
+    view = View(model="gpt-realtime", voice="marin", phase="connected", network="rtt 12 ms")
+    assert header(view).plain.endswith(" · rtt 12 ms")
+    slow = header(View(phase="connected", network="turn 1400 ms", network_bad=True))
+    assert any("red" in str(span.style) for span in slow.spans if span.end == len(slow.plain))
+    assert "reconnecting" in header(View(phase="reconnecting")).plain

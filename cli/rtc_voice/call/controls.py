@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from rtc_voice.call.netstats import HealthSnapshot
 from rtc_voice.conversation import Turn
 from rtc_voice.eventlog import LogLine
 
@@ -64,3 +65,4 @@ class CallSnapshot:
     tokens_out: int = 0
     cost_usd: float | None = None
     ptt_active: bool = False
+    network: HealthSnapshot | None = None  # None until the first reading

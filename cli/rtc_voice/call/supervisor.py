@@ -34,11 +34,13 @@ from rtc_voice.call.controls import (
     ToggleMute,
 )
 from rtc_voice.call.health import LinkWatch, Lost, Probe
+from rtc_voice.call.netstats import HealthSnapshot, NetworkHealth
 from rtc_voice.config import Settings
 from rtc_voice.conversation import Conversation, Turn
 from rtc_voice.credentials import ApiKey
 from rtc_voice.errors import ExitCode, FileError, RtcVoiceError
 from rtc_voice.eventlog import EventLog
+from rtc_voice.protocol import ServerEventType as S
 from rtc_voice.protocol import client as proto
 from rtc_voice.protocol import server as ev
 from rtc_voice.protocol.defaults import SESSION_CAP_SECONDS
@@ -55,7 +57,8 @@ if TYPE_CHECKING:
 
 JSON = dict[str, Any]
 ROLLOVER_MARGIN_S = 1.0  # no new rollover this close to the cap: the cap path takes over
-WATCH_INTERVAL_S = 0.1  # how often the link watch is asked (detection within 3 s needs << 1 s)
+WATCH_INTERVAL_S = 0.1
+STATS_INTERVAL_S = 1.0  # how often the link watch is asked (detection within 3 s needs << 1 s)
 INPUT_GRACE_S = 30.0  # after a WAV input ends: longest wait for the replies it caused
 SNAPSHOT_TURNS = 60
 SNAPSHOT_LOG_LINES = 12
@@ -149,6 +152,9 @@ class CallSupervisor:
         self._lost_at: float | None = None  # monotonic: when the lost call went silent
         self._lost_reason = ""
         self.rollovers: list[float] = []  # seconds each background open took
+        self.health = NetworkHealth(settings.silence_duration_ms)
+        self.network: HealthSnapshot | None = None  # the newest figures, for snapshots
+        self._calls_opened = 0
 
     # --- the state machine ------------------------------------------------------------------
 
@@ -375,6 +381,7 @@ class CallSupervisor:
             self.mic.track.on_drained = self._input_drained
         self.mic.start()
         self._start_call_tasks()
+        self._spawn("network stats", self._read_stats())
         if opts.max_duration:
             self._spawn("--max-duration timer", self._hang_up_after(opts.max_duration))
         if opts.say:
@@ -384,6 +391,9 @@ class CallSupervisor:
         """What every call (the first, and each one a reconnect or rollover opens) runs on its
         own. `audio`: its audio pump, when it already runs (a call opened in the background)."""
         assert self.conn is not None
+        self._calls_opened += 1
+        if self._calls_opened > 1:
+            self.health.new_call()
         self._send(proto.session_tools(self.tools.definitions()))
         if audio is None or self.watch is None:
             self.watch = LinkWatch(self.clock())
@@ -396,6 +406,41 @@ class CallSupervisor:
             self._spawn("session rollover", self._roll_over_when_due(self.conn)),
         ]
         self._call_tasks = [t for t in tasks if t is not None]  # none once the call is ending
+
+    async def _read_stats(self) -> None:
+        """Every second: the current call's getStats(), as figures for the screen and, with
+        --json, an `rtc_voice.stats` line."""
+        while True:
+            await asyncio.sleep(STATS_INTERVAL_S)
+            conn = self.conn
+            if conn is None or conn.closed or not isinstance(self.state, st.Connected):
+                continue
+            try:
+                stats = await conn.stats()
+            except Exception:  # a peer closing under us: skip this reading
+                if conn is self.conn and not conn.closed:
+                    raise
+                continue
+            self.health.reading(stats)
+            self.network = self._health_snapshot()
+            if self.options.json:
+                self.presenter.event(self.network.as_event(), "local")
+
+    def _health_snapshot(self) -> HealthSnapshot:
+        sink = self.sink
+        depth = getattr(sink, "depth_ms", None) if sink is not None else None
+        return self.health.snapshot(
+            underruns=sink.underruns if sink is not None else 0,
+            playout_ms=float(depth) if isinstance(depth, int | float) else None,
+            reconnects=len(self.reconnects),
+            rollovers=len(self.rollovers),
+        )
+
+    def _note(self, kind: str, summary: str, **fields: Any) -> None:
+        """A line of rtc-voice's own in the event log (and --json): reconnects, turn latency."""
+        event = {"type": f"rtc_voice.{kind}", "summary": summary, **fields}
+        self.log.add(event, "local")
+        self.presenter.event(event, "local")
 
     # --- rollover: the next session before the cap -------------------------------------------
 
@@ -460,6 +505,13 @@ class CallSupervisor:
             task.cancel()
         self._start_call_tasks(audio=audio)
         self.rollovers.append(self.clock() - began)
+        self._note(
+            "rollover",
+            f"moved to a new session ({self.rollovers[-1]:.2f} s in the background); "
+            f"{len(items)} items replayed",
+            seconds=round(self.rollovers[-1], 3),
+            items=len(items),
+        )
         self.dispatch(st.RolledOver())
         self._spawn("closing the previous session", self._close_lost(old))
 
@@ -551,6 +603,12 @@ class CallSupervisor:
         self._start_call_tasks()
         if self._transcript is not None:
             self._transcript.gap(self.conversation, reason, time.time() - gap, gap)
+        self._note(
+            "reconnected",
+            f"reconnected {gap:.2f} s after the network went quiet ({reason})",
+            gap_s=round(gap, 3),
+            items=len(items),
+        )
         self.presenter.notice(
             f"Reconnected {gap:.1f} s after the connection went quiet; "
             f"{len(items)} conversation item{'s' if len(items) != 1 else ''} replayed."
@@ -635,6 +693,13 @@ class CallSupervisor:
                 self.dispatch(st.ServerClosed(reconnect=self.settings.reconnect))
                 return
             watch.event(self.clock())
+            if (
+                isinstance(event, ev.SpeechStopped)
+                and event.type == S.INPUT_AUDIO_BUFFER_SPEECH_STOPPED
+            ):
+                self.health.speech_stopped(self.clock())
+            elif isinstance(event, ev.SpeechStarted):
+                self.health.turn_cancelled()
             if isinstance(event, ev.SpeechStarted) and self.conversation.assistant_speaking:
                 self._flush_playback()  # barge-in: stop old audio at once
             if isinstance(event, ev.ItemChanged) and event.item.get("id") in self._replayed:
@@ -702,6 +767,15 @@ class CallSupervisor:
         """The assistant's audio, as it arrives: to the speaker and the recording."""
         assert self.sink is not None
         self.sink.write(samples)
+        if self.health.awaiting_reply:
+            depth = getattr(self.sink, "depth_ms", None)
+            latency = self.health.reply_audio(
+                self.clock(),
+                self.sink.level_dbfs,
+                float(depth) if isinstance(depth, int | float) else None,
+            )
+            if latency is not None:
+                self._note("turn", f"turn latency {latency:.0f} ms", latency_ms=round(latency))
         if self._recorder is not None:
             self._recorder.assistant(samples)
 
@@ -771,8 +845,16 @@ class CallSupervisor:
         if self._recorder is not None:
             self._recorder.close()
         if self._transcript is not None:
-            if self.conn is not None:
-                self._transcript.finish(self.conversation, self.cost_usd)
+            if self.conn is not None or self._calls_opened:  # a call was up at some point
+                self._transcript.finish(
+                    self.conversation,
+                    self.cost_usd,
+                    network=self.health.summary(
+                        underruns=self.sink.underruns if self.sink is not None else 0,
+                        reconnects=len(self.reconnects),
+                        rollovers=len(self.rollovers),
+                    ),
+                )
             else:  # no call, nothing to write: an earlier call's transcript stays as it was
                 self._transcript.close()
         if self._writer is not None:
@@ -810,4 +892,5 @@ class CallSupervisor:
             tokens_out=conv.usage.output_tokens,
             cost_usd=self.cost_usd,
             ptt_active=self.ptt_active,
+            network=self.network,
         )

@@ -46,8 +46,10 @@ class LinePresenter:
 
 
 class JsonPresenter(LinePresenter):
+    """Server events, and rtc-voice's own `rtc_voice.*` lines (network stats every second)."""
+
     def event(self, event: Mapping[str, Any], direction: str) -> None:
-        if direction == "server":
+        if direction in ("server", "local"):
             print(json.dumps(event, ensure_ascii=False), file=self.out, flush=True)
 
     def turns_finished(self, turns: list[Turn]) -> None:

@@ -51,6 +51,8 @@ class View:
     ptt_active: bool = False
     notice: str = ""
     notice_error: bool = False
+    network: str = ""  # one compact status item: rtt, loss, turn latency, reconnects
+    network_bad: bool = False
 
 
 def clock(seconds: float) -> str:
@@ -83,6 +85,8 @@ def header(view: View) -> Text:
             text.append(
                 f" · {clock(view.left_s)} left", style="red" if view.left_s < 120 else "dim"
             )
+    if view.network:
+        text.append(f" · {view.network}", style="red" if view.network_bad else "dim")
     return text
 
 
@@ -156,7 +160,9 @@ def conversation(turns: Sequence[Turn], width: int, height: int) -> Text:
 def log_panel(log: Sequence[LogLine], height: int, width: int = 200) -> Text:
     rows: list[Text] = []
     for line in log[-height:]:
-        arrow = ("→", "cyan") if line.direction == "client" else ("←", "green")
+        arrow = {"client": ("→", "cyan"), "local": ("·", "yellow")}.get(
+            line.direction, ("←", "green")
+        )
         stamp = datetime.fromtimestamp(line.at).strftime("%H:%M:%S.%f")[:-3]
         count = f" x{line.count}" if line.count > 1 else ""
         row = Text.assemble(

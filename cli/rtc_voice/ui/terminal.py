@@ -205,4 +205,6 @@ class LivePresenter:
             ptt_active=snap.ptt_active,
             notice=text,
             notice_error=error,
+            network=snap.network.status() if snap.network is not None else "",
+            network_bad=snap.network is not None and snap.network.slow,
         )
