@@ -92,6 +92,7 @@ class TalkOptions:
     json: bool = False
     network: str | None = None  # --local: the embedded server's network rehearsal
     drop_after: float | None = None  # --local: it cuts the first call silently after this
+    drops: int = 1  # --local with drop_after: how many calls it cuts (benchmarks)
     session_seconds: float | None = None  # --local: the embedded server's session cap
 
 
@@ -152,6 +153,9 @@ class CallSupervisor:
         self._lost_at: float | None = None  # monotonic: when the lost call went silent
         self._lost_reason = ""
         self.rollovers: list[float] = []  # seconds each background open took
+        self.detected_at: list[float] = []  # clock(): each time the network was found lost
+        self.resumed_at: list[float] = []  # clock(): each reconnect's call up, context sent
+        self.switched_at: list[float] = []  # clock(): each rollover's switch
         self.health = NetworkHealth(settings.silence_duration_ms)
         self.network: HealthSnapshot | None = None  # the newest figures, for snapshots
         self._calls_opened = 0
@@ -315,6 +319,7 @@ class CallSupervisor:
             self._server = LocalServer(
                 network=parse_network(opts.network) if opts.network else None,
                 drop_after=opts.drop_after,
+                drops=opts.drops,
                 max_call_seconds=opts.session_seconds or 3600.0,
             )
             await self._server.start()
@@ -499,6 +504,7 @@ class CallSupervisor:
         old.release_audio()
         new.attach_audio(self.mic.track)
         self.conn, self.watch = new, watch
+        self.switched_at.append(self.clock())
         for event in proto.replay(items):
             self._send(event)
         for task in old_tasks:
@@ -532,6 +538,7 @@ class CallSupervisor:
                         conn.send(proto.liveness_probe())  # answered by session.updated
             elif isinstance(verdict, Lost):
                 self._lost_at, self._lost_reason = verdict.silent_since, verdict.reason
+                self.detected_at.append(self.clock())
                 self.dispatch(st.NetworkLost(verdict.reason, reconnect=self.settings.reconnect))
                 return
 
@@ -594,6 +601,7 @@ class CallSupervisor:
         lost_at = self._lost_at if self._lost_at is not None else now
         gap = now - lost_at
         self.reconnects.append(gap)
+        self.resumed_at.append(now)
         reason = self._lost_reason or "the session reached its maximum duration"
         self._lost_at, self._lost_reason = None, ""
         items = self.conversation.replay_items()

@@ -103,6 +103,7 @@ class LocalCall:
         self._drop_after = drop_after
         self._drop: asyncio.TimerHandle | None = None
         self.cut = False  # the network rehearsal went silent (--drop-after)
+        self.cut_at: float | None = None  # monotonic, for benchmarks
 
     # --- set-up and tear-down
 
@@ -119,6 +120,7 @@ class LocalCall:
         """--drop-after: the call goes silent, as when the network is lost; it ends itself
         when ICE consent expires (or when the server stops)."""
         self.cut = True
+        self.cut_at = time.monotonic()
         self.peer.cut()
         self.log(f"{self.call_id} network cut (rehearsal): silent from now on")
 
