@@ -6,7 +6,8 @@
 2. Rollover: sessions capped at 8 s; the gap in the audio handed to the speaker around each
    switch (the longest interval between two frames), and how long the background open took.
 3. Receive jitter buffers on impaired streams (the server's --network): jitter 0/10/30/60 ms x
-   loss 0/1/5 %, for each buffer side by side: receive latency (p50/p95, over the fastest frame)
+   loss 0/1/5 %, for each buffer side by side: receive latency (p50/p95, from the server's send
+   of each packet to its decoded frame in the client; one process, one clock)
    and the underrun rate of a speaker that starts 40 ms after the first frame and takes one
    20 ms frame per tick (a frame late or missing at its tick is an underrun; a concealed frame
    counts as delivered).
@@ -28,10 +29,12 @@ DROPS = 10
 STREAM_SECONDS = 4.0
 PLAYOUT_LEAD_S = 0.040
 FRAME_S = 0.020
-BUFFERS: dict[str, int | None] = {"immediate (0)": 0, "aiortc default (4)": 4}
+BUFFERS: dict[str, int | None] = {"adaptive": -1, "immediate (0)": 0, "aiortc default (4)": 4}
 
 
 def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))]
 
@@ -128,6 +131,23 @@ async def rollovers(tmp: Path) -> None:
     print(f"  reconnects (the cap struck first): {len(call.reconnects)}")
 
 
+SENT: dict[int, float] = {}  # RTP timestamp -> when the server sent it (same process, same clock)
+
+
+def record_sends() -> None:
+    """Wrap the local server's per-packet decision to note each packet's send time."""
+    import rtc_voice.localserver.call as local_call
+    from rtc_voice.localserver.netem import PacketFate
+
+    class Recorded(PacketFate):
+        def __call__(self, packet: bytes = b"") -> float | None:
+            if len(packet) >= 8:
+                SENT[int.from_bytes(packet[4:8], "big")] = time.monotonic()
+            return super().__call__(packet)
+
+    local_call.PacketFate = Recorded  # type: ignore[misc]
+
+
 async def stream(base_url: str, frames: int | None) -> tuple[list[float], float, int]:
     """One call's received audio for STREAM_SECONDS: (latencies, underrun rate, frames)."""
     from rtc_voice.api import RealtimeApi
@@ -135,6 +155,7 @@ async def stream(base_url: str, frames: int | None) -> tuple[list[float], float,
     from rtc_voice.protocol import client as proto
     from rtc_voice.rtc.peer import connect
 
+    SENT.clear()
     async with RealtimeApi(base_url, timeout=10) as api:
         from rtc_voice.config import load_settings
 
@@ -157,21 +178,33 @@ async def stream(base_url: str, frames: int | None) -> tuple[list[float], float,
         while time.monotonic() < end:
             async with asyncio.timeout(2):
                 frame = await track.recv()
-            got.append((time.monotonic(), int(frame.pts or 0)))
+            now = time.monotonic()
+            for k in range(max(1, frame.samples // 960)):  # a merged packet carries several
+                got.append((now, int(frame.pts or 0) + k * 960))
     except TimeoutError:
         pass
     finally:
         await conn.close()
     got = got[25:]  # skip the first half second (DTLS and decoder warm-up)
-    base = min(t - pts / 48000 for t, pts in got)
-    latencies = [(t - pts / 48000 - base) * 1000 for t, pts in got]
+    # aiortc maps RTP timestamps to pts from 0 at the first frame it decodes: find that frame
+    first = min(SENT)
+    offset = max(
+        (first + k * 960 for k in range(4)),
+        key=lambda o: (all(t >= SENT.get(pts + o, 0) for t, pts in got), -o),
+    )
+    latencies = [(t - SENT[pts + offset]) * 1000 for t, pts in got if pts + offset in SENT]
     first_pts = min(pts for _, pts in got)
     arrival = {pts: t for t, pts in got}
     ticks = int((max(p for _, p in got) - first_pts) / 960) + 1
     start = min(t for t, _ in got) + PLAYOUT_LEAD_S
     late = 0
+    arrived = sorted(arrival)
     for k in range(ticks):
-        t = arrival.get(first_pts + k * 960)
+        pts = first_pts + k * 960
+        t = arrival.get(pts)
+        if t is None:  # lost: concealed if the audio after the gap is there in time
+            later = next((p for p in arrived if p > pts), None)
+            t = arrival[later] if later is not None else None
         if t is None or t > start + k * FRAME_S:
             late += 1
     return latencies, late / ticks, len(got)
@@ -181,11 +214,15 @@ async def buffers() -> None:
     from rtc_voice.localserver import LocalServer
     from rtc_voice.localserver.netem import Impairment
 
-    print("receive buffers (latency over the fastest frame; underruns of a speaker 40 ms behind):")
+    record_sends()
+    print("receive buffers (latency: server send -> frame decoded; underruns of a speaker 40 ms")
+    print("behind the first frame, taking one frame per 20 ms tick; a frame missing but followed")
+    print("in time is concealed by the audio stage, not an underrun):")
     print(f"  {'path':22} {'buffer':20} {'p50 ms':>7} {'p95 ms':>7} {'underruns':>10}")
     for jitter in (0, 10, 30, 60):
         for loss in (0, 1, 5):
-            impairment = Impairment(jitter_ms=jitter, loss=loss / 100)
+            # a tiny fixed delay keeps the send-time hook on for the clean path too
+            impairment = Impairment(delay_ms=0.001, jitter_ms=jitter, loss=loss / 100)
             async with LocalServer(network=impairment, max_call_seconds=60) as server:
                 for name, frames in BUFFERS.items():
                     latencies, underruns, _ = await stream(server.base_url, frames)

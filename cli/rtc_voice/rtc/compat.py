@@ -131,10 +131,38 @@ def _immediate_audio_buffer() -> Any:
     return ImmediateAudioJitterBuffer(capacity=16, prefetch=0)
 
 
+ADAPTIVE = -1  # set_audio_jitter_buffer(pc, ADAPTIVE): the adaptive buffer (rtc/jitter.py)
+
+
+def _adaptive_audio_buffer() -> Any:
+    """aiortc's jitter-buffer interface (`add(packet) -> (pli, frame)`) over rtc/jitter.py."""
+    import time
+
+    from aiortc.jitterbuffer import JitterFrame
+
+    from rtc_voice.rtc.jitter import AdaptiveJitter, merge_opus
+
+    class AdaptiveAudioJitterBuffer:
+        capacity = 16
+
+        def __init__(self) -> None:
+            self.core: AdaptiveJitter[bytes] = AdaptiveJitter(merge=merge_opus)
+
+        def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+            data = getattr(packet, PACKET_DATA_ATTR)
+            out = self.core.add(packet.sequence_number, packet.timestamp, data, time.monotonic())
+            if out is None:
+                return False, None
+            return False, JitterFrame(data=out[1], timestamp=out[0])
+
+    return AdaptiveAudioJitterBuffer()
+
+
 def set_audio_jitter_buffer(pc: Any, frames: int) -> int:
     """Hold back `frames` audio frames instead of aiortc's 4 (0 hands each in-order packet on
-    at once) on every audio receiver of `pc`. Returns how many receivers changed; raises
-    CompatError when this aiortc keeps its buffer elsewhere."""
+    at once; ADAPTIVE follows the measured jitter) on every audio receiver of `pc`. Returns
+    how many receivers changed; raises CompatError when this aiortc keeps its buffer
+    elsewhere."""
     from aiortc.jitterbuffer import JitterBuffer
 
     changed = 0
@@ -147,9 +175,12 @@ def set_audio_jitter_buffer(pc: Any, frames: int) -> int:
                 f"aiortc {version('aiortc')} keeps its jitter buffer elsewhere; the receive "
                 "latency setting (network.jitter_buffer_frames) has no effect."
             )
-        buffer = (
-            _immediate_audio_buffer() if frames == 0 else JitterBuffer(capacity=16, prefetch=frames)
-        )
+        if frames == ADAPTIVE:
+            buffer = _adaptive_audio_buffer()
+        elif frames == 0:
+            buffer = _immediate_audio_buffer()
+        else:
+            buffer = JitterBuffer(capacity=16, prefetch=frames)
         setattr(receiver, JITTER_BUFFER_ATTR, buffer)
         changed += 1
     return changed
