@@ -572,3 +572,39 @@ def test_the_status_line_shows_the_network_item() -> None:
     slow = header(View(phase="connected", network="turn 1400 ms", network_bad=True))
     assert any("red" in str(span.style) for span in slow.spans if span.end == len(slow.plain))
     assert "reconnecting" in header(View(phase="reconnecting")).plain
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_while_reconnecting_to_a_frozen_server_exits_130_at_once(
+    tmp_path: Path, served: tuple[subprocess.Popen[str], str]
+) -> None:
+    """The server freezes (SIGSTOP): the call goes silent, is found lost, and the new key
+    request hangs on a socket that accepts and never answers; Ctrl-C leaves at once."""
+    proc, url = served
+    quiet = write_wav(tmp_path / "quiet.wav", silence(40_000))
+    talk = subprocess.Popen(
+        rtc_voice("talk", "--base-url", url, "--input", str(quiet), "--output", "none"),
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "OPENAI_API_KEY": FAKE_KEY},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(3.0)  # connected, audio streaming
+        proc.send_signal(signal.SIGSTOP)
+        assert talk.stderr is not None
+        line = talk.stderr.readline()  # the first notice: found lost, reconnecting
+        assert "reconnecting…" in line, line
+        time.sleep(1.0)  # the new key request is in flight and hangs
+        sent = time.monotonic()
+        talk.send_signal(signal.SIGINT)
+        _, err = talk.communicate(timeout=20)
+        assert talk.returncode == ExitCode.INTERRUPTED, err
+        assert time.monotonic() - sent < 5
+        assert "Traceback" not in err and FAKE_KEY not in line + err
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        if talk.poll() is None:
+            talk.kill()
+            talk.wait(10)
