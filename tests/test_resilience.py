@@ -562,6 +562,8 @@ async def test_jitter_and_loss_are_counted_on_a_real_call(tmp_path: Path) -> Non
     assert max(s["jitter_ms"] or 0 for s in stats) > 5  # a clean loopback path shows ~0-1 ms
     assert health.turn_ms, "the reply's latency was measured"
     assert call.network is not None and call.network.loss_in_pct is not None
+    assert health.concealed > 0  # the adaptive buffer gave up on lost packets; faded over
+    assert stats[-1]["concealed_ms"] == health.concealed * 20
 
 
 def test_the_status_line_shows_the_network_item() -> None:

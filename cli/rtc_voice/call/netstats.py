@@ -30,6 +30,7 @@ class HealthSnapshot:
     kbps_in: float | None = None
     kbps_out: float | None = None
     underruns: int = 0
+    concealed_ms: float = 0.0  # lost audio faded over instead of a gap (this call and before)
     playout_ms: float | None = None
     last_turn_ms: float | None = None
     turn_p50_ms: float | None = None
@@ -82,6 +83,8 @@ class NetworkHealth:
         self.packets_lost = 0
         self._base_received = 0  # totals of the calls before this one (each starts at 0)
         self._base_lost = 0
+        self.concealed = 0  # frames, all calls
+        self._base_concealed = 0
         self._history: deque[HealthSnapshot] = deque(maxlen=3600)
 
     # --- what happens
@@ -104,6 +107,7 @@ class NetworkHealth:
         self._previous = stats
         self.packets_received = self._base_received + stats.packets_received
         self.packets_lost = self._base_lost + stats.packets_lost
+        self.concealed = self._base_concealed + stats.concealed_frames
         self._current = HealthSnapshot(
             rtt_ms=stats.round_trip_ms,
             jitter_ms=stats.jitter_ms,
@@ -118,6 +122,7 @@ class NetworkHealth:
         """The next call's counters start from zero; keep the totals."""
         self._base_received = self.packets_received
         self._base_lost = self.packets_lost
+        self._base_concealed = self.concealed
         self._previous = None
 
     def speech_stopped(self, at: float) -> None:
@@ -164,6 +169,7 @@ class NetworkHealth:
             kbps_in=c.kbps_in,
             kbps_out=c.kbps_out,
             underruns=underruns,
+            concealed_ms=self.concealed * 20.0,
             playout_ms=playout_ms,
             last_turn_ms=self.turn_ms[-1] if self.turn_ms else None,
             turn_p50_ms=percentile(self.turn_ms, 50),
@@ -186,6 +192,7 @@ class NetworkHealth:
             "packets_lost": self.packets_lost,
             "loss_pct": round(100 * self.packets_lost / total, 2) if total else None,
             "underruns": snap.underruns,
+            "concealed_ms": snap.concealed_ms,
             "reconnects": snap.reconnects,
             "rollovers": snap.rollovers,
         }

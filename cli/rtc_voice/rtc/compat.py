@@ -275,6 +275,17 @@ def cut_network(pc: Any) -> None:
             setattr(connection, name, hear_nothing)
 
 
+def concealed_frames(pc: Any) -> int | None:
+    """Frames the adaptive buffers of `pc` gave up on as lost (concealed by the audio stage);
+    None when `pc` has no adaptive buffer."""
+    total = None
+    for transceiver in pc.getTransceivers():
+        core = getattr(getattr(transceiver.receiver, JITTER_BUFFER_ATTR, None), "core", None)
+        if core is not None:
+            total = (total or 0) + core.counts.concealed
+    return total
+
+
 async def canaries() -> dict[str, bool]:
     """Each private name we touch, and whether the installed aiortc/aioice still has it."""
     import inspect

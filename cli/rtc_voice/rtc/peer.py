@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -82,7 +83,11 @@ class RealtimeConnection:
         return str(self.pc.connectionState)
 
     async def stats(self) -> NetworkStats:
-        return await read_stats(self.pc, time.monotonic())
+        reading = await read_stats(self.pc, time.monotonic())
+        concealed = compat.concealed_frames(self.pc)
+        if concealed is not None:
+            reading = dataclasses.replace(reading, concealed_frames=concealed)
+        return reading
 
     def attach_audio(self, track: MediaStreamTrack) -> None:
         """Send `track` on this call (made with no track: a call opened in the background)."""
