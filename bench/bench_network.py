@@ -227,7 +227,9 @@ async def buffers() -> None:
     for jitter in (0, 10, 30, 60):
         for loss in (0, 1, 5):
             # a tiny fixed delay keeps the send-time hook on for the clean path too
-            impairment = Impairment(delay_ms=0.001, jitter_ms=jitter, loss=loss / 100)
+            impairment = Impairment(
+                delay_ms=0.001, jitter_ms=jitter, loss=loss / 100, seed=jitter * 100 + loss
+            )  # seeded: each buffer meets the same delays and losses
             async with LocalServer(network=impairment, max_call_seconds=60) as server:
                 for name, frames in BUFFERS.items():
                     latencies, underruns, _ = await stream(server.base_url, frames)

@@ -124,9 +124,11 @@ def test_conceal_fades_the_last_frame_to_silence() -> None:
 
 
 @pytest.mark.timeout(90)
-async def test_on_30ms_jitter_and_2pct_loss_adaptive_beats_immediate_and_aiortc() -> None:
-    """The same impaired stream into each buffer: adaptive underruns less than the immediate
-    buffer (which stalls 320 ms on each loss) and is faster than aiortc's default."""
+async def test_on_30ms_jitter_and_2pct_loss_adaptive_is_far_faster_than_both() -> None:
+    """The same impaired stream into each buffer. The immediate buffer and aiortc's stall
+    320 ms on a lost packet and never catch up (each arriving packet takes one frame out), so
+    their loss shows as ~300 ms of latency for the rest of the call; the adaptive buffer stays
+    under a third of that, and a speaker fed by it rarely waits."""
     import sys
 
     sys.path.insert(0, BENCH)
@@ -139,11 +141,13 @@ async def test_on_30ms_jitter_and_2pct_loss_adaptive_beats_immediate_and_aiortc(
     bench.STREAM_SECONDS = 3.0
     results = {}
     async with LocalServer(
-        network=Impairment(delay_ms=0.001, jitter_ms=30, loss=0.02), max_call_seconds=60
+        network=Impairment(delay_ms=0.001, jitter_ms=30, loss=0.02, seed=11),
+        max_call_seconds=60,
     ) as server:
         for name, frames in (("adaptive", -1), ("immediate", 0), ("aiortc", 4)):
             latencies, underruns, count = await bench.stream(server.base_url, frames)
             assert count > 80
             results[name] = (bench.pct(latencies, 50), underruns)
-    assert results["adaptive"][1] < results["immediate"][1], results
-    assert results["adaptive"][0] < results["aiortc"][0], results
+    assert results["adaptive"][0] * 2 < results["immediate"][0], results
+    assert results["adaptive"][0] * 2 < results["aiortc"][0], results
+    assert results["adaptive"][1] < 0.10, results  # underruns: under 10% of the ticks

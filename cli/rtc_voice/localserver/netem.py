@@ -32,6 +32,7 @@ class Impairment:
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
     loss: float = 0.0  # 0..1
+    seed: int | None = None  # the same seed gives every call the same fate (fair comparisons)
 
     @property
     def active(self) -> bool:
@@ -80,7 +81,7 @@ class PacketFate:
 
     def __init__(self, impairment: Impairment, seed: int | None = None) -> None:
         self.impairment = impairment
-        self._random = random.Random(seed)
+        self._random = random.Random(seed if seed is not None else impairment.seed)
         self.sent = 0
         self.dropped = 0
 
