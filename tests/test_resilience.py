@@ -224,6 +224,7 @@ def test_replay_is_every_turn_in_order_chained_and_valid() -> None:
     assert replay[0]["item"]["content"] == [{"type": "input_text", "text": "What time is it?"}]
     assert replay[3]["item"]["content"] == [{"type": "output_text", "text": "It is noon, "}]
     assert conv.turns()[-1].status == "interrupted"
+    validate_client_event(proto.liveness_probe())  # the link watch's probe, too
 
 
 # --- a real call dropped mid-reply --------------------------------------------------------------
