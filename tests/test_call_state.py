@@ -21,7 +21,14 @@ INPUTS: dict[str, st.Input] = {
     "call opened": st.CallOpened(),
     "cap reached": st.SessionCapReached(),
     "server closed": st.ServerClosed(),
+    "server closed, resumable": st.ServerClosed(reconnect=True),
     "network lost": st.NetworkLost(),
+    "network lost, resumable": st.NetworkLost("no audio for 1.0 s", reconnect=True),
+    "rolled over": st.RolledOver(),
+    "attempt failed": st.ReconnectFailed("The server did not answer in time.", ExitCode.NETWORK),
+    "attempt refused": st.ReconnectFailed(
+        "The ephemeral key has expired.", ExitCode.AUTH, retry=False
+    ),
     "quit": QUIT,
     "ctrl-c": CTRL_C,
     "task failed": BROKEN,
@@ -34,6 +41,7 @@ STATES: dict[str, st.State] = {
     "connected": st.Connected(since=10.0),
     "connected, cap reached": st.Connected(since=10.0, cap_reached=True),
     "reconnecting": st.Reconnecting(since=40.0),
+    "reconnecting, last try": st.Reconnecting(since=40.0, attempt=len(st.RECONNECT_DELAYS)),
     "ending": st.Ending("you hung up", ExitCode.OK),
     "ended": st.Ended("you hung up", ExitCode.OK),
     "failed": st.Failed("the server ended the call", ExitCode.CALL),
@@ -45,6 +53,15 @@ QUITTING = (st.Ending("you hung up", ExitCode.OK), TEAR)
 INTERRUPTED = (st.Ending("interrupted (Ctrl-C)", ExitCode.INTERRUPTED), TEAR)
 FAILING = (st.Ending(BROKEN.message, ExitCode.FAILURE), TEAR)
 OPENED = (st.Connected(since=NOW), [st.StartMedia()])
+RESUMED = (st.Connected(since=NOW), [st.ResumeCall()])
+RECONNECTING = (
+    st.Reconnecting(since=NOW),
+    [
+        st.Notify(f"{st.NETWORK_LOST_REASON} (no audio for 1.0 s); reconnecting…"),
+        st.Reconnect(attempt=1),
+    ],
+)
+GAVE_UP = "the call could not be resumed after 5 attempts: "
 SERVER_ENDED = (st.Ending(st.SERVER_CLOSED_REASON, ExitCode.CALL), TEAR)
 LOST = (st.Ending(st.NETWORK_LOST_REASON, ExitCode.CALL), TEAR)
 LIVE_ENDINGS = {"quit": QUITTING, "ctrl-c": INTERRUPTED, "task failed": FAILING}
@@ -60,16 +77,56 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "connected": {
         "cap reached": (st.Connected(since=10.0, cap_reached=True), []),
         "server closed": SERVER_ENDED,
-        "network lost": LOST,  # the reconnect feature will turn this into Reconnecting
+        "server closed, resumable": SERVER_ENDED,  # a hang-up is the server's word
+        "network lost": LOST,  # network.reconnect = false
+        "network lost, resumable": RECONNECTING,
+        "rolled over": (st.Connected(since=NOW), [st.Notify(st.ROLLED_OVER)]),
         **LIVE_ENDINGS,
     },
     "connected, cap reached": {
+        "rolled over": (st.Connected(since=NOW), [st.Notify(st.ROLLED_OVER)]),
         "cap reached": (st.Connected(since=10.0, cap_reached=True), []),
         "server closed": (st.Ending(st.SESSION_CAP_REASON, ExitCode.OK), TEAR),
+        "server closed, resumable": (
+            st.Reconnecting(since=NOW),
+            [st.Notify(f"{st.SESSION_CAP_REASON}; reconnecting…"), st.Reconnect(attempt=1)],
+        ),
         "network lost": LOST,
+        "network lost, resumable": RECONNECTING,
         **LIVE_ENDINGS,
     },
-    "reconnecting": {"call opened": OPENED, **LIVE_ENDINGS},
+    "reconnecting": {
+        "call opened": RESUMED,
+        "attempt failed": (
+            st.Reconnecting(since=40.0, attempt=2),
+            [
+                st.Notify(
+                    "The server did not answer in time. (attempt 1); reconnecting…", error=True
+                ),
+                st.Reconnect(attempt=2, delay=st.RECONNECT_DELAYS[1]),
+            ],
+        ),
+        "attempt refused": (
+            st.Ending(
+                "the call could not be resumed at once: The ephemeral key has expired.",
+                ExitCode.AUTH,
+            ),
+            TEAR,
+        ),
+        **LIVE_ENDINGS,
+    },
+    "reconnecting, last try": {
+        "call opened": RESUMED,
+        "attempt failed": (
+            st.Ending(GAVE_UP + "The server did not answer in time.", ExitCode.NETWORK),
+            TEAR,
+        ),
+        "attempt refused": (
+            st.Ending(GAVE_UP + "The ephemeral key has expired.", ExitCode.AUTH),
+            TEAR,
+        ),
+        **LIVE_ENDINGS,
+    },
     "ending": {
         "task failed": (SAME, [st.Notify(BROKEN.message, error=True)]),
         "torn down": (st.Ended("you hung up", ExitCode.OK), []),
@@ -136,3 +193,28 @@ def test_a_whole_call_in_order() -> None:
         st.TearDown(),
     ]
     assert state.phase == "ended"
+
+
+def test_a_lost_network_resumed_then_a_hang_up() -> None:
+    state: st.State = st.Connected(since=0.0)
+    effects: list[st.Effect] = []
+    for event, at in (
+        (st.NetworkLost("no audio for 1.0 s", reconnect=True), 20.0),
+        (st.ServerClosed(reconnect=True), 20.1),  # the old channel closing: ignored
+        (st.ReconnectFailed("The server did not answer in time.", ExitCode.NETWORK), 20.5),
+        (st.CallOpened(), 21.2),
+        (st.ServerClosed(reconnect=True), 40.0),  # not a cap: the server hung up
+        (st.TornDown(), 40.1),
+    ):
+        state, new = st.step(state, event, at)
+        effects += new
+    assert state == st.Failed(st.SERVER_CLOSED_REASON, ExitCode.CALL)
+    assert [type(e) for e in effects] == [
+        st.Notify,
+        st.Reconnect,
+        st.Notify,
+        st.Reconnect,
+        st.ResumeCall,
+        st.TearDown,
+    ]
+    assert effects[3] == st.Reconnect(attempt=2, delay=0.5)

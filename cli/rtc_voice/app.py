@@ -473,6 +473,25 @@ def talk(
             "finished turns go to the terminal's scrollback, a live status stays below.",
         ),
     ] = "full",
+    no_reconnect: Annotated[
+        bool,
+        typer.Option(
+            "--no-reconnect", help="End the call when the network drops (default: resume it)."
+        ),
+    ] = False,
+    network: Annotated[
+        str | None,
+        typer.Option(
+            "--network",
+            help="With --local: rehearse a bad network, e.g. 'jitter=30ms,loss=2%' or mobile.",
+        ),
+    ] = None,
+    drop_after: Annotated[
+        float | None,
+        typer.Option(
+            "--drop-after", help="With --local: cut the call silently after this many seconds."
+        ),
+    ] = None,
     model: ModelOpt = None,
     voice: VoiceOpt = None,
     instructions: Annotated[
@@ -538,6 +557,14 @@ def talk(
         flags["turn_detection"] = "none"
     if no_aec:
         flags["echo_cancellation"] = "off"
+    if no_reconnect:
+        flags["reconnect"] = False
+    if (network is not None or drop_after is not None) and not local:
+        raise UsageError(
+            "--network and --drop-after rehearse a bad network on the built-in server only.",
+            hint="Add --local, or run `rtc-voice serve --network …` and point --base-url at it.",
+        )
+    _network_rehearsal(network, drop_after, 1)
     settings = _settings(config, **flags)
     api_key = None if (local or token) else require_api_key()
     from rtc_voice.tools import build_registry
@@ -571,6 +598,8 @@ def talk(
             as_json=as_json,
             tools=tools,
             approval="yes" if yes else ("no" if isinstance(presenter, LinePresenter) else "ask"),
+            network=network,
+            drop_after=drop_after,
         )
     finally:
         presenter.close(())  # a no-op after the call's own close; restores the terminal
@@ -600,6 +629,8 @@ def _run_call(
     as_json: bool,
     tools: Any,
     approval: Literal["ask", "yes", "no"],
+    network: str | None,
+    drop_after: float | None,
 ) -> tuple[int, Any]:
     from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
     from rtc_voice.config import load_prices
@@ -617,6 +648,8 @@ def _run_call(
         max_duration=max_duration,
         json=as_json,
         approval=approval,
+        network=network,
+        drop_after=drop_after,
     )
     call = CallSupervisor(
         settings,
@@ -779,6 +812,25 @@ def serve(
         float,
         typer.Option("--max-duration", help="Seconds before a call is closed (OpenAI: 3600)."),
     ] = 3600.0,
+    network: Annotated[
+        str | None,
+        typer.Option(
+            "--network",
+            help="Rehearse a bad network on the audio sent: 'jitter=30ms,loss=2%', "
+            "'delay=40ms', or a preset: clean, lossy, jittery, mobile, bad.",
+        ),
+    ] = None,
+    drop_after: Annotated[
+        float | None,
+        typer.Option(
+            "--drop-after",
+            help="Cut calls silently this many seconds after they start (no audio, events or "
+            "ICE answers), as a lost network does.",
+        ),
+    ] = None,
+    drops: Annotated[
+        int, typer.Option("--drops", help="With --drop-after: how many calls to cut.")
+    ] = 1,
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -809,6 +861,7 @@ def serve(
         raise UsageError(
             f"Invalid value {max_duration:g} for the flag --max-duration: expected more than 0."
         )
+    impairment = _network_rehearsal(network, drop_after, drops)
     err = _stderr()
 
     def log(line: str) -> None:
@@ -820,7 +873,14 @@ def serve(
         import signal
 
         server = LocalServer(
-            host, port, max_call_seconds=max_duration, log=log, api_key=api_key or None
+            host,
+            port,
+            max_call_seconds=max_duration,
+            log=log,
+            api_key=api_key or None,
+            network=impairment,
+            drop_after=drop_after,
+            drops=drops,
         )
         try:
             await server.start()
@@ -849,6 +909,10 @@ def serve(
                     f"[bold red]Warning:[/] listening on {host}: anyone who can reach this "
                     "machine can use this server, and it checks no real keys."
                 )
+            if impairment is not None:
+                err.print(f"Rehearsing a bad network on outgoing audio: {impairment.describe()}.")
+            if drop_after is not None:
+                err.print(f"Cutting the first {drops} call(s) silently after {drop_after:g} s.")
             err.print("Press Ctrl-C to stop.", style="dim")
             await stop.wait()
         finally:
@@ -858,6 +922,25 @@ def serve(
     asyncio.run(run())
     if terminated:  # like a shell's 128 + SIGTERM, as the README promises
         raise typer.Exit(int(ExitCode.TERMINATED))
+
+
+def _network_rehearsal(network: str | None, drop_after: float | None, drops: int) -> Any:
+    """The local server's --network / --drop-after / --drops, checked (usage errors)."""
+    from rtc_voice.errors import UsageError
+    from rtc_voice.localserver.netem import NetworkSpecError, parse_network
+
+    if drop_after is not None and drop_after <= 0:
+        raise UsageError(f"Invalid --drop-after {drop_after:g}: expected more than 0 seconds.")
+    if drops < 1:
+        raise UsageError(f"Invalid --drops {drops}: expected 1 or more.")
+    if network is None:
+        return None
+    try:
+        return parse_network(network)
+    except NetworkSpecError as exc:
+        raise UsageError(
+            f"Invalid --network: {exc}.", hint="Example: --network 'jitter=30ms,loss=2%'."
+        ) from None
 
 
 def main() -> None:

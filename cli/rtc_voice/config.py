@@ -73,7 +73,9 @@ class Settings:
     transcription_language: str | None = None
     connect_timeout: float = 15.0
     ice_servers: tuple[str, ...] = ()
-    jitter_buffer_frames: int = 0
+    jitter_buffer_frames: int = -1  # ADAPTIVE_JITTER: "adaptive" (rtc/jitter.py)
+    reconnect: bool = True
+    rollover_lead_seconds: float = 60.0
     config_path: Path | None = None
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     # tools: the [tools.NAME] tables; the built-in get_time; a command's environment allow-list
@@ -212,6 +214,19 @@ def _language(raw: object) -> str | None:
     if value and not re.fullmatch(r"[a-z]{2}", value):
         raise ValueError('a two-letter ISO-639-1 code such as "en", or empty for automatic')
     return value or None
+
+
+ADAPTIVE_JITTER = -1  # network.jitter_buffer_frames = "adaptive" (rtc/jitter.py)
+
+
+def _jitter_frames(raw: object) -> int:
+    """A number of 20 ms frames, 0 to 8, or "adaptive" (ADAPTIVE_JITTER)."""
+    if isinstance(raw, str) and raw.strip().lower() == "adaptive":
+        return ADAPTIVE_JITTER
+    try:
+        return _int_range(0, 8, " frames")(raw)
+    except ValueError:
+        raise ValueError('"adaptive", or a whole number of frames from 0 to 8') from None
 
 
 def _device(raw: object) -> str | None:
@@ -385,11 +400,29 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "network.jitter_buffer_frames",
         "jitter_buffer_frames",
-        _int_range(0, 8, " frames"),
-        "20 ms audio frames the receiver holds back to reorder late packets. 0 (default) hands "
-        "each in-order packet on at once; aiortc's own default of 4 adds ~80 ms of delay. Raise "
-        "it if replies sound choppy on a jittery network.",
-        "0",
+        _jitter_frames,
+        '"adaptive" (default): hands each in-order packet on at once on a clean path (~20 ms), '
+        "holds back more as measured jitter grows, and gives up on a lost packet quickly (the "
+        "gap is faded over). Or a fixed number of 20 ms frames: 0 hands each in-order packet "
+        "on at once and waits long for a lost one; aiortc's own default of 4 adds ~80 ms.",
+        '"adaptive"',
+    ),
+    Field(
+        "network.reconnect",
+        "reconnect",
+        _bool,
+        "When the network drops mid-call, open a new call within seconds and replay the "
+        "conversation into it (false: end the call). --no-reconnect turns it off once.",
+        "true",
+        "--no-reconnect",
+    ),
+    Field(
+        "network.rollover_lead_seconds",
+        "rollover_lead_seconds",
+        _float_range(5.0, 600.0, " seconds"),
+        "Seconds before a session's maximum duration (60 minutes) to move the conversation to "
+        "a new session at a quiet moment.",
+        "60.0",
     ),
     Field(
         "network.ice_servers",
@@ -676,10 +709,17 @@ def display_value(value: object) -> str:
     return str(value)
 
 
+def _typed(spec: Field, settings: Settings) -> Any:
+    value = getattr(settings, spec.attr)
+    if spec.attr == "jitter_buffer_frames" and value == ADAPTIVE_JITTER:
+        return "adaptive"
+    return value
+
+
 def effective_rows(settings: Settings) -> list[tuple[str, str, Source]]:
     """(key, shown value, source) for every setting, in declaration order."""
     rows = [
-        (spec.key, display_value(getattr(settings, spec.attr)), settings.source_of(spec.attr))
+        (spec.key, display_value(_typed(spec, settings)), settings.source_of(spec.attr))
         for spec in FIELDS
     ]
     rows += [
@@ -699,7 +739,7 @@ def effective_json(settings: Settings) -> dict[str, dict[str, Any]]:
     null for defaults)."""
     out: dict[str, dict[str, Any]] = {}
     for spec in FIELDS:
-        value = getattr(settings, spec.attr)
+        value = _typed(spec, settings)
         src = settings.source_of(spec.attr)
         out[spec.key] = {
             "value": list(value) if isinstance(value, tuple) else value,

@@ -522,6 +522,70 @@ class Conversation:
             error = details.get("error") or {}
             self.errors.append(f"response failed: {error.get('message') or error.get('code')}")
 
+    # --- a new call for the same conversation (reconnect, rollover)
+
+    def connection_lost(self) -> None:
+        """The call went away mid-conversation: what was in flight is over (a reply cut off is
+        interrupted, a transcript that never came is failed); nobody is speaking."""
+        now = self.clock()
+        for turn in self._turns.values():
+            if isinstance(turn, Message) and turn.awaiting_transcript:
+                turn.awaiting_transcript = False
+                turn.status = "failed" if not turn.text else turn.status
+            if isinstance(turn, FunctionCall):
+                if turn.status == "in_progress" or turn.output is None:
+                    if turn.status == "completed":
+                        continue  # finished by the model: its tool's output is still coming
+                    turn.status = "interrupted"
+                    turn.output = turn.output or ""
+                    turn.ended_at = turn.ended_at or now
+            elif turn.status == "in_progress":
+                turn.status = "interrupted" if turn.role == "assistant" else "failed"
+                turn.ended_at = turn.ended_at or now
+        self._user_speaking = self._assistant_speaking = False
+        self.active_response = None
+
+    def replay_items(self) -> list[JSON]:
+        """The conversation so far as `conversation.item.create` items, in order, with their
+        ids kept: words as text (a reply cut off as far as it was heard), function calls and
+        their outputs. Turns with no words (an untranscribed utterance) are left out."""
+        items: list[JSON] = []
+        for turn in self.turns():
+            if isinstance(turn, FunctionCall):
+                if not turn.call_id or not turn.name or turn.status == "interrupted":
+                    continue
+                items.append(
+                    {
+                        "id": turn.item_id,
+                        "type": "function_call",
+                        "call_id": turn.call_id,
+                        "name": turn.name,
+                        "arguments": turn.arguments or "{}",
+                    }
+                )
+                if turn.output is not None:
+                    items.append(
+                        {
+                            "id": f"{turn.item_id}_out"[-32:],
+                            "type": "function_call_output",
+                            "call_id": turn.call_id,
+                            "output": turn.output,
+                        }
+                    )
+                continue
+            if not turn.text.strip():
+                continue
+            part = "input_text" if turn.role == "user" else "output_text"
+            items.append(
+                {
+                    "id": turn.item_id,
+                    "type": "message",
+                    "role": turn.role,
+                    "content": [{"type": part, "text": turn.text}],
+                }
+            )
+        return items
+
     def interrupt_locally(self) -> None:
         """The user cut the assistant off (barge-in or `i`): it is no longer speaking, and the
         reply in progress ends now."""

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from rtc_voice.protocol import ServerEventType as S
 
-Direction = Literal["client", "server"]
+Direction = Literal["client", "server", "local"]  # local: rtc-voice's own (network, turns)
 
 
 @dataclass
@@ -47,6 +47,8 @@ def summarize(event: Mapping[str, Any]) -> str:
     if kind.startswith("input_audio_buffer."):
         ms = event.get("audio_start_ms", event.get("audio_end_ms"))
         return f"{event.get('item_id', '')}" + (f" at {ms} ms" if ms is not None else "")
+    if kind.startswith("rtc_voice.") and "summary" in event:
+        return str(event["summary"])
     if kind.startswith("session."):
         session = event.get("session") or {}
         voice = ((session.get("audio") or {}).get("output") or {}).get("voice")

@@ -121,14 +121,40 @@ class TranscriptWriter:
         for turn in conversation.newly_final(self._written):
             self._write_turn(turn, turn.status)
 
-    def finish(self, conversation: Conversation, cost_usd: float | None) -> None:
-        """At the end of the call: everything left (unfinished turns marked), then usage."""
+    def gap(self, conversation: Conversation, reason: str, lost_at: float, seconds: float) -> None:
+        """The call was lost and resumed on a new one: write what came before, then mark it."""
+        self.update(conversation)
+        if self.markdown:
+            self._emit(f"*— {reason}; resumed after {seconds:.1f} s —*\n\n")
+        else:
+            self._emit(
+                json.dumps(
+                    {
+                        "type": "gap",
+                        "reason": reason,
+                        "lost_at": _iso(lost_at),
+                        "seconds": round(seconds, 3),
+                    }
+                )
+                + "\n"
+            )
+
+    def finish(
+        self,
+        conversation: Conversation,
+        cost_usd: float | None,
+        network: dict[str, Any] | None = None,
+    ) -> None:
+        """At the end of the call: everything left (unfinished turns marked), the network
+        summary (turn latency, loss, reconnects), then usage."""
         self._header(conversation)
         for turn in conversation.turns():
             if turn.item_id not in self._written:
                 if turn.ended_at is None:
                     turn.ended_at = conversation.clock()  # cut by the end of the call
                 self._write_turn(turn, final_status(turn))
+        if network is not None:
+            self._network(network)
         usage = conversation.usage.as_json()
         if self.markdown:
             cost = f", about ${cost_usd:.4f}" if cost_usd is not None else ""
@@ -140,6 +166,21 @@ class TranscriptWriter:
         else:
             self._emit(json.dumps({"type": "usage", **usage, "cost_usd": cost_usd}) + "\n")
         self.close()
+
+    def _network(self, summary: dict[str, Any]) -> None:
+        if not self.markdown:
+            self._emit(json.dumps(summary) + "\n")
+            return
+        parts = []
+        if summary.get("turn_latency_p50_ms") is not None:
+            parts.append(
+                f"turn latency p50 {summary['turn_latency_p50_ms']:.0f} ms, "
+                f"p95 {summary['turn_latency_p95_ms']:.0f} ms over {summary['turns']} turns"
+            )
+        if summary.get("loss_pct") is not None:
+            parts.append(f"{summary['loss_pct']:.1f}% of packets lost")
+        parts.append(f"{summary['reconnects']} reconnects, {summary['rollovers']} rollovers")
+        self._emit("---\nNetwork: " + "; ".join(parts) + ".\n")
 
     def close(self) -> None:
         if self._writer is not None:

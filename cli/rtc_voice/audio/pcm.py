@@ -57,6 +57,16 @@ def tone(freq: float, ms: float, *, dbfs: float = -12.0, rate: int = RATE) -> Pc
     return wave.astype(np.int16)
 
 
+def conceal(last: Pcm, samples: int) -> Pcm:
+    """`samples` of stand-in audio for a lost stretch: the last frame heard, repeated and faded
+    linearly to silence (no gap, no click), as Opus decoders without PLC data do it simply."""
+    if samples <= 0 or len(last) == 0:
+        return np.zeros(max(0, samples), np.int16)
+    reps = -(-samples // len(last))
+    ramp = np.linspace(1.0, 0.0, samples, endpoint=False)
+    return (np.tile(last, reps)[:samples] * ramp).astype(np.int16)
+
+
 def silence(ms: float, rate: int = RATE) -> Pcm:
     return np.zeros(int(rate * ms / 1000), dtype=np.int16)
 

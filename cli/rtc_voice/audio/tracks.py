@@ -18,7 +18,15 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from rtc_voice.audio.pcm import FRAME_SAMPLES, RATE, CapturedFrame, Pcm, rms_dbfs, to_mono
+from rtc_voice.audio.pcm import (
+    FRAME_SAMPLES,
+    RATE,
+    CapturedFrame,
+    Pcm,
+    conceal,
+    rms_dbfs,
+    to_mono,
+)
 
 TIME_BASE = fractions.Fraction(1, RATE)
 
@@ -40,14 +48,28 @@ def frame_to_mono(frame: object) -> Pcm:
     return to_mono(samples, len(frame.layout.channels))
 
 
+MAX_CONCEAL_SAMPLES = RATE // 10  # fill at most 100 ms: a longer gap is an outage, not a loss
+
+
 async def receive_pcm(track: MediaStreamTrack, deliver: Callable[[Pcm], None]) -> None:
-    """Hand each frame of a remote audio track to `deliver` as mono int16, until it ends."""
+    """Hand each frame of a remote audio track to `deliver` as mono int16, until it ends.
+    A frame missing from the stream (its timestamp skips: a lost packet the jitter buffer gave
+    up on) is filled with a short fade of the last frame (`conceal`)."""
+    last: Pcm | None = None
+    expected: int | None = None
     while True:
         try:
             frame = await track.recv()
         except MediaStreamError:
             return
-        deliver(frame_to_mono(frame))
+        samples = frame_to_mono(frame)
+        pts = getattr(frame, "pts", None)
+        if isinstance(pts, int):
+            if expected is not None and last is not None and 0 < pts - expected:
+                deliver(conceal(last, min(pts - expected, MAX_CONCEAL_SAMPLES)))
+            expected = pts + len(samples)
+        last = samples
+        deliver(samples)
 
 
 class GuardedTrack(MediaStreamTrack):

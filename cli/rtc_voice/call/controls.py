@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from rtc_voice.call.netstats import HealthSnapshot
 from rtc_voice.conversation import Turn
 from rtc_voice.eventlog import LogLine
 from rtc_voice.tools.approval import PendingApproval
@@ -119,3 +120,4 @@ class CallSnapshot:
     alert: str = ""  # a standing notice (e.g. reconnecting); shown while set
     alert_error: bool = False
     approval: PendingApproval | None = None  # a tool call waiting for y / n
+    network: HealthSnapshot | None = None  # None until the first reading

@@ -7,7 +7,10 @@ effects out and turns what happens (a key arrives, the channel closes, a task fa
     Idle ─Start─▶ Minting ─KeyMinted─▶ Connecting ─CallOpened─▶ Connected
       (Start with a key of the user's own goes straight to Connecting; either way the offer
       is made at Start, alongside the key request)
-    Connected ─ServerClosed / NetworkLost─▶ Ending      (Reconnecting: the next step builds it)
+    Connected ─ServerClosed / NetworkLost─▶ Ending      (reconnecting off, or a hang-up)
+    Connected ─NetworkLost(reconnect) / cap then ServerClosed(reconnect)─▶ Reconnecting
+    Reconnecting ─CallOpened─▶ Connected (ResumeCall: pumps again, context replayed)
+    Reconnecting ─ReconnectFailed─▶ Reconnecting (next attempt, backoff) | Ending (gave up)
     any live state ─Quit / TaskFailed─▶ Ending ─TornDown─▶ Ended | Failed
 """
 
@@ -44,10 +47,10 @@ class Connected:
 
 @dataclass(frozen=True)
 class Reconnecting:
-    """A lost call being replaced by a new one (entered by the reconnect feature; today the
-    machine only defines how it leaves)."""
+    """A lost call being replaced by a new one, with the conversation replayed into it."""
 
-    since: float
+    since: float  # when the call was found lost
+    attempt: int = 1
     phase = "reconnecting"
 
 
@@ -105,12 +108,32 @@ class SessionCapReached:
 
 @dataclass(frozen=True)
 class ServerClosed:
-    """The events channel closed."""
+    """The events channel closed. `reconnect`: the user allows resuming (network.reconnect);
+    only a session cap is resumed, a hang-up is the server's word."""
+
+    reconnect: bool = False
 
 
 @dataclass(frozen=True)
 class NetworkLost:
-    """Media and events stopped arriving (detected by the caller)."""
+    """Media and events stopped arriving (detected by the caller, see health.py)."""
+
+    reason: str = ""
+    reconnect: bool = False
+
+
+@dataclass(frozen=True)
+class RolledOver:
+    """The conversation moved to a new session before the old one's cap (no gap)."""
+
+
+@dataclass(frozen=True)
+class ReconnectFailed:
+    """One attempt to open the next call failed; `retry` when trying again may help."""
+
+    message: str
+    code: ExitCode
+    retry: bool = True
 
 
 @dataclass(frozen=True)
@@ -137,6 +160,8 @@ Input = (
     | SessionCapReached
     | ServerClosed
     | NetworkLost
+    | ReconnectFailed
+    | RolledOver
     | Quit
     | TaskFailed
     | TornDown
@@ -167,6 +192,19 @@ class StartMedia:
 
 
 @dataclass(frozen=True)
+class Reconnect:
+    """Drop the lost call and open the next one (after `delay` seconds)."""
+
+    attempt: int
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class ResumeCall:
+    """The next call is open: pumps on it, the conversation replayed, audio continues."""
+
+
+@dataclass(frozen=True)
 class Notify:
     text: str
     error: bool = False
@@ -177,12 +215,19 @@ class TearDown:
     pass
 
 
-Effect = MakeOffer | MintKey | OpenCall | StartMedia | Notify | TearDown
+Effect = MakeOffer | MintKey | OpenCall | StartMedia | Reconnect | ResumeCall | Notify | TearDown
 
 SESSION_CAP_REASON = "the session reached its maximum duration"
 SERVER_CLOSED_REASON = "the server ended the call"
 NETWORK_LOST_REASON = "the connection to the server was lost"
 CLEAN_EXITS = (ExitCode.OK, ExitCode.INTERRUPTED, ExitCode.TERMINATED)
+RECONNECT_DELAYS = (0.0, 0.5, 1.0, 2.0, 4.0)  # before attempt 1, 2, ...: bounded, backing off
+RECONNECTING = "reconnecting…"
+ROLLED_OVER = "moved to a new session before the old one's time limit"
+
+
+def _reconnect(now: float, why: str) -> tuple[State, list[Effect]]:
+    return Reconnecting(since=now), [Notify(f"{why}; {RECONNECTING}"), Reconnect(attempt=1)]
 
 
 def _end(reason: str, code: ExitCode) -> tuple[State, list[Effect]]:
@@ -212,14 +257,36 @@ def step(state: State, event: Input, now: float) -> tuple[State, list[Effect]]:
             return Connecting(), [MakeOffer(), OpenCall()]
         case Minting(), KeyMinted():
             return Connecting(), [OpenCall()]
-        case Connecting() | Reconnecting(), CallOpened():
+        case Connecting(), CallOpened():
             return Connected(since=now), [StartMedia()]
+        case Reconnecting(), CallOpened():
+            return Connected(since=now), [ResumeCall()]
+        case Connected(), RolledOver():
+            return Connected(since=now), [Notify(ROLLED_OVER)]
         case Connected(), SessionCapReached():
             return Connected(since=state.since, cap_reached=True), []
+        case Connected(cap_reached=True), ServerClosed(reconnect=True):
+            return _reconnect(now, SESSION_CAP_REASON)
         case Connected(cap_reached=True), ServerClosed():
             return _end(SESSION_CAP_REASON, ExitCode.OK)
         case Connected(), ServerClosed():
             return _end(SERVER_CLOSED_REASON, ExitCode.CALL)
-        case Connected(), NetworkLost():
-            return _end(NETWORK_LOST_REASON, ExitCode.CALL)
+        case Connected(), NetworkLost(reason=reason, reconnect=True):
+            return _reconnect(
+                now, f"{NETWORK_LOST_REASON} ({reason})" if reason else NETWORK_LOST_REASON
+            )
+        case Connected(), NetworkLost(reason=reason):
+            return _end(
+                f"{NETWORK_LOST_REASON} ({reason})" if reason else NETWORK_LOST_REASON,
+                ExitCode.CALL,
+            )
+        case Reconnecting(), ReconnectFailed(message=message, code=code, retry=retry):
+            if retry and state.attempt < len(RECONNECT_DELAYS):
+                attempt = state.attempt + 1
+                return Reconnecting(state.since, attempt), [
+                    Notify(f"{message} (attempt {state.attempt}); {RECONNECTING}", error=True),
+                    Reconnect(attempt, RECONNECT_DELAYS[attempt - 1]),
+                ]
+            tries = f"after {state.attempt} attempts" if state.attempt > 1 else "at once"
+            return _end(f"the call could not be resumed {tries}: {message}", code)
     return state, []  # nothing to do: the input does not apply in this state

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
+from rtc_voice.call import rollover
 from rtc_voice.call import state as st
 from rtc_voice.call.controls import (
     Approve,
@@ -37,11 +38,14 @@ from rtc_voice.call.controls import (
     SendText,
     ToggleMute,
 )
+from rtc_voice.call.health import LinkWatch, Lost, Probe
+from rtc_voice.call.netstats import HealthSnapshot, NetworkHealth
 from rtc_voice.config import Settings
 from rtc_voice.conversation import Conversation, Turn
 from rtc_voice.credentials import ApiKey
 from rtc_voice.errors import ExitCode, FileError, RtcVoiceError
 from rtc_voice.eventlog import EventLog
+from rtc_voice.protocol import ServerEventType as S
 from rtc_voice.protocol import client as proto
 from rtc_voice.protocol import server as ev
 from rtc_voice.protocol.defaults import SESSION_CAP_SECONDS
@@ -61,6 +65,9 @@ if TYPE_CHECKING:
     from rtc_voice.tools.approval import PendingApproval
 
 JSON = dict[str, Any]
+ROLLOVER_MARGIN_S = 1.0  # no new rollover this close to the cap: the cap path takes over
+WATCH_INTERVAL_S = 0.1
+STATS_INTERVAL_S = 1.0  # how often the link watch is asked (detection within 3 s needs << 1 s)
 INPUT_GRACE_S = 30.0  # after a WAV input ends: longest wait for the replies it caused
 SNAPSHOT_TURNS = 60
 SNAPSHOT_LOG_LINES = 100  # enough to pick older entries in the log
@@ -98,6 +105,10 @@ class TalkOptions:
     max_duration: float | None = None
     json: bool = False
     approval: Policy = "no"  # tools with approval = "ask": ask on screen, --yes, or decline
+    network: str | None = None  # --local: the embedded server's network rehearsal
+    drop_after: float | None = None  # --local: it cuts the first call silently after this
+    drops: int = 1  # --local with drop_after: how many calls it cuts (benchmarks)
+    session_seconds: float | None = None  # --local: the embedded server's session cap
 
 
 class InternalError(RtcVoiceError):
@@ -154,6 +165,20 @@ class CallSupervisor:
         self._sigints = 0
         self._typed_early: list[str] = []
         self._started = clock()
+        # resilience: the current call's own tasks, its link watch, what was replayed into it
+        self._call_tasks: list[asyncio.Task[None]] = []
+        self.watch: LinkWatch | None = None
+        self._replayed: set[str] = set()
+        self.reconnects: list[float] = []  # seconds from silence to the new call's channel open
+        self._lost_at: float | None = None  # monotonic: when the lost call went silent
+        self._lost_reason = ""
+        self.rollovers: list[float] = []  # seconds each background open took
+        self.detected_at: list[float] = []  # clock(): each time the network was found lost
+        self.resumed_at: list[float] = []  # clock(): each reconnect's call up, context sent
+        self.switched_at: list[float] = []  # clock(): each rollover's switch
+        self.health = NetworkHealth(settings.silence_duration_ms)
+        self.network: HealthSnapshot | None = None  # the newest figures, for snapshots
+        self._calls_opened = 0
 
     # --- the state machine ------------------------------------------------------------------
 
@@ -170,6 +195,10 @@ class CallSupervisor:
                     self._spawn("connection", self._open_call())
                 case st.StartMedia():
                     self._start_media()
+                case st.Reconnect(attempt=attempt, delay=delay):
+                    self._spawn("reconnect", self._reconnect(attempt, delay))
+                case st.ResumeCall():
+                    self._resume_call()
                 case st.Notify(text=text, error=error):
                     self.presenter.notice(text, error=error)
                 case st.TearDown():
@@ -319,8 +348,14 @@ class CallSupervisor:
         self._key = self.api_key.value if self.api_key else None
         if opts.local:
             from rtc_voice.localserver import LocalServer
+            from rtc_voice.localserver.netem import parse_network
 
-            self._server = LocalServer()
+            self._server = LocalServer(
+                network=parse_network(opts.network) if opts.network else None,
+                drop_after=opts.drop_after,
+                drops=opts.drops,
+                max_call_seconds=opts.session_seconds or 3600.0,
+            )
             await self._server.start()
             self._base_url = self._server.base_url
             self._key = "sk-local-" + secrets.token_hex(8)  # the local server takes any key
@@ -328,13 +363,14 @@ class CallSupervisor:
         self._loopback = opts.local or loopback_only(host, settings.ice_servers)
         self._api = RealtimeApi(self._base_url, timeout=settings.connect_timeout)
 
-    async def _mint(self) -> None:
+    async def _mint(self, *, reconnecting: bool = False) -> None:
         assert self._api is not None and self._key is not None
         secret = await self._api.create_client_secret(
             self._key, proto.client_secret_request(self.settings)
         )
         self._ephemeral = secret.value
-        self.dispatch(st.KeyMinted())
+        if not reconnecting:
+            self.dispatch(st.KeyMinted())
 
     async def _make_offer(self, result: asyncio.Future[Offer]) -> None:
         from rtc_voice.errors import CallError
@@ -368,10 +404,9 @@ class CallSupervisor:
             if key is not None:  # none with --token
                 await api.hangup(key, call_id)
 
-        self.conn = await offer.call(
-            api, self._ephemeral, self.settings.connect_timeout, hangup=hangup
-        )
-        for warning in self.conn.warnings:
+        conn = await offer.call(api, self._ephemeral, self.settings.connect_timeout, hangup=hangup)
+        self.conn = conn
+        for warning in conn.warnings:
             self.presenter.notice(warning, error=True)
         self.dispatch(st.CallOpened())
 
@@ -384,9 +419,8 @@ class CallSupervisor:
         if isinstance(self.mic.track, PcmTrack) and self.mic.file_pcm is not None:
             self.mic.track.on_drained = self._input_drained
         self.mic.start()
-        self._send(proto.session_tools(self.tools.definitions()))
-        self._spawn("event pump", self._pump_events())
-        self._spawn("audio pump", self._pump_audio())
+        self._start_call_tasks()
+        self._spawn("network stats", self._read_stats())
         if opts.max_duration:
             self._spawn("--max-duration timer", self._hang_up_after(opts.max_duration))
         if opts.say or self._typed_early:
@@ -422,6 +456,236 @@ class CallSupervisor:
             if quiet_since is not None and now - quiet_since >= SAY_SETTLE_S:
                 return
             await asyncio.sleep(0.02)
+
+    def _start_call_tasks(self, audio: asyncio.Task[None] | None = None) -> None:
+        """What every call (the first, and each one a reconnect or rollover opens) runs on its
+        own. `audio`: its audio pump, when it already runs (a call opened in the background)."""
+        assert self.conn is not None
+        self._calls_opened += 1
+        if self._calls_opened > 1:
+            self.health.new_call()
+        self._send(proto.session_tools(self.tools.definitions()))
+        if audio is None or self.watch is None:
+            self.watch = LinkWatch(self.clock())
+        if audio is None:
+            audio = self._spawn("audio pump", self._pump_audio(self.conn, self.watch))
+        tasks = [
+            self._spawn("event pump", self._pump_events()),
+            audio,
+            self._spawn("link watch", self._watch_link(self.conn, self.watch)),
+            self._spawn("session rollover", self._roll_over_when_due(self.conn)),
+        ]
+        self._call_tasks = [t for t in tasks if t is not None]  # none once the call is ending
+
+    async def _read_stats(self) -> None:
+        """Every second: the current call's getStats(), as figures for the screen and, with
+        --json, an `rtc_voice.stats` line."""
+        while True:
+            await asyncio.sleep(STATS_INTERVAL_S)
+            conn = self.conn
+            if conn is None or conn.closed or not isinstance(self.state, st.Connected):
+                continue
+            try:
+                stats = await conn.stats()
+            except Exception:  # a peer closing under us: skip this reading
+                if conn is self.conn and not conn.closed:
+                    raise
+                continue
+            self.health.reading(stats)
+            self.network = self._health_snapshot()
+            if self.options.json:
+                self.presenter.event(self.network.as_event(), "local")
+
+    def _health_snapshot(self) -> HealthSnapshot:
+        sink = self.sink
+        depth = getattr(sink, "depth_ms", None) if sink is not None else None
+        return self.health.snapshot(
+            underruns=sink.underruns if sink is not None else 0,
+            playout_ms=float(depth) if isinstance(depth, int | float) else None,
+            reconnects=len(self.reconnects),
+            rollovers=len(self.rollovers),
+        )
+
+    def _note(self, kind: str, summary: str, **fields: Any) -> None:
+        """A line of rtc-voice's own in the event log (and --json): reconnects, turn latency."""
+        event = {"type": f"rtc_voice.{kind}", "summary": summary, **fields}
+        self.log.add(event, "local")
+        self.presenter.event(event, "local")
+
+    # --- rollover: the next session before the cap -------------------------------------------
+
+    async def _roll_over_when_due(self, conn: RealtimeConnection) -> None:
+        """Near the session's end, at a quiet moment, move to a new session (see rollover.py).
+        If that fails, the cap still ends the old one and the reconnect path recovers."""
+        opened = self.clock()
+        deadline = rollover.session_deadline(conn.session, time.time(), opened)
+        start = rollover.rollover_start(deadline, self.settings.rollover_lead_seconds, opened)
+        await asyncio.sleep(max(0.0, start - self.clock()))
+        while self.clock() < deadline - ROLLOVER_MARGIN_S:
+            conv = self.conversation
+            if self.conn is conn and rollover.quiet(
+                speaking=conv.speaking,
+                reply_running=conv.active_response is not None,
+                awaiting_transcripts=conv.awaiting_transcripts,
+            ):
+                try:
+                    await self._roll_over(conn)
+                except RtcVoiceError as exc:
+                    self.presenter.notice(
+                        f"Could not open the next session before the time limit: {exc.message}",
+                        error=True,
+                    )
+                return
+            await asyncio.sleep(0.05)
+
+    async def _roll_over(self, old: RealtimeConnection) -> None:
+        from rtc_voice.rtc.peer import make_offer
+
+        assert self._api is not None and self.mic is not None
+        began = self.clock()
+        settings = self.settings
+        async with asyncio.timeout(settings.connect_timeout):
+            offer = await make_offer(
+                None,  # the microphone moves over at the switch, not before
+                ice_servers=settings.ice_servers,
+                jitter_buffer_frames=settings.jitter_buffer_frames,
+                loopback_only=self._loopback,
+            )
+        if self._key is not None:
+            await self._mint(reconnecting=True)
+        assert self._ephemeral is not None
+        new = await offer.call(self._api, self._ephemeral, settings.connect_timeout)
+        watch = LinkWatch(self.clock())
+        audio = self._spawn("audio pump", self._pump_audio(new, watch))
+        if audio is None or self.conn is not old or not isinstance(self.state, st.Connected):
+            if audio is not None:
+                audio.cancel()  # the old call was lost meanwhile: the reconnect path has it
+            await new.close()
+            return
+        # the switch: context first, then microphone and speaker, then the old call goes
+        items = self.conversation.replay_items()
+        self._replayed = {str(item["id"]) for item in items}
+        old_tasks = [t for t in self._call_tasks if t is not asyncio.current_task()]
+        old.release_audio()
+        new.attach_audio(self.mic.track)
+        self.conn, self.watch = new, watch
+        self.switched_at.append(self.clock())
+        for event in proto.replay(items):
+            self._send(event)
+        for task in old_tasks:
+            task.cancel()
+        self._start_call_tasks(audio=audio)
+        self.rollovers.append(self.clock() - began)
+        self._note(
+            "rollover",
+            f"moved to a new session ({self.rollovers[-1]:.2f} s in the background); "
+            f"{len(items)} items replayed",
+            seconds=round(self.rollovers[-1], 3),
+            items=len(items),
+        )
+        self.dispatch(st.RolledOver())
+        self._spawn("closing the previous session", self._close_lost(old))
+
+    async def _watch_link(self, conn: RealtimeConnection, watch: LinkWatch) -> None:
+        """Ask the link watch a few times a second whether the network is still there."""
+        while not conn.closed:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            verdict = watch.assess(
+                self.clock(),
+                ice_state=conn.ice_state,
+                connection_state=conn.connection_state,
+                reply_running=self.conversation.active_response is not None,
+            )
+            if isinstance(verdict, Probe):
+                watch.probed(self.clock())
+                if not conn.closed:
+                    with contextlib.suppress(RtcVoiceError):
+                        conn.send(proto.liveness_probe())  # answered by session.updated
+            elif isinstance(verdict, Lost):
+                self._lost_at, self._lost_reason = verdict.silent_since, verdict.reason
+                self.detected_at.append(self.clock())
+                self.dispatch(st.NetworkLost(verdict.reason, reconnect=self.settings.reconnect))
+                return
+
+    # --- a new call for the same conversation -----------------------------------------------
+
+    async def _reconnect(self, attempt: int, delay: float) -> None:
+        """Drop the lost call, open the next one (a new key, or --token while it is valid);
+        a failure becomes a ReconnectFailed input (the state machine decides on retrying)."""
+        from rtc_voice.errors import AuthenticationError, BadRequestError
+
+        if self._lost_at is None:
+            self._lost_at = self.clock()  # the session cap: the call ended just now
+        await asyncio.sleep(delay)
+        current = asyncio.current_task()
+        old_tasks = [t for t in self._call_tasks if t is not current]
+        self._call_tasks = []
+        for task in old_tasks:
+            task.cancel()
+        await asyncio.gather(*old_tasks, return_exceptions=True)
+        old, self.conn = self.conn, None
+        self.conversation.connection_lost()
+        self._flush_playback()
+        self._publish_turns()
+        offer: asyncio.Future[Offer] = asyncio.get_running_loop().create_future()
+        self._offer = offer
+        try:
+            steps: list[Coroutine[Any, Any, Any]] = [self._make_offer(offer)]
+            if old is not None:
+                steps.append(self._close_lost(old))
+            if self._key is not None:
+                steps.append(self._mint(reconnecting=True))
+            await asyncio.gather(*steps)
+            await self._open_call()
+        except RtcVoiceError as exc:
+            retry = not isinstance(exc, AuthenticationError | BadRequestError)
+            code = exc.exit_code if exc.exit_code != ExitCode.OK else ExitCode.CALL
+            self.dispatch(st.ReconnectFailed(exc.message, code, retry=retry))
+
+    async def _close_lost(self, conn: RealtimeConnection) -> None:
+        """Close a call that went silent (bounded: it may never answer); its microphone sender
+        stops here, before the next call's starts, and the microphone track is kept."""
+        conn.release_audio()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await conn.close()
+        if conn.call_id and self._key and self._api is not None:
+            api, key, call_id = self._api, self._key, conn.call_id
+
+            async def hang_up() -> None:  # tell the server, if it can still hear us
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(3):
+                        await api.hangup(key, call_id)
+
+            self._spawn("hang-up of the lost call", hang_up())
+
+    def _resume_call(self) -> None:
+        """The next call is open: replay the conversation into it first, then carry on."""
+        assert self.conn is not None
+        now = self.clock()
+        lost_at = self._lost_at if self._lost_at is not None else now
+        gap = now - lost_at
+        self.reconnects.append(gap)
+        self.resumed_at.append(now)
+        reason = self._lost_reason or "the session reached its maximum duration"
+        self._lost_at, self._lost_reason = None, ""
+        items = self.conversation.replay_items()
+        self._replayed = {str(item["id"]) for item in items}
+        for event in proto.replay(items):
+            self._send(event)
+        self._start_call_tasks()
+        if self._transcript is not None:
+            self._transcript.gap(self.conversation, reason, time.time() - gap, gap)
+        self._note(
+            "reconnected",
+            f"reconnected {gap:.2f} s after the network went quiet ({reason})",
+            gap_s=round(gap, 3),
+            items=len(items),
+        )
+        self.presenter.notice(
+            f"Reconnected {gap:.1f} s after the connection went quiet; "
+            f"{len(items)} conversation item{'s' if len(items) != 1 else ''} replayed."
+        )
 
     async def _hang_up_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -502,15 +766,30 @@ class CallSupervisor:
     async def _pump_events(self) -> None:
         from rtc_voice.rtc.peer import ChannelClosed
 
-        assert self.conn is not None
+        assert self.conn is not None and self.watch is not None
+        conn, watch = self.conn, self.watch
         while True:
-            event = await self.conn.events.get()
+            event = await conn.events.get()
             if isinstance(event, ChannelClosed):
-                self.dispatch(st.ServerClosed())
+                self.dispatch(st.ServerClosed(reconnect=self.settings.reconnect))
                 return
+            watch.event(self.clock())
+            if (
+                isinstance(event, ev.SpeechStopped)
+                and event.type == S.INPUT_AUDIO_BUFFER_SPEECH_STOPPED
+            ):
+                self.health.speech_stopped(self.clock())
+            elif isinstance(event, ev.SpeechStarted):
+                self.health.turn_cancelled()
             if isinstance(event, ev.SpeechStarted) and self.conversation.assistant_speaking:
                 self._flush_playback()  # barge-in: stop old audio at once
+            if isinstance(event, ev.ItemChanged) and event.item.get("id") in self._replayed:
+                self.log.add(event.raw, "server")  # our replayed context coming back: shown,
+                self.presenter.event(event.raw, "server")  # but the turns are already here
+                continue
             self.conversation.apply(event)
+            if isinstance(event, ev.OutputAudioStarted | ev.OutputAudioStopped):
+                watch.assistant_speaking(self.conversation.assistant_speaking)
             self.log.add(event.raw, "server")
             self.presenter.event(event.raw, "server")
             match event:
@@ -601,16 +880,33 @@ class CallSupervisor:
             self._recorder.flush_assistant()
         self.conversation.interrupt_locally()
 
-    async def _pump_audio(self) -> None:
+    async def _pump_audio(self, conn: RealtimeConnection, watch: LinkWatch) -> None:
+        """`conn`'s audio to the speaker while it is the current call (a call opened in the
+        background is drained unheard until the switch, so no backlog builds up)."""
         from rtc_voice.audio.tracks import receive_pcm
 
-        assert self.conn is not None and self.conn.remote_audio is not None
-        await receive_pcm(await self.conn.remote_audio, self._play)
+        assert conn.remote_audio is not None
+
+        def play(samples: Pcm) -> None:
+            watch.audio(self.clock())
+            if self.conn is conn:
+                self._play(samples)
+
+        await receive_pcm(await conn.remote_audio, play)
 
     def _play(self, samples: Pcm) -> None:
         """The assistant's audio, as it arrives: to the speaker and the recording."""
         assert self.sink is not None
         self.sink.write(samples)
+        if self.health.awaiting_reply:
+            depth = getattr(self.sink, "depth_ms", None)
+            latency = self.health.reply_audio(
+                self.clock(),
+                self.sink.level_dbfs,
+                float(depth) if isinstance(depth, int | float) else None,
+            )
+            if latency is not None:
+                self._note("turn", f"turn latency {latency:.0f} ms", latency_ms=round(latency))
         if self._recorder is not None:
             self._recorder.assistant(samples)
 
@@ -671,10 +967,11 @@ class CallSupervisor:
         if self._offer is not None and self._offer.done() and self._offer.result().conn is not conn:
             await self._offer.result().conn.close()  # made, never used: the call ended first
         if conn is not None:
-            if conn.call_id and self._key and api is not None:
+            key = self._key or self._ephemeral  # --token: hang up with the ek_ key
+            if conn.call_id and key and api is not None:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(3):
-                        await api.hangup(self._key, conn.call_id)
+                        await api.hangup(key, conn.call_id)
             with contextlib.suppress(Exception):
                 await conn.close()
         if self.mic is not None:
@@ -684,8 +981,16 @@ class CallSupervisor:
         if self._recorder is not None:
             self._recorder.close()
         if self._transcript is not None:
-            if self.conn is not None:
-                self._transcript.finish(self.conversation, self.cost_usd)
+            if self.conn is not None or self._calls_opened:  # a call was up at some point
+                self._transcript.finish(
+                    self.conversation,
+                    self.cost_usd,
+                    network=self.health.summary(
+                        underruns=self.sink.underruns if self.sink is not None else 0,
+                        reconnects=len(self.reconnects),
+                        rollovers=len(self.rollovers),
+                    ),
+                )
             else:  # no call, nothing to write: an earlier call's transcript stays as it was
                 self._transcript.close()
         if self._writer is not None:
@@ -737,6 +1042,7 @@ class CallSupervisor:
             rate_limits=_rate_limits(conv.rate_limits),
             approval=pending,
             question=None if pending is None else _approval_question(pending, self.clock()),
+            network=self.network,
         )
 
 

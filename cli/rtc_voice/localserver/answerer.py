@@ -66,6 +66,15 @@ class Answerer:
             await pc.setLocalDescription(await pc.createAnswer())
         return str(pc.localDescription.sdp)
 
+    def impair(self, delay_for: Callable[[bytes], float | None]) -> None:
+        """Pass outgoing RTP through `delay_for` (seconds of delay, or None to drop)."""
+        compat.impair_outgoing_rtp(self.pc, delay_for)
+
+    def cut(self) -> None:
+        """Go silent as a lost network does: no RTP, no events, no ICE answers."""
+        self._outbox.clear()
+        compat.cut_network(self.pc)
+
     @property
     def open(self) -> bool:
         return self.channel is not None and self.channel.readyState == "open"

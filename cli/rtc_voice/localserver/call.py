@@ -22,6 +22,7 @@ from rtc_voice.audio.tracks import PcmTrack, receive_pcm
 from rtc_voice.localserver import items as store
 from rtc_voice.localserver.answerer import Answerer
 from rtc_voice.localserver.input_buffer import InputBuffer
+from rtc_voice.localserver.netem import Impairment, PacketFate
 from rtc_voice.localserver.responses import ReplyPlan, Response, plan_reply, usage_for
 from rtc_voice.localserver.sessions import (
     JSON,
@@ -56,6 +57,8 @@ class LocalCall:
         log: Callable[[str], None],
         on_end: Callable[[LocalCall], None],
         loopback_only: bool = False,
+        network: Impairment | None = None,
+        drop_after: float | None = None,
     ) -> None:
         self.call_id = call_id
         self.session = session
@@ -98,18 +101,41 @@ class LocalCall:
             C.RESPONSE_CREATE: self._on_response_create,
             C.RESPONSE_CANCEL: self._on_response_cancel,
         }
-        self._cap = asyncio.get_running_loop().call_later(max_duration, self._expire, max_duration)
+        loop = asyncio.get_running_loop()
+        self._cap = loop.call_later(max_duration, self._expire, max_duration)
+        self.network = network
+        self.fate: PacketFate | None = None
+        self._drop_after = drop_after
+        self._drop: asyncio.TimerHandle | None = None
+        self.cut = False  # the network rehearsal went silent (--drop-after)
+        self.cut_at: float | None = None  # monotonic, for benchmarks
 
     # --- set-up and tear-down
 
     async def answer(self, offer_sdp: str) -> str:
-        return await self.peer.answer(offer_sdp)
+        answer = await self.peer.answer(offer_sdp)
+        if self.network is not None and self.network.active:
+            self.fate = PacketFate(self.network)
+            self.peer.impair(self.fate)
+        if self._drop_after is not None:
+            self._drop = asyncio.get_running_loop().call_later(self._drop_after, self._cut)
+        return answer
+
+    def _cut(self) -> None:
+        """--drop-after: the call goes silent, as when the network is lost; it ends itself
+        when ICE consent expires (or when the server stops)."""
+        self.cut = True
+        self.cut_at = time.monotonic()
+        self.peer.cut()
+        self.log(f"{self.call_id} network cut (rehearsal): silent from now on")
 
     async def close(self, reason: str) -> None:
         if self._closed:
             return
         self._closed = True
         self._cap.cancel()
+        if self._drop is not None:
+            self._drop.cancel()
         current = asyncio.current_task()
         others = [t for t in self._tasks if t is not current]  # close() may run in one of ours
         for task in others:
@@ -160,6 +186,8 @@ class LocalCall:
     # --- outgoing events
 
     def emit(self, type_: str, **fields: Any) -> None:
+        if self.cut:
+            return
         self.peer.send(json.dumps({"type": type_, "event_id": new_id("event"), **fields}))
 
     def _on_open(self) -> None:

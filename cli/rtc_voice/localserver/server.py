@@ -11,12 +11,14 @@ import json
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from rtc_voice.localserver.call import LocalCall, shutdown_all
+from rtc_voice.localserver.netem import Impairment
 from rtc_voice.localserver.sessions import (
     JSON,
     ParamError,
@@ -111,8 +113,13 @@ class LocalServer:
         log: Callable[[str], None] = lambda line: None,
         clock: Callable[[], float] = time.time,
         api_key: str | None = None,
+        network: Impairment | None = None,
+        drop_after: float | None = None,
+        drops: int = 1,
     ) -> None:
-        """`api_key`: the one standard key to accept; None accepts any key shaped sk-…."""
+        """`api_key`: the one standard key to accept; None accepts any key shaped sk-….
+        `network` impairs every call's outgoing RTP; `drop_after` cuts the first `drops`
+        calls silently that many seconds after they are answered (a lost network)."""
         self.host = host
         self.api_key = api_key
         self.port = port
@@ -121,6 +128,10 @@ class LocalServer:
         self.clock = clock
         self.keys: dict[str, IssuedKey] = {}
         self.calls: dict[str, LocalCall] = {}
+        self.network = network
+        self.drop_after = drop_after
+        self.drops_left = drops if drop_after is not None else 0
+        self.started_calls: deque[LocalCall] = deque(maxlen=100)  # newest, for tests
         self._runner: web.AppRunner | None = None
 
     @property
@@ -262,7 +273,13 @@ class LocalServer:
         if not offer.startswith("v=0") or "m=audio" not in offer:
             return self._invalid_offer()
         call_id = new_id("rtc")
-        session = dict(issued.session, id=new_id("sess"))
+        # the session ends at the cap: session.created says when (clients roll over before it)
+        ends = int(self.clock() + self.max_call_seconds)
+        session = dict(issued.session, id=new_id("sess"), expires_at=ends)
+        drop_after = None
+        if self.drops_left > 0:
+            self.drops_left -= 1
+            drop_after = self.drop_after
         call = LocalCall(
             call_id,
             session,
@@ -270,6 +287,8 @@ class LocalServer:
             log=self.log,
             on_end=self._forget,
             loopback_only=is_loopback_host(self.host),
+            network=self.network,
+            drop_after=drop_after,
         )
         try:
             answer = await call.answer(offer)
@@ -277,6 +296,7 @@ class LocalServer:
             await call.close(f"invalid offer ({type(exc).__name__})")
             return self._invalid_offer()
         self.calls[call_id] = call
+        self.started_calls.append(call)
         self.log(
             f"{call_id} started: {session['model']}, voice {session['audio']['output']['voice']}"
         )

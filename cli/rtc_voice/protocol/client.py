@@ -93,6 +93,17 @@ def text_message(item_id: str, role: str, text: str) -> JSON:
     }
 
 
+def replay(items: Sequence[JSON]) -> list[JSON]:
+    """The events that rebuild a conversation on a new call: each item after the one before
+    (the first at the start: "root")."""
+    events = []
+    previous = "root"
+    for item in items:
+        events.append(item_create(item, previous))
+        previous = str(item.get("id") or previous)
+    return events
+
+
 def function_call_output(call_id: str, output: str) -> JSON:
     """`conversation.item.create` carrying a tool's result back to the model."""
     return {
@@ -120,6 +131,12 @@ def session_tools(tools: Sequence[JSON]) -> JSON:
         "type": C.SESSION_UPDATE,
         "session": {"type": "realtime", "tools": list(tools), "tool_choice": "auto"},
     }
+
+
+def liveness_probe() -> JSON:
+    """An empty `session.update`: changes nothing, and the server must answer it
+    (`session.updated`), so silence after it means the network is gone."""
+    return {"type": C.SESSION_UPDATE, "session": {"type": "realtime"}}
 
 
 def response_create() -> JSON:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -73,8 +74,33 @@ class RealtimeConnection:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def ice_state(self) -> str:
+        return str(self.pc.iceConnectionState)
+
+    @property
+    def connection_state(self) -> str:
+        return str(self.pc.connectionState)
+
     async def stats(self) -> NetworkStats:
-        return await read_stats(self.pc, time.monotonic())
+        reading = await read_stats(self.pc, time.monotonic())
+        concealed = compat.concealed_frames(self.pc)
+        if concealed is not None:
+            reading = dataclasses.replace(reading, concealed_frames=concealed)
+        return reading
+
+    def attach_audio(self, track: MediaStreamTrack) -> None:
+        """Send `track` on this call (made with no track: a call opened in the background)."""
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == "audio":
+                transceiver.sender.replaceTrack(track)
+
+    def release_audio(self) -> None:
+        """Detach the outgoing audio track, so closing this call leaves it running for the
+        next one (aiortc stops a sender's track when the sender stops)."""
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == "audio":
+                transceiver.sender.replaceTrack(None)
 
     async def close(self) -> None:
         """Close channel and peer; safe to call more than once."""
@@ -168,18 +194,18 @@ async def _abandon(
 
 
 async def make_offer(
-    audio_track: MediaStreamTrack,
+    audio_track: MediaStreamTrack | None,
     *,
     ice_servers: Sequence[str] = (),
     jitter_buffer_frames: int | None = None,
     loopback_only: bool = False,
 ) -> Offer:
     """A peer sending `audio_track` with the events channel, its offer set and its candidates
-    gathered. `loopback_only` gathers 127.0.0.1 candidates only (for a server on this
-    machine)."""
+    gathered (None: no track yet, `attach_audio` later; a call opened in the background).
+    `loopback_only` gathers 127.0.0.1 candidates only (for a server on this machine)."""
     started = time.monotonic()
     pc = RTCPeerConnection(rtc_configuration(ice_servers))
-    pc.addTransceiver(audio_track, direction="sendrecv")
+    pc.addTransceiver(audio_track or "audio", direction="sendrecv")
     channel = pc.createDataChannel(EVENTS_CHANNEL)
     conn = RealtimeConnection(pc=pc, channel=channel)
     if jitter_buffer_frames is not None:

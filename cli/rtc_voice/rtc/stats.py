@@ -19,6 +19,7 @@ class NetworkStats:
     remote_packets_lost: int | None  # of what we send, as the server reports
     bytes_sent: int
     bytes_received: int
+    concealed_frames: int = 0  # lost 20 ms frames the audio stage faded over (adaptive buffer)
 
 
 async def read_stats(pc: Any, now: float) -> NetworkStats:

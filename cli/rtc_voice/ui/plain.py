@@ -146,8 +146,10 @@ class LinePresenter:
 
 
 class JsonPresenter(LinePresenter):
+    """Server events, and rtc-voice's own `rtc_voice.*` lines (network stats every second)."""
+
     def event(self, event: Mapping[str, Any], direction: str) -> None:
-        if direction == "server":
+        if direction in ("server", "local"):
             self._print(json.dumps(event, ensure_ascii=False), self.out)
 
     def turns_finished(self, turns: list[Turn]) -> None:

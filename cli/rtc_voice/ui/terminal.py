@@ -387,6 +387,8 @@ class LivePresenter:
             scroll=self.scroll,
             log_selected=selected,
             log_detail=detail,
+            network=snap.network.status() if snap.network is not None else "",
+            network_bad=snap.network is not None and snap.network.slow,
         )
 
 
