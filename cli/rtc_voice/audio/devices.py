@@ -30,6 +30,7 @@ from rtc_voice.audio.pcm import (
     Ring,
     rms_dbfs,
 )
+from rtc_voice.audio.playout import PlayoutController
 from rtc_voice.errors import AudioError
 
 Kind = Literal["input", "output"]
@@ -351,8 +352,10 @@ class OutputSink:
     An underrun is the buffer running dry while audio keeps coming (a gap the listener hears);
     running dry at the end of the audio is not one.
 
-    Playback starts (and restarts after running dry) once `prime_ms` is buffered; a buffer over
-    `max_ms` is trimmed to `prime_ms` so latency cannot creep up.
+    Playback starts (and restarts after running dry) once `prime_ms` is buffered. `playout`
+    (audio/playout.py) brings audio that piles up beyond what the arrival jitter needs back
+    down, gently; a buffer over `max_ms` is cut back to `max_ms` at once (a safety net), and
+    until the device consumes in real time (`wait_running`) only the newest `prime_ms` is kept.
     """
 
     def __init__(self, device: Device, *, prime_ms: int = 30, max_ms: int = 120) -> None:
@@ -376,6 +379,7 @@ class OutputSink:
         self._running = asyncio.Event()
         self._announced = False
         self._first_callback = 0.0
+        self.playout = PlayoutController(self.rate)
 
     def start(self) -> None:
         with quiet_stderr():
@@ -414,12 +418,14 @@ class OutputSink:
         self.level_dbfs = rms_dbfs(samples)
         if self._resample is not None:
             samples = self._resample(samples)
+        samples = self.playout.process(time.monotonic(), len(self._ring), samples)
         with self._lock:
             if self._starved:
                 self.underruns += 1  # ran dry mid-stream: the listener heard a gap
                 self._starved = False
             self._ring.write(samples)
-            excess = len(self._ring) - self._max
+            # before the device plays in real time, what piles up would only add latency
+            excess = len(self._ring) - (self._max if self._running.is_set() else self._prime)
             if excess > 0:
                 self._ring.read_into(self._scratch[: min(excess, len(self._scratch))])
                 self.trimmed_samples += excess
@@ -430,6 +436,7 @@ class OutputSink:
             dropped = self._ring.clear()
             self._primed = False
             self._starved = False
+        self.playout.reset()
         self.level_dbfs = SILENCE_DBFS
         return dropped * 1000 / self.rate
 
