@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -169,6 +171,22 @@ def test_devices_json_lists_and_selects(runner: CliRunner) -> None:
     assert "default" in names and "pulse" in names
     assert data["selected"]["input"] is not None and data["selected"]["output"] is not None
     assert data["probe"] is None
+
+
+def test_devices_loads_portaudio_and_nothing_heavy() -> None:
+    """`devices` should cost little more than PortAudio's own query: no numpy, no asyncio."""
+    code = (
+        "import sys\n"
+        "from rtc_voice.app import app\n"
+        "try:\n    app(['devices', '--json'], prog_name='rtc-voice')\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = {'aiortc', 'av', 'numpy', 'asyncio', 'httpx', 'keyring', 'aiohttp'}\n"
+        "loaded = {m.split('.')[0] for m in sys.modules}\n"
+        "print(sorted(heavy & loaded), 'sounddevice' in loaded)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert '"devices"' in out.stdout  # it really listed them
+    assert out.stdout.strip().splitlines()[-1] == "[] True"
 
 
 def test_devices_probe_reports_every_device_openable(runner: CliRunner) -> None:

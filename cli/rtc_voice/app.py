@@ -6,7 +6,6 @@ that need them, so `rtc-voice --help` stays fast.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -186,6 +185,8 @@ def token(
     async def mint() -> Any:
         async with RealtimeApi(settings.base_url, timeout=settings.connect_timeout) as api:
             return await api.create_client_secret(key.value, client_secret_request(settings))
+
+    import asyncio
 
     secret = asyncio.run(mint())
     if as_json:
@@ -423,6 +424,8 @@ def talk(
         api_key=api_key,
         prices=load_prices(settings).get(settings.model),
     )
+    import asyncio
+
     code = asyncio.run(session.run())
     if session.end_reason:
         _stderr().print(f"Call ended: {session.end_reason}.", style="dim")
@@ -446,7 +449,7 @@ def devices(
 
     Examples: rtc-voice devices --probe;  rtc-voice talk --input usb --output 3
     """
-    from rtc_voice.audio import devices as audio
+    from rtc_voice.audio import catalog as audio
 
     settings = _settings(config)
     found = audio.list_devices()
@@ -562,6 +565,8 @@ def serve(
 
     def log(line: str) -> None:
         err.print(f"[dim]{datetime.now().strftime('%H:%M:%S')}[/] {line}", highlight=False)
+
+    import asyncio
 
     async def run() -> None:
         import signal
