@@ -24,7 +24,8 @@ what the playout control shed. Ratios are stock / rtc-voice (above 1: rtc-voice 
 
 Env: BENCH_CALLS (per client and condition, default 20), BENCH_CALL_SECONDS (default 7.5),
 BENCH_CONDITIONS (comma list of idle0, idle30, busy0, busy30; default idle0,idle30,busy0),
-BENCH_LOAD (tests or spin). Quick look: BENCH_CALLS=3 BENCH_CONDITIONS=idle0.
+BENCH_LOAD (tests or spin), BENCH_VERBOSE=1 (every call's p50).
+Quick look: BENCH_CALLS=3 BENCH_CONDITIONS=idle0.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ CALL_SECONDS = float(os.environ.get("BENCH_CALL_SECONDS", "7.5"))
 LEAD_S = 2.0  # clicks start this long after the events channel opens (streams settle first)
 CONDITIONS = os.environ.get("BENCH_CONDITIONS", "idle0,idle30,busy0").split(",")
 LOAD = os.environ.get("BENCH_LOAD", "tests")
+VERBOSE = bool(os.environ.get("BENCH_VERBOSE"))
 ROOT = HERE.parent
 THRESHOLD = 4000
 MATCH_S = 0.5  # a click heard later than this is counted as missed
@@ -128,6 +130,7 @@ class Calls:
     frames: float = 0.0
     shed_ms: float = 0.0
     failed: int = 0
+    per_call: list[str] = field(default_factory=list)  # "ear/callback" p50 of each call
 
     def add(self, latencies: list[float], missed: int) -> None:
         self.missed += missed
@@ -196,8 +199,11 @@ def run_call(client: str, server: Server, monitor: Monitor, result: Calls, tmp: 
     result.add(latencies, missed)
     if client == "rtc-voice" and probe.exists():
         data = json.loads(probe.read_text())
-        result.callback += match(sent, data["callback"])[0]
+        callback = match(sent, data["callback"])[0]
+        result.callback += callback
         result.dac += match(sent, data["dac"])[0]
+        if latencies and callback:
+            result.per_call.append(f"{pct(latencies, 50):.0f}/{pct(callback, 50):.0f}")
         for sink in data["sinks"]:
             result.underruns += sink["underruns"]
             result.frames += sink["played_ms"] / 20
@@ -217,6 +223,9 @@ def report(condition: str, ours: Calls, stock: Calls) -> None:
             f"worst {max(r.p95, default=float('nan')):.1f} ms; calls with a click > 80 ms: "
             f"{over}; missed {r.missed}/{r.clicks} clicks; failed calls {r.failed}"
         )
+    if VERBOSE:
+        print(f"  rtc-voice per call, p50 ear/callback ms: {' '.join(ours.per_call)}")
+        print(f"  stock per call, p50 ear ms: {' '.join(f'{v:.0f}' for v in stock.p50)}")
     if ours.callback:
         print(
             f"  rtc-voice    click -> speaker callback p50 {pct(ours.callback, 50):.1f} ms, "
