@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,9 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from rtc_voice.localserver import LocalServer
+from tests.netguard import LOG_ENV, NetGuard
 from tests.pulse import PrivatePulse, PulseUnavailable
 from tests.rtc_client import Client
-from tests.support import MemoryKeyring, ScriptedServer, rtc_voice
+from tests.support import Lines, MemoryKeyring, ScriptedServer, rtc_voice
 
 START = re.compile(r"listening on (http://\S+/v1)")
 
@@ -26,6 +26,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """One private PulseAudio daemon for the whole run, before anything loads PortAudio; this
     process and every CLI it starts use it (through PULSE_SERVER), whatever else runs here."""
     global _pulse, PULSE_PROBLEM
+    site = str(Path(__file__).parent / "netguard_site")  # Python children get the net guard
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (site, os.environ.get("PYTHONPATH", "")) if p
+    )
     try:
         _pulse = PrivatePulse.start()
     except PulseUnavailable as exc:
@@ -48,6 +52,22 @@ def pulse() -> PrivatePulse:
             pytest.fail(message)
         pytest.skip(message)
     return _pulse
+
+
+@pytest.fixture(autouse=True)
+def network_guard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NetGuard]:
+    """Fails the test if it, or a Python process it started, tried to leave 127.0.0.0/8."""
+    log = tmp_path / "netguard.log"
+    monkeypatch.setenv(LOG_ENV, str(log))
+    guard = NetGuard()
+    guard.install()
+    try:
+        yield guard
+    finally:
+        guard.uninstall()
+    refused = guard.violations + (log.read_text().splitlines() if log.exists() else [])
+    if refused:
+        pytest.fail(f"the test tried to leave 127.0.0.0/8: {refused}", pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -111,16 +131,10 @@ def served(
         stderr=subprocess.PIPE,
     )
     assert proc.stderr is not None
-    deadline = time.monotonic() + 30
-    url = None
-    while url is None and time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        match = START.search(line)
-        url = match.group(1) if match else None
-    assert url, "the server never said where it listens"
-    yield proc, url
+    first = Lines(proc.stderr).until(START.search, within=30)
+    match = START.search(first[-1])
+    assert match, "the server never said where it listens"
+    yield proc, match.group(1)
     if proc.poll() is None:
         proc.kill()
         proc.wait(10)

@@ -41,8 +41,13 @@ class PrivatePulse:
     def start(cls, directory: Path | None = None, *, null_sink: bool = True) -> PrivatePulse:
         """Start a daemon (with a mono 48 kHz null sink as default speaker and its monitor as
         default microphone unless `null_sink` is False); raise PulseUnavailable if it cannot."""
-        if shutil.which("pulseaudio") is None or shutil.which("pactl") is None:
-            raise PulseUnavailable("pulseaudio and pactl are not installed (run .ci/audio-setup)")
+        missing = [tool for tool in ("pulseaudio", "pactl") if shutil.which(tool) is None]
+        if missing:
+            raise PulseUnavailable(
+                f"{' and '.join(missing)} not found on PATH; install them with `bash "
+                ".ci/audio-setup` (Debian/Ubuntu: apt-get install pulseaudio pulseaudio-utils "
+                "libasound2-plugins libportaudio2); the tests start their own daemon"
+            )
         pulse = cls(directory or Path(tempfile.mkdtemp(prefix="rtc-voice-pulse-")))
         pulse.directory.mkdir(parents=True, exist_ok=True)
         log = pulse.directory / "pulseaudio.log"
@@ -65,7 +70,14 @@ class PrivatePulse:
         deadline = time.monotonic() + 10
         while not pulse.alive():
             if time.monotonic() > deadline:
-                raise PulseUnavailable(f"PulseAudio did not start (see {log})")
+                tail = (
+                    log.read_text(errors="replace").strip().splitlines()[-3:]
+                    if log.exists()
+                    else []
+                )
+                raise PulseUnavailable(
+                    f"PulseAudio did not start; its log {log} ends: " + " | ".join(tail)
+                )
             time.sleep(0.05)
         if null_sink:
             pulse.load_module(

@@ -44,6 +44,7 @@ class Client:
         self.mic = mic
         self.events: list[dict[str, Any]] = []
         self.levels: list[float] = []
+        self.invalid: list[str] = []  # server events openai's types reject
         self._cursor = 0
         self._new = asyncio.Event()
         self._tasks = [asyncio.ensure_future(self._pump()), asyncio.ensure_future(self._sink())]
@@ -64,7 +65,10 @@ class Client:
         while True:
             event = await self.conn.events.get()
             if not event["type"].startswith("rtc_voice."):
-                validate_server_event(event)
+                try:
+                    validate_server_event(event)
+                except Exception as exc:  # kept, and raised by wait_for/find/close
+                    self.invalid.append(f"{event['type']}: {exc}")
             self.events.append(event)
             self._new.set()
 
@@ -91,6 +95,7 @@ class Client:
         """The next event (after the last one waited for) of this type that matches."""
         async with asyncio.timeout(within):
             while True:
+                self.check_valid()
                 while self._cursor < len(self.events):
                     event = self.events[self._cursor]
                     self._cursor += 1
@@ -112,6 +117,10 @@ class Client:
                     if event["type"] == type_:
                         return event
 
+    def check_valid(self) -> None:
+        """Fail on any server event so far that openai's RealtimeServerEvent rejects."""
+        assert not self.invalid, f"invalid server events: {self.invalid}"
+
     def types(self, since: int = 0) -> list[str]:
         return [e["type"] for e in self.events[since:]]
 
@@ -122,3 +131,4 @@ class Client:
             with contextlib.suppress(BaseException):
                 await task
         await self.conn.close()
+        self.check_valid()

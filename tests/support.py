@@ -165,6 +165,38 @@ def validate_client_secret_request(body: dict[str, Any]) -> None:
     validate_strict(RealtimeSessionCreateRequest, body["session"])
 
 
+class Lines:
+    """A child's output stream read line by line with a deadline. Each line is read by a short
+    thread, so a child that stops writing (but keeps the pipe open) cannot hang the test, and
+    once `until` returns nothing else reads the stream (`communicate()` still works)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _read_into(self, box: Any) -> None:
+        box.put(self._stream.readline())
+
+    def until(self, predicate: Any, within: float) -> list[str]:
+        """Lines up to and including the first one `predicate` accepts; AssertionError with what
+        was seen when the stream ends or `within` seconds pass first."""
+        import queue
+
+        seen: list[str] = []
+        deadline = time.monotonic() + within
+        while True:
+            box: queue.Queue[str] = queue.Queue()
+            threading.Thread(target=self._read_into, args=(box,), daemon=True).start()
+            try:
+                line = box.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                raise AssertionError(f"no matching line within {within:g} s: {seen}") from None
+            if not line:
+                raise AssertionError(f"the stream ended without a matching line: {seen}")
+            seen.append(line)
+            if predicate(line):
+                return seen
+
+
 def rtc_voice(*args: str) -> list[str]:
     """The CLI as a user runs it, in a subprocess."""
     import sys

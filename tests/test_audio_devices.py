@@ -229,3 +229,31 @@ async def test_a_microphone_that_stops_is_reported_once_and_timing_goes_on() -> 
         assert all(not f.to_ndarray().any() for f in frames)
     finally:
         mic.stop()
+
+
+def test_alsa_error_messages_do_not_reach_stderr() -> None:
+    """ALSA prints errors (mid-call: 'underrun occurred') through its handler to stderr; once
+    rtc-voice has loaded PortAudio that handler prints nothing. An unknown PCM name makes real
+    libasound report an error through the same path."""
+    import subprocess
+    import sys
+
+    code = (
+        "import ctypes, sys\n"
+        "from rtc_voice.audio.devices import sounddevice\n"
+        "if sys.argv[1] == 'loaded':\n    sounddevice()\n"
+        "lib = ctypes.CDLL('libasound.so.2')\n"
+        "pcm = ctypes.c_void_p()\n"
+        "rc = lib.snd_pcm_open(ctypes.byref(pcm), b'rtc_voice_no_such_pcm', 0, 0)\n"
+        "print(rc)\n"
+    )
+    runs = {
+        mode: subprocess.run(
+            [sys.executable, "-c", code, mode], capture_output=True, text=True, timeout=60
+        )
+        for mode in ("bare", "loaded")
+    }
+    for done in runs.values():
+        assert int(done.stdout) < 0, done.stderr  # the open really failed in ALSA
+    assert "ALSA lib" in runs["bare"].stderr  # what a user saw before
+    assert "ALSA lib" not in runs["loaded"].stderr

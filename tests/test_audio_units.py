@@ -11,7 +11,7 @@ import pytest
 from rtc_voice.audio.devices import Device, select
 from rtc_voice.audio.pcm import RATE, SILENCE_DBFS, Ring, resample, rms_dbfs, silence, to_mono, tone
 from rtc_voice.audio.tracks import PcmTrack, SilenceWatch
-from rtc_voice.audio.wavfile import WavWriter, read_wav
+from rtc_voice.audio.wavfile import EncodedWriter, WavWriter, open_writer, read_audio
 from rtc_voice.errors import AudioError, ExitCode
 
 
@@ -116,21 +116,76 @@ def test_read_wav_any_format_to_48k_mono(
         frames = [raw[i : i + step] for i in range(0, len(raw), step)]
         raw = b"".join(f + f for f in frames)
     path = write_wav(tmp_path / "in.wav", raw, rate=rate, channels=channels, width=width)
-    pcm = read_wav(path)
+    pcm = read_audio(path)
     assert abs(len(pcm) - int(RATE * 0.4)) < RATE * 0.01
     assert peak_hz(pcm[1000:-1000]) == pytest.approx(500, abs=3)
     assert rms_dbfs(pcm[1000:-1000]) == pytest.approx(-10, abs=0.6)
 
 
-def test_read_wav_errors(tmp_path: Path) -> None:
+def test_read_audio_errors(tmp_path: Path) -> None:
     with pytest.raises(AudioError, match="does not exist"):
-        read_wav(tmp_path / "missing.wav")
+        read_audio(tmp_path / "missing.wav")
     (tmp_path / "fake.wav").write_text("not a wav at all")
-    with pytest.raises(AudioError, match="is not a PCM WAV file") as info:
-        read_wav(tmp_path / "fake.wav")
+    with pytest.raises(AudioError, match="is not an audio file rtc-voice can read") as info:
+        read_audio(tmp_path / "fake.wav")
     assert info.value.exit_code == ExitCode.AUDIO
     with pytest.raises(AudioError, match="is a directory"):
-        read_wav(tmp_path)
+        read_audio(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "sox_args",
+    [
+        ["-b", "24", "-e", "signed-integer", "-c", "2", "-r", "44100"],  # WAVE_FORMAT_EXTENSIBLE
+        ["-b", "32", "-e", "signed-integer", "-c", "1", "-r", "16000"],
+        ["-b", "32", "-e", "floating-point", "-c", "1", "-r", "48000"],
+        ["-b", "24", "-c", "1", "-r", "22050", "FLAC"],
+    ],
+    ids=["24-bit-extensible", "32-bit", "float", "flac"],
+)
+def test_read_audio_reads_what_sox_writes(tmp_path: Path, sox_args: list[str]) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("sox") is None:
+        pytest.skip("sox is not installed (.ci/audio-setup installs it)")
+    *args, kind = sox_args if sox_args[-1] == "FLAC" else [*sox_args, "WAV"]
+    path = tmp_path / ("in.flac" if kind == "FLAC" else "in.wav")
+    subprocess.run(
+        ["sox", "-n", *args, str(path), "synth", "0.4", "sine", "500", "vol", "0.3"],
+        check=True,
+        timeout=30,
+    )
+    pcm = read_audio(path)
+    assert abs(len(pcm) - int(RATE * 0.4)) < RATE * 0.01
+    assert peak_hz(pcm[1000:-1000]) == pytest.approx(500, abs=3)
+    assert rms_dbfs(pcm[1000:-1000]) == pytest.approx(-13.5, abs=1.0)  # 0.3 of full scale
+
+
+@pytest.mark.parametrize("suffix", [".flac", ".mp3", ".ogg", ".opus"])
+def test_encoded_files_round_trip_by_extension(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"out{suffix}"
+    writer = open_writer(path, channels=2)
+    assert isinstance(writer, EncodedWriter)
+    left = tone(500, 500, dbfs=-10)
+    stereo = np.empty(len(left) * 2, np.int16)
+    stereo[0::2], stereo[1::2] = left, 0
+    for start in range(0, len(stereo), 1920):  # 20 ms frames, as a call writes them
+        writer.write(stereo[start : start + 1920])
+    writer.close()
+    assert path.stat().st_mode & 0o777 == 0o600
+    pcm = read_audio(path)  # mono mix of left and silent right: about 6 dB lower
+    assert abs(len(pcm) - RATE // 2) < RATE * 0.05
+    middle = pcm[len(pcm) // 4 : -len(pcm) // 4]
+    assert peak_hz(middle) == pytest.approx(500, abs=5)
+    assert rms_dbfs(middle) == pytest.approx(-16, abs=1.5)
+
+
+def test_an_unknown_extension_is_refused_with_the_formats(tmp_path: Path) -> None:
+    with pytest.raises(AudioError, match=r"Cannot tell which audio format") as info:
+        open_writer(tmp_path / "call.xyz")
+    assert info.value.hint is not None and ".flac" in info.value.hint
+    assert not (tmp_path / "call.xyz").exists()
 
 
 def test_wav_writer_is_private_and_readable_while_open(tmp_path: Path) -> None:
@@ -191,3 +246,16 @@ def test_select_with_no_devices_says_how_to_check() -> None:
 def test_silence_and_tone_are_sized_by_duration() -> None:
     assert len(silence(20)) == 960 and not silence(20).any()
     assert len(tone(440, 20)) == 960 and len(tone(440, 20, rate=16000)) == 320
+
+
+def test_missing_pulseaudio_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.pulse import PrivatePulse, PulseUnavailable
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pulseaudio, no pactl
+    with pytest.raises(PulseUnavailable) as info:
+        PrivatePulse.start()
+    message = str(info.value)
+    assert "pulseaudio and pactl not found" in message
+    assert ".ci/audio-setup" in message and "apt-get install pulseaudio" in message

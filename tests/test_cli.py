@@ -18,6 +18,7 @@ from rtc_voice.errors import ExitCode
 from tests.support import FAKE_KEY, MemoryKeyring, Reply, ScriptedServer, openai_error
 
 ROOT = Path(__file__).resolve().parent.parent
+HELLO = ROOT / "cli" / "rtc_voice" / "data" / "hello.wav"
 
 
 def test_version(runner: CliRunner) -> None:
@@ -99,12 +100,83 @@ def test_the_standard_key_never_appears_in_any_output(
             server.script(reply)
             run(["token", "--base-url", server.base_url])
             run(["token", "--json", "--base-url", server.base_url])
+        server.script(Reply(401, echoed))
+        run(["talk", "--base-url", server.base_url, "--input", str(HELLO), "--output", "none"])
         dead = server.base_url
     run(["token", "--base-url", dead])
     run(["token", "--base-url", "http://no-such-host.invalid/v1"])
-    run(["talk"])
+    run(["talk", "--base-url", dead, "--input", str(HELLO), "--output", "none"])
     assert memory_keyring.store  # the login really happened, so the key was in play
     for text in seen:
         assert FAKE_KEY not in text
         assert FAKE_KEY[8:24] not in text
     assert FAKE_KEY not in isolated_env.read_text()
+
+
+def test_short_version_flag(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["-V"])
+    assert (result.exit_code, result.stdout) == (0, f"rtc-voice {__version__}\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--debug", "token", "--ttl", "5"], {}),
+        (["token", "--ttl", "5", "--debug"], {}),
+        (["token", "--debug", "--ttl", "5"], {}),
+        (["token", "--ttl", "5"], {"RTC_VOICE_DEBUG": "1"}),
+    ],
+)
+def test_debug_before_or_after_the_subcommand_or_from_the_environment(
+    runner: CliRunner, args: list[str], env: dict[str, str]
+) -> None:
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "Traceback" in result.stderr and "for the flag --ttl" in result.stderr
+    assert "Traceback" not in runner.invoke(app, ["token", "--ttl", "5"]).stderr
+
+
+def test_shell_completion_works(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    script = subprocess.run(
+        [sys.executable, "-m", "rtc_voice"],
+        env={**env, "_RTC_VOICE_COMPLETE": "source_bash"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert script.returncode == 0, script.stderr
+    assert "_RTC_VOICE_COMPLETE=complete_bash" in script.stdout
+    words = subprocess.run(
+        [sys.executable, "-m", "rtc_voice"],
+        env={
+            **env,
+            "_RTC_VOICE_COMPLETE": "complete_bash",
+            "COMP_WORDS": "rtc-voice ta",
+            "COMP_CWORD": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert words.stdout.split() == ["talk"], words.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "defaults"),
+    [
+        ([], []),
+        (["talk"], ["(marin)", "(gpt-realtime)", "(the system's default microphone)"]),
+        (["token"], ["(600)", "(marin)", "(https://api.openai.com/v1)"]),
+        (["config", "show"], []),
+        (["devices"], []),
+    ],
+)
+def test_help_shows_no_bool_metavar_on_flags_and_shows_defaults(
+    runner: CliRunner, args: list[str], defaults: list[str]
+) -> None:
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.stdout
+    for default in defaults:
+        assert f"[default: {default}]" in result.stdout

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from rtc_voice.app import app
 from rtc_voice.config import FIELDS, Settings, example_toml, load_settings, read_file
-from rtc_voice.errors import ConfigError, ExitCode
+from rtc_voice.errors import ConfigError, ExitCode, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,6 +71,21 @@ def test_bad_toml_names_file_line_and_column(isolated_env: Path) -> None:
         load_settings(env={})
     assert f"{isolated_env}:2:" in info.value.message
     assert "invalid TOML" in info.value.message
+
+
+def test_the_bad_toml_hint_rewrites_the_file_that_was_named(
+    runner: CliRunner, tmp_path: Path, isolated_env: Path
+) -> None:
+    import shlex
+
+    named = write(tmp_path / "my settings.toml", "voice = = 3\n")
+    result = runner.invoke(app, ["config", "show", "--config", str(named)])
+    assert result.exit_code == ExitCode.CONFIG
+    command = result.stderr.split("start over with `", 1)[1].split("`", 1)[0]
+    argv = shlex.split(command)
+    assert argv[0] == "rtc-voice"
+    assert runner.invoke(app, argv[1:]).exit_code == 0
+    assert named.read_text() == example_toml() and not isolated_env.exists()
 
 
 @pytest.mark.parametrize(
@@ -135,8 +150,52 @@ def test_bad_values_name_key_value_and_what_is_allowed(
 
 
 def test_flag_values_are_validated_and_named() -> None:
-    with pytest.raises(ConfigError, match=r"for --ttl: expected a whole number from 10 to 7200"):
+    with pytest.raises(
+        UsageError, match=r"for the flag --ttl: expected a whole number from 10 to 7200"
+    ):
         load_settings(env={}, flags={"token_ttl": 3})
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "file", "code", "fragment"),
+    [
+        (["token", "--ttl", "5"], {}, "", ExitCode.USAGE, "for the flag --ttl"),
+        (["token", "--voice", "nobody"], {}, "", ExitCode.USAGE, "for the flag --voice"),
+        (["token", "--base-url", "notaurl"], {}, "", ExitCode.USAGE, "for the flag --base-url"),
+        (["serve", "--port", "70000"], {}, "", ExitCode.USAGE, "for the flag --port"),
+        (["serve", "--max-duration", "0"], {}, "", ExitCode.USAGE, "for the flag --max-duration"),
+        (
+            ["talk", "--local", "--max-duration", "-5"],
+            {},
+            "",
+            ExitCode.USAGE,
+            "for the flag --max-duration",
+        ),
+        (
+            ["token"],
+            {"RTC_VOICE_TOKEN_TTL": "5"},
+            "",
+            ExitCode.CONFIG,
+            "in the environment variable RTC_VOICE_TOKEN_TTL",
+        ),
+        (["token"], {}, "token_ttl = 5\n", ExitCode.CONFIG, "'token_ttl' in the config file"),
+    ],
+)
+def test_a_bad_flag_exits_2_and_a_bad_setting_3_each_saying_where(
+    runner: CliRunner,
+    isolated_env: Path,
+    args: list[str],
+    env: dict[str, str],
+    file: str,
+    code: int,
+    fragment: str,
+) -> None:
+    if file:
+        write(isolated_env, file)
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == code, result.output
+    assert fragment in result.stderr and "Traceback" not in result.output
+    assert "config show" not in result.stderr  # it would fail on the same value
 
 
 def test_example_file_is_generated_parses_and_matches_defaults() -> None:
@@ -160,9 +219,21 @@ def test_cli_config_show_reports_sources(
     import json
 
     shown = json.loads(result.stdout)
-    assert shown["token_ttl"] == {"value": "99", "source": f"file ({isolated_env})"}
-    assert shown["model"] == {"value": "gpt-realtime-2", "source": "env (RTC_VOICE_MODEL)"}
-    assert shown["voice"]["source"] == "default"
+    assert shown["token_ttl"] == {"value": 99, "source": "file", "origin": str(isolated_env)}
+    assert shown["model"] == {
+        "value": "gpt-realtime-2",
+        "source": "env",
+        "origin": "RTC_VOICE_MODEL",
+    }
+    assert shown["voice"] == {"value": "marin", "source": "default", "origin": None}
+    assert shown["output_modalities"]["value"] == ["audio"]
+    assert shown["instructions"]["value"] is None
+    assert shown["turn_detection.threshold"]["value"] == 0.5
+    assert shown["network.ice_servers"]["value"] == []
+    flagged = json.loads(
+        runner.invoke(app, ["config", "show", "--json", "--config", str(isolated_env)]).stdout
+    )
+    assert flagged["token_ttl"]["origin"] == str(isolated_env)
     table = runner.invoke(app, ["config", "show"], env={"COLUMNS": "200"})
     assert "env (RTC_VOICE_MODEL)" in table.stdout and "gpt-realtime-2" in table.stdout
 
@@ -198,3 +269,43 @@ def test_cli_config_path_follows_env(
 ) -> None:
     monkeypatch.setenv("RTC_VOICE_CONFIG", str(tmp_path / "x.toml"))
     assert runner.invoke(app, ["config", "path"]).stdout.strip() == str(tmp_path / "x.toml")
+
+
+def _unsearchable_config_home(tmp_path: Path) -> Path:
+    """A config directory the user cannot look into: unreadable for a normal user; for root
+    (who may read anything) a directory name longer than the system allows (ENAMETOOLONG)."""
+    import os
+
+    if os.geteuid() == 0:
+        return tmp_path / ("x" * 300)
+    locked = tmp_path / "locked"
+    (locked / "inner").mkdir(parents=True)
+    locked.chmod(0)
+    return locked / "inner"
+
+
+@pytest.mark.parametrize(
+    "args", [["config", "show"], ["config", "path"], ["talk", "--local", "--output", "none"]]
+)
+def test_an_unreadable_config_directory_is_one_sentence(tmp_path: Path, args: list[str]) -> None:
+    import os
+    import subprocess
+
+    from tests.support import rtc_voice
+
+    home = _unsearchable_config_home(tmp_path)
+    try:
+        done = subprocess.run(
+            rtc_voice(*args),
+            env={**os.environ, "XDG_CONFIG_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        if home.parent.name == "locked":
+            home.parent.chmod(0o700)
+    assert done.returncode == ExitCode.CONFIG, done.stderr
+    assert "Error: Cannot look for the config file" in done.stderr
+    assert "Traceback" not in done.stderr and "--config" in done.stderr

@@ -361,10 +361,10 @@ def test_transcript_jsonl_in_order_private_and_finished(tmp_path: Path) -> None:
     writer = TranscriptWriter(path)
     apply_all(conv, [SESSION, *user_audio("u1", None), *reply("a1", "u1", "r1", ["Hi."])])
     writer.update(conv)
-    assert path.read_text() == ""  # the reply waits for the user's transcript
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not path.exists()  # the reply waits for the user's transcript: nothing to write yet
     apply_all(conv, transcription("u1", "hello"))
     writer.update(conv)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     assert [(x["role"], x["text"], x["status"]) for x in lines] == [
         ("user", "hello", "completed"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keyring
 import pytest
 from keyring.backends.fail import Keyring as NoKeyring
@@ -28,7 +30,9 @@ def test_login_from_stdin_stores_key_then_status_and_logout(
 
     status = runner.invoke(app, ["auth", "status"])
     assert status.exit_code == 0
-    assert status.stdout.strip() == "API key sk-…nary from the OS keyring (service rtc-voice)."
+    assert status.stdout.strip() == (
+        "API key sk-…nary from the OS keyring (support MemoryKeyring), service rtc-voice."
+    )
 
     logout = runner.invoke(app, ["auth", "logout"])
     assert logout.exit_code == 0 and "Removed" in logout.stderr
@@ -95,3 +99,84 @@ def test_headless_keyring_is_not_needed_when_the_env_has_a_key(
     status = runner.invoke(app, ["auth", "status"])
     assert status.exit_code == 0
     assert "sk-…nary from the OPENAI_API_KEY environment variable." in status.stdout
+
+
+def test_login_with_stdin_closed_is_one_sentence(tmp_path: Path) -> None:
+    """`rtc-voice auth login 0<&-`: Python then has no sys.stdin at all."""
+    import os
+    import subprocess
+
+    from tests.support import rtc_voice
+
+    done = subprocess.run(
+        rtc_voice("auth", "login"),
+        env={
+            **os.environ,
+            "XDG_CONFIG_HOME": str(tmp_path),
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert done.returncode == ExitCode.AUTH, done.stderr
+    assert "Error: No key was given: standard input is closed." in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_plaintext_backend_is_named_with_its_file_and_a_warning(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keyrings.alt.file import PlaintextKeyring
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    backend = PlaintextKeyring()
+    keyring.set_keyring(backend)
+    login = runner.invoke(app, ["auth", "login"], input=FAKE_KEY + "\n")
+    assert login.exit_code == 0, login.output
+    assert Path(backend.file_path).is_file()  # where the key really went
+    said = " ".join(login.stderr.split())
+    assert f"in the plain-text file {backend.file_path} (base64, not encrypted" in said
+    assert "Warning: anyone who can read that file can use your key" in said
+    assert "OS keyring" not in said
+    status = runner.invoke(app, ["auth", "status"])
+    assert "plain-text file" in status.stdout
+
+
+class LockedKeyring(MemoryKeyring):
+    """A real backend whose collection is locked, as Secret Service reports it."""
+
+    def get_password(self, service: str, username: str) -> str | None:
+        from keyring.errors import KeyringLocked
+
+        raise KeyringLocked("Failed to unlock the collection!")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.get_password(service, username)
+
+
+def test_a_locked_keyring_asks_to_unlock_it_not_to_install_one(runner: CliRunner) -> None:
+    keyring.set_keyring(LockedKeyring())
+    for args in (["auth", "status"], ["auth", "login"]):
+        result = runner.invoke(app, args, input=FAKE_KEY + "\n")
+        assert result.exit_code == ExitCode.AUTH
+        said = " ".join(result.stderr.split())
+        assert "keyring is locked" in said and "Unlock it" in said
+        assert "keyrings.alt" not in said and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("prefix", "command"),
+    [
+        ("/home/u/.local/share/pipx/venvs/rtc-voice", "pipx inject rtc-voice keyrings.alt"),
+        ("/home/u/.local/share/uv/tools/rtc-voice", "uv tool install --with keyrings.alt"),
+        ("/work/project/.venv", "-m pip install keyrings.alt"),
+    ],
+)
+def test_the_backend_hint_reaches_the_environment_rtc_voice_runs_in(
+    prefix: str, command: str
+) -> None:
+    from rtc_voice.credentials import backend_install_hint
+
+    assert command in backend_install_hint(prefix)

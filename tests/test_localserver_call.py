@@ -136,6 +136,18 @@ async def test_output_audio_buffer_clear_cancels_the_reply(client: Client) -> No
     assert done["response"]["status"] == "cancelled"
 
 
+async def test_output_audio_buffer_clear_with_nothing_playing_is_valid(client: Client) -> None:
+    client.send({"type": "output_audio_buffer.clear"})
+    first = await client.wait_for("output_audio_buffer.cleared")
+    client.say("hi")
+    done = await client.wait_for("response.done")
+    client.send({"type": "output_audio_buffer.clear"})
+    later = await client.wait_for("output_audio_buffer.cleared")
+    client.check_valid()
+    assert first["response_id"].startswith("resp_")
+    assert later["response_id"] == done["response"]["id"]
+
+
 async def test_speech_during_reply_interrupts_with_turn_detected(client: Client) -> None:
     client.say("one two three four five six seven eight nine ten eleven twelve thirteen")
     await client.wait_for("output_audio_buffer.started")

@@ -258,3 +258,52 @@ async def test_hangup(local_server: LocalServer) -> None:
     assert local_server.calls == {}
     assert_error(await post(local_server, path), 404, "call_not_found")
     await pc.close()
+
+
+@pytest.mark.parametrize("bearer", ["this-is-not-a-key", "sk-", "sk-has spaces", "Sk-ABCDEF"])
+async def test_a_bearer_not_shaped_like_a_standard_key_cannot_mint(
+    local_server: LocalServer, bearer: str
+) -> None:
+    response = await post(
+        local_server,
+        "/v1/realtime/client_secrets",
+        key=None,
+        headers={"Authorization": f"Bearer {bearer}"},
+        json={"session": {"type": "realtime"}},
+    )
+    assert_error(response, 401, "invalid_api_key")
+    assert local_server.keys == {}
+
+
+async def test_a_server_started_with_a_key_accepts_only_that_key() -> None:
+    wanted = "sk-the-only-one-0123456789"
+    async with LocalServer(api_key=wanted) as server:
+        body = {"session": {"type": "realtime"}}
+        other = await post(
+            server, "/v1/realtime/client_secrets", key="sk-another-key-0123456789", json=body
+        )
+        assert_error(other, 401, "invalid_api_key")
+        assert "0123456789" not in other.text  # the refused key is not echoed whole
+        good = await post(server, "/v1/realtime/client_secrets", key=wanted, json=body)
+        assert good.status_code == 200, good.text
+        hangup = await post(server, "/v1/realtime/calls/rtc_x/hangup", key="sk-another-1234")
+        assert_error(hangup, 401, "invalid_api_key")
+
+
+async def test_expires_after_is_honoured_on_calls() -> None:
+    now = [1_800_000_000.0]
+    async with LocalServer(clock=lambda: now[0]) as server:
+        response = await post(
+            server,
+            "/v1/realtime/client_secrets",
+            json={
+                "expires_after": {"anchor": "created_at", "seconds": 10},
+                "session": {"type": "realtime"},
+            },
+        )
+        ek = response.json()["value"]
+        assert response.json()["expires_at"] == 1_800_000_010
+        now[0] += 10
+        pc, sdp = await offer_sdp()
+        await pc.close()
+        assert_error(await post_offer(server, sdp, ek), 401, "invalid_api_key")

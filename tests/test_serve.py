@@ -6,11 +6,10 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from rtc_voice.errors import ExitCode
-from tests.support import rtc_voice
+from tests.support import Lines, rtc_voice
 
 
 def test_serve_mints_for_the_token_command_and_stops_on_sigterm(
@@ -33,7 +32,7 @@ def test_serve_mints_for_the_token_command_and_stops_on_sigterm(
     assert re.fullmatch(r"ek_[0-9a-f]{32}\n", token.stdout)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0
+    assert proc.returncode == ExitCode.TERMINATED == 143
     assert "minted ek_…" in err and "stopped" in err
     assert "sk-local-anything" not in err
 
@@ -68,11 +67,42 @@ def test_serve_warns_loudly_off_loopback(tmp_path: Path) -> None:
         env={**os.environ, "COLUMNS": "200"},
     )
     assert proc.stderr is not None
-    seen = ""
-    deadline = time.monotonic() + 30
-    while "Ctrl-C" not in seen and time.monotonic() < deadline:
-        seen += proc.stderr.readline()
+    seen = "".join(Lines(proc.stderr).until(lambda line: "Ctrl-C" in line, within=30))
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=20)
-    assert proc.returncode == 0
+    assert proc.returncode == ExitCode.TERMINATED
     assert "Warning: listening on 0.0.0.0" in seen
+
+
+def test_serve_api_key_from_flag_or_environment_is_the_only_key(tmp_path: Path) -> None:
+    wanted = "sk-serve-only-0123456789abcdef"
+    for args, extra_env in (
+        (["--api-key", wanted], {}),
+        ([], {"RTC_VOICE_SERVE_API_KEY": wanted}),
+    ):
+        proc = subprocess.Popen(
+            rtc_voice("serve", "--port", "0", *args),
+            env={**os.environ, **extra_env, "XDG_CONFIG_HOME": str(tmp_path)},
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert proc.stderr is not None
+            line = Lines(proc.stderr).until(lambda x: "listening on" in x, within=30)[-1]
+            url = line.split("listening on ")[1].split()[0]
+            codes = []
+            for key in ("sk-someone-else-0123456789", wanted):
+                codes.append(
+                    subprocess.run(
+                        rtc_voice("token", "--base-url", url),
+                        env={**os.environ, "OPENAI_API_KEY": key, "XDG_CONFIG_HOME": str(tmp_path)},
+                        capture_output=True,
+                        text=True,
+                        timeout=30,
+                    ).returncode
+                )
+            assert codes == [ExitCode.AUTH, 0]
+        finally:
+            proc.kill()
+            proc.communicate(timeout=20)

@@ -19,7 +19,7 @@ from rtc_voice.errors import ExitCode
 from rtc_voice.session import CallSession, TalkOptions
 from rtc_voice.ui.plain import LinePresenter
 from tests.rtc_client import validate_client_event, validate_server_event
-from tests.support import FAKE_KEY, rtc_voice
+from tests.support import FAKE_KEY, Lines, Reply, ScriptedServer, openai_error, rtc_voice
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "cli" / "rtc_voice" / "data" / "hello.wav"
@@ -37,6 +37,7 @@ def talk(
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        cwd=tmp_path,  # relative paths in a test land in its own folder
     )
 
 
@@ -325,7 +326,6 @@ def test_connect_timeout_names_the_stalled_step(tmp_path: Path) -> None:
 
     from rtc_voice.audio.tracks import PcmTrack
     from rtc_voice.rtc import rtc_configuration, use_loopback_ice
-    from tests.support import Reply, ScriptedServer
 
     async def dead_answer() -> str:
         use_loopback_ice()
@@ -397,9 +397,9 @@ def test_sigterm_hangs_up_and_finishes_the_transcript(tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL,
     )
     assert proc.stdout is not None
-    for line in proc.stdout:  # wait until the typed message has been answered
-        if json.loads(line)["type"] == "response.done":
-            break
+    Lines(proc.stdout).until(  # wait until the typed message has been answered
+        lambda line: json.loads(line)["type"] == "response.done", within=60
+    )
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == ExitCode.TERMINATED == 143
@@ -407,3 +407,139 @@ def test_sigterm_hangs_up_and_finishes_the_transcript(tmp_path: Path) -> None:
     lines = jsonl(transcript)
     assert [x.get("role") for x in lines[:2]] == ["user", "assistant"]
     assert lines[-1]["type"] == "usage" and lines[-1]["responses"] == 1
+
+
+def test_malformed_sdp_answer_is_a_protocol_error_and_the_call_is_hung_up(
+    tmp_path: Path, http_server: ScriptedServer
+) -> None:
+    """aiortc's SDP parser raises AssertionError on this answer; the server made a call."""
+    http_server.script(
+        Reply(200, {"value": "ek_" + "2" * 32, "expires_at": 4_000_000_000}),
+        Reply(
+            201,
+            "v=0\r\nm=audio x\r\n",
+            {"Content-Type": "application/sdp", "Location": "/v1/realtime/calls/rtc_bad1"},
+        ),
+        Reply(200, ""),
+    )
+    done = talk(
+        tmp_path,
+        "--base-url",
+        http_server.base_url,
+        "--input",
+        str(HELLO),
+        "--output",
+        "none",
+        env={"OPENAI_API_KEY": FAKE_KEY},
+    )
+    assert done.returncode == ExitCode.PROTOCOL, done.stderr
+    assert "SDP answer that cannot be used" in done.stderr and "Traceback" not in done.stderr
+    paths = [r.path for r in http_server.requests]
+    assert paths == [
+        "/v1/realtime/client_secrets",
+        "/v1/realtime/calls",
+        "/v1/realtime/calls/rtc_bad1/hangup",
+    ]
+    assert http_server.requests[2].headers["authorization"] == f"Bearer {FAKE_KEY}"
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_a_run_that_fails_before_the_call_writes_no_transcript(
+    tmp_path: Path, http_server: ScriptedServer, existing: bool
+) -> None:
+    http_server.script(Reply(401, openai_error("Incorrect API key provided.", "invalid_api_key")))
+    transcript = tmp_path / "t.jsonl"
+    if existing:
+        transcript.write_text('{"type": "usage", "responses": 3}\n')
+    before = transcript.read_text() if existing else None
+    failures = [
+        (["--local", "--input", "missing.wav"], ExitCode.AUDIO),
+        (["--base-url", http_server.base_url, "--input", str(HELLO)], ExitCode.AUTH),
+    ]
+    for args, code in failures:
+        done = talk(
+            tmp_path,
+            *args,
+            "--output",
+            "none",
+            "--transcript",
+            str(transcript),
+            env={"OPENAI_API_KEY": FAKE_KEY},
+        )
+        assert done.returncode == code, done.stderr
+        assert (transcript.read_text() if transcript.exists() else None) == before
+
+
+def test_an_unwritable_transcript_is_a_file_error_before_the_call(tmp_path: Path) -> None:
+    target = tmp_path / "no-such-folder" / "t.jsonl"
+    done = talk(
+        tmp_path, "--local", "--input", str(HELLO), "--output", "none", "--transcript", str(target)
+    )
+    assert done.returncode == ExitCode.AUDIO, done.stderr
+    assert f"Error: Cannot write the transcript {target}" in done.stderr
+    assert "Traceback" not in done.stderr and "the call" not in done.stdout
+
+
+def test_any_audio_file_in_and_out_by_extension(tmp_path: Path) -> None:
+    import av
+
+    from rtc_voice.audio.wavfile import open_writer, read_audio
+
+    flac = tmp_path / "hello.flac"
+    writer = open_writer(flac)
+    writer.write(read_audio(HELLO))
+    writer.close()
+    out, rec = tmp_path / "reply.ogg", tmp_path / "call.mp3"
+    done = talk(
+        tmp_path, "--local", "--input", str(flac), "--output", str(out), "--record", str(rec)
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "you: [speech 4.4 s]"
+    for path, name in ((out, "ogg"), (rec, "mp3")):
+        with av.open(str(path)) as container:
+            assert container.format.name == name
+            assert len(read_audio(path)) > RATE  # more than a second of the call
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--input", "missing.flac"], "The input file missing.flac does not exist."),
+        (["--input", str(HELLO), "--record", "call.xyz"], "Cannot tell which audio format"),
+        (["--input", str(HELLO), "--output", "reply.aac"], "Cannot tell which audio format"),
+    ],
+)
+def test_audio_file_mistakes_are_one_sentence(
+    tmp_path: Path, args: list[str], fragment: str
+) -> None:
+    done = talk(tmp_path, "--local", *args)
+    assert done.returncode == ExitCode.AUDIO, done.stderr
+    assert fragment in done.stderr and "Traceback" not in done.stderr
+    assert "No microphone" not in done.stderr
+
+
+def test_a_run_that_fails_before_the_call_leaves_recordings_alone(
+    tmp_path: Path, http_server: ScriptedServer
+) -> None:
+    http_server.script(Reply(401, openai_error("Incorrect API key provided.", "invalid_api_key")))
+    rec, out = tmp_path / "call.flac", tmp_path / "reply.wav"
+    rec.write_bytes(b"an earlier call")
+    out.write_bytes(b"an earlier reply")
+    done = talk(
+        tmp_path,
+        "--base-url",
+        http_server.base_url,
+        "--input",
+        str(HELLO),
+        "--output",
+        str(out),
+        "--record",
+        str(rec),
+        env={"OPENAI_API_KEY": FAKE_KEY},
+    )
+    assert done.returncode == ExitCode.AUTH, done.stderr
+    assert rec.read_bytes() == b"an earlier call" and out.read_bytes() == b"an earlier reply"
+    nowhere = tmp_path / "no-such-folder" / "call.wav"
+    early = talk(tmp_path, "--local", "--input", str(HELLO), "--record", str(nowhere))
+    assert early.returncode == ExitCode.AUDIO
+    assert f"Cannot write the recording {nowhere}: the folder" in early.stderr

@@ -157,14 +157,35 @@ def test_429_that_persists_gives_up_after_bounded_retries(
     http_server.script(
         Reply(
             429,
-            openai_error("You exceeded your current quota.", "insufficient_quota"),
+            openai_error("Rate limit reached for requests.", "rate_limit_exceeded"),
             {"retry-after": "0"},
         )
     )
     result = mint(runner, http_server)
     assert result.exit_code == ExitCode.RATE_LIMITED == 6
-    assert "after 4 attempts" in result.stderr and "exceeded your current quota" in result.stderr
+    assert "after 4 attempts" in result.stderr and "Rate limit reached" in result.stderr
     assert len(http_server.requests) == 4
+
+
+def test_429_insufficient_quota_is_permanent_and_not_retried(
+    runner: CliRunner, http_server: ScriptedServer
+) -> None:
+    http_server.script(
+        Reply(
+            429,
+            openai_error(
+                "You exceeded your current quota, please check your plan and billing details.",
+                "insufficient_quota",
+                type_="insufficient_quota",
+            ),
+            {"retry-after": "0"},
+        )
+    )
+    result = mint(runner, http_server)
+    assert result.exit_code == ExitCode.RATE_LIMITED
+    assert len(http_server.requests) == 1
+    assert "no quota left: You exceeded your current quota" in result.stderr
+    assert "billing" in result.stderr and "attempts" not in result.stderr
 
 
 def test_5xx_is_retried_then_reported(runner: CliRunner, http_server: ScriptedServer) -> None:
@@ -208,6 +229,17 @@ def test_timeout_names_the_host(
     result = mint(runner, http_server)
     assert result.exit_code == ExitCode.NETWORK
     assert "Timed out talking to 127.0.0.1" in result.stderr
+    assert "no answer to the key request (POST /realtime/client_secrets)" in result.stderr
+
+
+@pytest.mark.parametrize("ending", ["!", "?", "."])
+def test_openai_messages_keep_their_own_final_punctuation(
+    runner: CliRunner, http_server: ScriptedServer, ending: str
+) -> None:
+    http_server.script(Reply(400, openai_error(f"Sorry about that{ending}", None)))
+    result = mint(runner, http_server)
+    assert result.exit_code == ExitCode.BAD_REQUEST
+    assert f"Error: Sorry about that{ending}\n" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -247,3 +279,16 @@ def test_no_key_is_an_auth_error_before_any_request(
     result = mint(runner, http_server)
     assert result.exit_code == ExitCode.AUTH
     assert http_server.requests == []
+
+
+def test_a_base_url_without_v1_gets_a_hint_that_leads_somewhere(
+    runner: CliRunner, http_server: ScriptedServer
+) -> None:
+    http_server.script(
+        Reply(404, openai_error("Invalid URL (POST /realtime/client_secrets)", None))
+    )
+    bare = http_server.base_url.removesuffix("/v1")
+    result = runner.invoke(app, ["token", "--base-url", bare])
+    assert result.exit_code == ExitCode.BAD_REQUEST
+    assert "Invalid URL (POST /realtime/client_secrets)" in result.stderr
+    assert f"Hint: The base URL usually ends in /v1; it is {bare}" in result.stderr

@@ -71,6 +71,11 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str | None, str
     return text("message"), text("code"), text("param")
 
 
+def _out_of_quota(response: httpx.Response) -> bool:
+    """429 `insufficient_quota` is permanent (billing), unlike a rate limit: never retried."""
+    return _error_fields(response)[1] == "insufficient_quota"
+
+
 def _retry_delay(response: httpx.Response, attempt: int) -> float:
     header = response.headers.get("retry-after")
     if header is not None:
@@ -119,10 +124,12 @@ class RealtimeApi:
         path: str,
         *,
         key: str,
+        step: str,
         retry_server_errors: bool,
         unauthorized_hint: str,
         **kwargs: Any,
     ) -> httpx.Response:
+        """POST with the key; `step` names the request in network errors ("the key request")."""
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {key}", **kwargs.pop("headers", {})}
         attempt = 0
@@ -131,7 +138,7 @@ class RealtimeApi:
                 response = await self._client.post(url, headers=headers, **kwargs)
             except httpx.TimeoutException:
                 raise NetworkError(
-                    f"Timed out talking to {self.host}.",
+                    f"Timed out talking to {self.host}: no answer to {step}.",
                     hint="Check your connection, or raise network.connect_timeout.",
                 ) from None
             except httpx.ConnectError as exc:
@@ -145,7 +152,9 @@ class RealtimeApi:
                     f"Network error talking to {self.host} ({type(exc).__name__})."
                 ) from None
             status = response.status_code
-            retryable = status == 429 or (status >= 500 and retry_server_errors)
+            retryable = (status == 429 and not _out_of_quota(response)) or (
+                status >= 500 and retry_server_errors
+            )
             if retryable and attempt < self.max_retries:
                 await self._sleep(_retry_delay(response, attempt))
                 attempt += 1
@@ -160,10 +169,19 @@ class RealtimeApi:
         status = response.status_code
         message, code, param = _error_fields(response)
         text = message or f"{self.host} answered HTTP {status} {response.reason_phrase}"
-        text = text.rstrip(".") + "."
+        text = text.strip()
+        if not text.endswith((".", "!", "?")):
+            text += "."
         fields: dict[str, Any] = {"status": status, "code": code, "param": param}
         if status == 401:
             return AuthenticationError(text, hint=unauthorized_hint, **fields)
+        if status == 429 and code == "insufficient_quota":
+            return RateLimitError(
+                f"The OpenAI account has no quota left: {text}",
+                hint="Add credit or raise the limit at "
+                "https://platform.openai.com/settings/organization/billing, then try again.",
+                **fields,
+            )
         if status == 429:
             tried = f" after {retries + 1} attempts" if retries else ""
             return RateLimitError(
@@ -179,6 +197,8 @@ class RealtimeApi:
                 **fields,
             )
         hint = f"Check the setting behind '{param}'." if param else None
+        if status == 404 and not self.base_url.endswith("/v1"):
+            hint = f"The base URL usually ends in /v1; it is {self.base_url} (--base-url)."
         if code == "beta_api_shape_disabled":
             hint = "This server only speaks the GA Realtime API."
         return BadRequestError(text, hint=hint, **fields)
@@ -187,6 +207,7 @@ class RealtimeApi:
         """POST /realtime/client_secrets with the standard key; returns the minted ek_ key."""
         response = await self._send(
             "/realtime/client_secrets",
+            step="the key request (POST /realtime/client_secrets)",
             key=api_key,
             retry_server_errors=True,
             unauthorized_hint="Run `rtc-voice auth login` with a valid key, or check "
@@ -210,6 +231,7 @@ class RealtimeApi:
         """POST /realtime/calls with the raw SDP offer and the ek_ key; returns the answer."""
         response = await self._send(
             "/realtime/calls",
+            step="the call request (POST /realtime/calls)",
             key=ephemeral_key,
             retry_server_errors=False,
             unauthorized_hint="The ephemeral key is invalid or expired; mint a new one.",
@@ -232,6 +254,7 @@ class RealtimeApi:
         """POST /realtime/calls/{id}/hangup with the standard key."""
         await self._send(
             f"/realtime/calls/{call_id}/hangup",
+            step="the hang-up request",
             key=api_key,
             retry_server_errors=False,
             unauthorized_hint="Hang-up needs a valid standard API key.",

@@ -6,6 +6,7 @@ that need them, so `rtc-voice --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -18,16 +19,45 @@ import typer
 from typer.core import TyperGroup
 
 from rtc_voice import __version__
+from rtc_voice.config import VOICES, Settings
 from rtc_voice.errors import ExitCode, RtcVoiceError
+
+SERVE_KEY_ENV = "RTC_VOICE_SERVE_API_KEY"
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from rtc_voice.config import Settings
+DEFAULTS = Settings()  # shown in --help; a config file or RTC_VOICE_* may change them
+
+
+def _hide_flag_types(command: Any, ctx: Any) -> None:
+    """On/off flags take no value, so `--help` should not show `<bool>` after them (newer Typer
+    does): an empty metavar hides it. Applied to the whole command tree, including each
+    command's (cached) help option, before the root parses its arguments."""
+    params = list(getattr(command, "params", ()))
+    with contextlib.suppress(Exception):
+        params.append(command.get_help_option(ctx))
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _hide_flag_types(sub, ctx)
 
 
 class _ErrorHandlingGroup(TyperGroup):
-    """Turns RtcVoiceError and Ctrl-C into one printed sentence plus the documented exit code."""
+    """Turns RtcVoiceError and Ctrl-C into one printed sentence plus the documented exit code.
+
+    `--debug` is accepted anywhere on the command line (`rtc-voice talk --debug`): it is moved
+    in front of the subcommand, where the root option reads it.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _hide_flag_types(self, ctx)
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[:end]:
+            head = [a for a in args[:end] if a != "--debug"]
+            args = ["--debug", *head, *args[end:]]
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
@@ -88,7 +118,7 @@ app = typer.Typer(
     help=HELP,
     rich_markup_mode="rich",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 auth_app = typer.Typer(
@@ -113,10 +143,17 @@ def _root(
     ctx: typer.Context,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version."
+        ),
     ] = False,
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks for errors (never with secrets).")
+        bool,
+        typer.Option(
+            "--debug",
+            envvar="RTC_VOICE_DEBUG",
+            help="Show tracebacks for errors (never with secrets); also after the subcommand.",
+        ),
     ] = False,
 ) -> None:
     ctx.meta["rtc_voice.debug"] = debug
@@ -133,6 +170,20 @@ ConfigOpt = Annotated[
 ]
 
 
+ModelOpt = Annotated[str | None, typer.Option(help="Realtime model.", show_default=DEFAULTS.model)]
+VoiceOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Assistant voice: " + ", ".join(VOICES) + " or a custom voice_… id.",
+        show_default=DEFAULTS.voice,
+    ),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option("--base-url", help="API base URL ending in /v1.", show_default=DEFAULTS.base_url),
+]
+
+
 def _settings(config: Path | None, **flags: object) -> Settings:
     from rtc_voice.config import load_settings
 
@@ -145,16 +196,21 @@ def _settings(config: Path | None, **flags: object) -> Settings:
 @app.command()
 def token(
     ttl: Annotated[
-        int | None, typer.Option("--ttl", help="Lifetime in seconds, 10 to 7200 (default 600).")
+        int | None,
+        typer.Option(
+            "--ttl", help="Lifetime in seconds, 10 to 7200.", show_default=str(DEFAULTS.token_ttl)
+        ),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Realtime model.")] = None,
-    voice: Annotated[str | None, typer.Option(help="Assistant voice, e.g. marin.")] = None,
+    model: ModelOpt = None,
+    voice: VoiceOpt = None,
     instructions: Annotated[
-        str | None, typer.Option(help="System instructions baked into the key's session.")
+        str | None,
+        typer.Option(
+            help="System instructions baked into the key's session.",
+            show_default="the model's own",
+        ),
     ] = None,
-    base_url: Annotated[
-        str | None, typer.Option("--base-url", help="API base URL ending in /v1.")
-    ] = None,
+    base_url: BaseUrlOpt = None,
     config: ConfigOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the whole response as JSON.")
@@ -208,15 +264,29 @@ def auth_login() -> None:
 
     Prompts without echo; or pipe it in: [bold]pass show openai | rtc-voice auth login[/]
     """
-    from rtc_voice.credentials import check_key_shape, redact, store_key
+    from rtc_voice.credentials import check_key_shape, describe_backend, redact, store_key
+    from rtc_voice.errors import CredentialsError
 
+    if sys.stdin is None or sys.stdin.closed:
+        raise CredentialsError(
+            "No key was given: standard input is closed.",
+            hint="Run it in a terminal to be prompted, or pipe the key in: "
+            "`pass show openai | rtc-voice auth login`.",
+        )
     if sys.stdin.isatty():
         raw = typer.prompt("OpenAI API key (input hidden)", hide_input=True)
     else:
         raw = sys.stdin.readline()
     key = check_key_shape(raw)
     store_key(key)
-    _stderr().print(f"Stored {redact(key)} in the OS keyring (service rtc-voice).")
+    where, unencrypted = describe_backend()
+    _stderr().print(f"Stored {redact(key)} in {where}, service rtc-voice.")
+    if unencrypted:
+        _stderr().print(
+            "[bold yellow]Warning:[/] anyone who can read that file can use your key. Prefer a "
+            "Secret Service (gnome-keyring, KWallet) or the OPENAI_API_KEY variable from a "
+            "password manager; `rtc-voice auth logout` removes it."
+        )
 
 
 @auth_app.command("logout")
@@ -245,7 +315,9 @@ def auth_status() -> None:
         except CredentialsError:
             pass
     else:
-        where = "the OS keyring (service rtc-voice)"
+        from rtc_voice.credentials import describe_backend
+
+        where = describe_backend()[0] + ", service rtc-voice"
     print(f"API key {key.redacted} from {where}.")
 
 
@@ -257,33 +329,36 @@ def config_path(config: ConfigOpt = None) -> None:
     """Print the path of the config file rtc-voice reads."""
     import os
 
-    from rtc_voice.config import resolve_config_path
+    from rtc_voice.config import config_exists, resolve_config_path
 
     path, _ = resolve_config_path(config, os.environ)
     print(path)
-    if not path.exists():
+    if not config_exists(path):
         _stderr().print("(it does not exist yet: `rtc-voice config init` creates it)", style="dim")
 
 
 @config_app.command("show")
 def config_show(
     config: ConfigOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='Print as JSON: {"KEY": {"value": typed, "source": "default|file|env|flag", '
+            '"origin": path, variable, flag or null}}.',
+        ),
+    ] = False,
 ) -> None:
     """Show every effective setting and where its value came from (default/file/env/flag)."""
     from rich.table import Table
 
-    from rtc_voice.config import effective_rows
+    from rtc_voice.config import effective_json, effective_rows
 
     settings = _settings(config)
-    rows = effective_rows(settings)
     if as_json:
-        print(
-            json.dumps(
-                {key: {"value": value, "source": str(src)} for key, value, src in rows}, indent=2
-            )
-        )
+        print(json.dumps(effective_json(settings), indent=2))
         return
+    rows = effective_rows(settings)
     table = Table(title=f"Settings (file: {settings.config_path})", title_justify="left")
     table.add_column("key", style="cyan", no_wrap=True)
     table.add_column("value")
@@ -301,11 +376,11 @@ def config_init(
     """Write a commented example config file (every key, with its default)."""
     import os
 
-    from rtc_voice.config import example_toml, resolve_config_path
+    from rtc_voice.config import config_exists, example_toml, resolve_config_path
     from rtc_voice.errors import ConfigError
 
     path, _ = resolve_config_path(config, os.environ)
-    if path.exists() and not force:
+    if config_exists(path) and not force:
         raise ConfigError(
             f"{path} already exists; not overwriting it.",
             hint="Add --force to replace it, or edit it directly.",
@@ -325,11 +400,20 @@ def talk(
     ] = False,
     input_: Annotated[
         str | None,
-        typer.Option("--input", help="Microphone: index or name part, or a FILE.wav to play."),
+        typer.Option(
+            "--input",
+            help="Microphone: index or name part, or an audio FILE to play (wav, flac, mp3, "
+            "ogg… any format FFmpeg reads).",
+            show_default="the system's default microphone",
+        ),
     ] = None,
     output: Annotated[
         str | None,
-        typer.Option("--output", help="Speaker: index or name part, a FILE.wav, or none."),
+        typer.Option(
+            "--output",
+            help="Speaker: index or name part, a FILE (.wav, .flac, .mp3, .ogg, .opus), or none.",
+            show_default="the system's default speaker",
+        ),
     ] = None,
     token: Annotated[
         str | None, typer.Option("--token", help="Use this ek_ key; no standard key needed.")
@@ -341,23 +425,33 @@ def talk(
         Path | None, typer.Option("--transcript", help="Write turns as they finish: .jsonl or .md.")
     ] = None,
     record: Annotated[
-        Path | None, typer.Option("--record", help="Stereo WAV: you left, assistant right.")
+        Path | None,
+        typer.Option(
+            "--record",
+            help="Record the call in stereo, you left, assistant right: .wav, .flac, .mp3, "
+            ".ogg or .opus.",
+        ),
     ] = None,
     ptt: Annotated[
         bool, typer.Option("--ptt", help="Push-to-talk: space starts and ends your turn.")
     ] = False,
     max_duration: Annotated[
-        float | None, typer.Option("--max-duration", help="Hang up after this many seconds.")
+        float | None,
+        typer.Option(
+            "--max-duration",
+            help="Hang up after this many seconds.",
+            show_default="no limit (OpenAI ends sessions at 60 minutes)",
+        ),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print server events as JSON lines (not a TTY UI).")
     ] = False,
-    model: Annotated[str | None, typer.Option(help="Realtime model.")] = None,
-    voice: Annotated[str | None, typer.Option(help="Assistant voice, e.g. marin.")] = None,
-    instructions: Annotated[str | None, typer.Option(help="System instructions.")] = None,
-    base_url: Annotated[
-        str | None, typer.Option("--base-url", help="API base URL ending in /v1.")
+    model: ModelOpt = None,
+    voice: VoiceOpt = None,
+    instructions: Annotated[
+        str | None, typer.Option(help="System instructions.", show_default="the model's own")
     ] = None,
+    base_url: BaseUrlOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Voice chat with a Realtime model: microphone, speakers, live transcript of both sides.
@@ -376,7 +470,9 @@ def talk(
     from rtc_voice.session import CallSession, TalkOptions
 
     if max_duration is not None and max_duration <= 0:
-        raise UsageError(f"Invalid --max-duration {max_duration:g}: expected more than 0.")
+        raise UsageError(
+            f"Invalid value {max_duration:g} for the flag --max-duration: expected more than 0."
+        )
     if token is not None and not token.startswith("ek_"):
         raise UsageError(
             "--token takes an ephemeral key (ek_…).",
@@ -543,24 +639,36 @@ def serve(
         float,
         typer.Option("--max-duration", help="Seconds before a call is closed (OpenAI: 3600)."),
     ] = 3600.0,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar=SERVE_KEY_ENV,
+            show_default=False,
+            help="Accept only this standard key (sk-…) for minting and hanging up, as a real "
+            "server would. Without it any key shaped sk-… is accepted.",
+        ),
+    ] = None,
 ) -> None:
     """Run the offline local Realtime server: a stand-in for the OpenAI API (GA).
 
-    It mints ek_ keys (any non-empty standard key is accepted), answers WebRTC calls, detects
+    It mints ek_ keys (for any key shaped sk-…, or only --api-key), answers WebRTC calls, detects
     speech by energy, and replies with fixed, honest speech; it understands no words.
     Point any Realtime client at it by changing only the base URL:
 
       rtc-voice serve
       OPENAI_API_KEY=sk-local rtc-voice token --base-url http://127.0.0.1:8765/v1
     """
-    from rtc_voice.errors import ConfigError, NetworkError
+    from rtc_voice.errors import NetworkError, UsageError
     from rtc_voice.localserver import LocalServer
     from rtc_voice.rtc import is_loopback_host
 
     if not 0 <= port <= 65535:
-        raise ConfigError(f"Invalid port {port}: expected 0 to 65535.")
+        raise UsageError(f"Invalid value {port} for the flag --port: expected 0 to 65535.")
     if max_duration <= 0:
-        raise ConfigError(f"Invalid --max-duration {max_duration:g}: expected more than 0.")
+        raise UsageError(
+            f"Invalid value {max_duration:g} for the flag --max-duration: expected more than 0."
+        )
     err = _stderr()
 
     def log(line: str) -> None:
@@ -568,10 +676,14 @@ def serve(
 
     import asyncio
 
+    terminated = False
+
     async def run() -> None:
         import signal
 
-        server = LocalServer(host, port, max_call_seconds=max_duration, log=log)
+        server = LocalServer(
+            host, port, max_call_seconds=max_duration, log=log, api_key=api_key or None
+        )
         try:
             await server.start()
         except OSError as exc:
@@ -580,7 +692,13 @@ def serve(
                 hint="Pick another --port (0 chooses a free one) or stop the other server.",
             ) from None
         stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+
+        def on_sigterm() -> None:
+            nonlocal terminated
+            terminated = True
+            stop.set()
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
         try:
             err.print(f"rtc-voice local server listening on [bold]{server.base_url}[/]")
             err.print(
@@ -600,6 +718,8 @@ def serve(
             log("stopped")
 
     asyncio.run(run())
+    if terminated:  # like a shell's 128 + SIGTERM, as the README promises
+        raise typer.Exit(int(ExitCode.TERMINATED))
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shlex
 import textwrap
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -17,11 +18,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from rtc_voice.errors import ConfigError
+from rtc_voice.errors import ConfigError, UsageError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ENV_PREFIX = "RTC_VOICE_"
 CONFIG_ENV = "RTC_VOICE_CONFIG"
+# RTC_VOICE_* variables that are not settings (read by the CLI itself)
+OTHER_ENV = (CONFIG_ENV, "RTC_VOICE_SERVE_API_KEY", "RTC_VOICE_DEBUG")
 APP_NAME = "rtc-voice"
 
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
@@ -369,6 +372,19 @@ def resolve_config_path(flag: Path | None, env: Mapping[str, str]) -> tuple[Path
     return default_config_path(), False
 
 
+def config_exists(path: Path) -> bool:
+    """Whether the config file exists; a directory on the way that cannot be searched (permission
+    denied, a name too long) is a ConfigError naming it rather than a traceback."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot look for the config file {path}: {exc.strerror or exc}.",
+            hint=f"Check the permissions of {path.parent}, or name another file with --config "
+            f"or {CONFIG_ENV}.",
+        ) from None
+
+
 def _closest(name: str, candidates: Sequence[str]) -> str | None:
     matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
     if matches:
@@ -469,7 +485,7 @@ def read_file(path: Path) -> dict[str, object]:
         raise ConfigError(
             f"{where}: invalid TOML: {reason}.",
             hint="Fix the file at that line and column, or start over with "
-            "`rtc-voice config init --force`.",
+            f"`rtc-voice config init --force --config {shlex.quote(str(path))}`.",
         ) from None
     flat = _flatten(table, path)
     for key in flat:
@@ -478,14 +494,28 @@ def read_file(path: Path) -> dict[str, object]:
     return flat
 
 
-def _parse(spec: Field, raw: object, label: str) -> Any:
+def _parse(spec: Field, raw: object, source: Source) -> Any:
+    """Parse one value; a bad flag is a UsageError (exit 2), a bad file or environment value a
+    ConfigError (exit 3), each saying where the value came from and how to fix it there."""
     try:
         return spec.parse(raw)
     except ValueError as exc:
         shown = raw if isinstance(raw, str) else repr(raw)
+        if source.kind == "flag":
+            raise UsageError(
+                f"Invalid value {shown!r} for the flag {source.detail}: expected {exc}.",
+                hint=f"Give {source.detail} another value (see --help).",
+            ) from None
+        if source.kind == "env":
+            raise ConfigError(
+                f"Invalid value {shown!r} in the environment variable {source.detail}: "
+                f"expected {exc}.",
+                hint=f"Fix or unset {source.detail}.",
+            ) from None
         raise ConfigError(
-            f"Invalid value {shown!r} for {label}: expected {exc}.",
-            hint="See `rtc-voice config show` for the current values.",
+            f"Invalid value {shown!r} for '{spec.key}' in the config file {source.detail}: "
+            f"expected {exc}.",
+            hint=f"Fix '{spec.key}' in {source.detail}.",
         ) from None
 
 
@@ -503,17 +533,17 @@ def load_settings(
     sources: dict[str, Source] = {}
 
     file_values: dict[str, object] = {}
-    if explicit or path.exists():
+    if explicit or config_exists(path):
         file_values = read_file(path)
     prices = file_values.pop("prices", {})
     if prices:
         values["prices"] = prices
     for key, raw in file_values.items():
         spec = FIELDS_BY_KEY[key]
-        values[spec.attr] = _parse(spec, raw, f"'{key}' in {path}")
         sources[spec.attr] = Source("file", str(path))
+        values[spec.attr] = _parse(spec, raw, sources[spec.attr])
 
-    known_env = {spec.env for spec in FIELDS} | {CONFIG_ENV}
+    known_env = {spec.env for spec in FIELDS} | set(OTHER_ENV)
     for name in env:
         if name.startswith(ENV_PREFIX) and name not in known_env:
             raise _unknown(name, "the environment", sorted(known_env))
@@ -521,17 +551,16 @@ def load_settings(
         names = [spec.env] + (["OPENAI_BASE_URL"] if spec.attr == "base_url" else [])
         for name in names:
             if env.get(name, "") != "":
-                values[spec.attr] = _parse(spec, env[name], f"environment variable {name}")
                 sources[spec.attr] = Source("env", name)
+                values[spec.attr] = _parse(spec, env[name], sources[spec.attr])
                 break
 
     for attr, raw in (flags or {}).items():
         if raw is None:
             continue
         spec = FIELDS_BY_ATTR[attr]
-        label = spec.flag or attr
-        values[attr] = _parse(spec, raw, label)
-        sources[attr] = Source("flag", label)
+        sources[attr] = Source("flag", spec.flag or attr)
+        values[attr] = _parse(spec, raw, sources[attr])
 
     return replace(Settings(), **values, config_path=path, sources=sources)
 
@@ -550,6 +579,22 @@ def effective_rows(settings: Settings) -> list[tuple[str, str, Source]]:
         (spec.key, display_value(getattr(settings, spec.attr)), settings.source_of(spec.attr))
         for spec in FIELDS
     ]
+
+
+def effective_json(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Every setting for `config show --json`: the typed value (numbers, lists, null), where it
+    came from (`source`: default, file, env or flag) and which file, variable or flag (`origin`,
+    null for defaults)."""
+    out: dict[str, dict[str, Any]] = {}
+    for spec in FIELDS:
+        value = getattr(settings, spec.attr)
+        src = settings.source_of(spec.attr)
+        out[spec.key] = {
+            "value": list(value) if isinstance(value, tuple) else value,
+            "source": src.kind,
+            "origin": src.detail or None,
+        }
+    return out
 
 
 def example_toml() -> str:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from rtc_voice.errors import CredentialsError
+from rtc_voice.errors import CredentialsError, KeyringLockedError
 
 KEYRING_SERVICE = "rtc-voice"
 KEYRING_USERNAME = "openai-api-key"
@@ -21,10 +21,44 @@ ENV_KEY = "OPENAI_API_KEY"
 
 _KEY_SHAPE = re.compile(r"^sk-[A-Za-z0-9_\-]{16,}$")
 
-NO_BACKEND_HINT = (
-    f"Set {ENV_KEY} in your environment instead, or install a keyring backend "
-    "(for example `pip install keyrings.alt`, or run a Secret Service such as gnome-keyring)."
+LOCKED_HINT = (
+    "Unlock it (log in to your desktop session, or unlock the 'login' keyring in your keyring "
+    f"manager), or set {ENV_KEY} instead."
 )
+
+
+def backend_install_hint(prefix: str | None = None) -> str:
+    """How to add a keyring backend to the environment rtc-voice really runs in: a pipx or uv
+    tool lives in its own virtualenv, where a plain `pip install` does not reach."""
+    import sys
+
+    where = (prefix or sys.prefix).replace("\\", "/")
+    if "/pipx/venvs/" in where:
+        install = "`pipx inject rtc-voice keyrings.alt`"
+    elif "/uv/tools/" in where:
+        install = "`uv tool install --with keyrings.alt rtc-voice`"
+    else:
+        install = f"`{sys.executable} -m pip install keyrings.alt`"
+    return (
+        f"Set {ENV_KEY} in your environment instead, or run a Secret Service such as "
+        f"gnome-keyring, or add a file-based backend with {install}."
+    )
+
+
+def describe_backend() -> tuple[str, bool]:
+    """Where `store_key` puts the key, in words, and whether that place is unencrypted."""
+    import keyring
+
+    backend = keyring.get_keyring()
+    kind = type(backend)
+    name = getattr(kind, "name", None) or f"{kind.__module__}.{kind.__name__}"
+    if kind.__module__.startswith("keyrings.alt") and "Plaintext" in kind.__name__:
+        path = getattr(backend, "file_path", "a file")
+        return f"the plain-text file {path} (base64, not encrypted; {name})", True
+    if kind.__module__.startswith("keyrings.alt"):
+        path = getattr(backend, "file_path", None)
+        return (f"the file {path} ({name})" if path else name), False
+    return f"the OS keyring ({name})", False
 
 
 @dataclass(frozen=True)
@@ -68,15 +102,20 @@ def check_key_shape(key: str) -> str:
 
 
 def _keyring_error(action: str, exc: BaseException) -> CredentialsError:
-    from keyring.errors import NoKeyringError
+    from keyring.errors import KeyringLocked, NoKeyringError
 
+    if isinstance(exc, KeyringLocked):
+        return KeyringLockedError(
+            f"The OS keyring is locked, so rtc-voice cannot {action}.", hint=LOCKED_HINT
+        )
     if isinstance(exc, NoKeyringError):
         return CredentialsError(
             f"No usable OS keyring was found to {action}.",
-            hint=NO_BACKEND_HINT,
+            hint=backend_install_hint(),
         )
     return CredentialsError(
-        f"The OS keyring failed to {action} ({type(exc).__name__}).", hint=NO_BACKEND_HINT
+        f"The OS keyring failed to {action} ({type(exc).__name__}).",
+        hint=backend_install_hint(),
     )
 
 
@@ -126,11 +165,15 @@ def find_api_key(env: Mapping[str, str] | None = None) -> ApiKey | None:
 def require_api_key(env: Mapping[str, str] | None = None) -> ApiKey:
     try:
         key = find_api_key(env)
+    except KeyringLockedError:
+        raise KeyringLockedError(
+            f"No OpenAI API key found: {ENV_KEY} is not set and the OS keyring is locked.",
+            hint=LOCKED_HINT,
+        ) from None
     except CredentialsError:
         raise CredentialsError(
             f"No OpenAI API key found: {ENV_KEY} is not set and no usable OS keyring is available.",
-            hint=f"Set {ENV_KEY}, install a keyring backend (e.g. `pip install keyrings.alt`), "
-            "or try it offline with `rtc-voice talk --local`.",
+            hint=backend_install_hint() + " Or try it offline with `rtc-voice talk --local`.",
         ) from None
     if key is None:
         raise CredentialsError(

@@ -3,6 +3,7 @@
     RtcVoiceError                 message + hint + exit code
      ├── ConfigError              bad settings file, key or value          (3)
      ├── CredentialsError         no key, unusable keyring, bad key        (4)
+     │    └── KeyringLockedError  the keyring exists but is locked          (4)
      ├── ApiError                 an HTTP answer from the API
      │    ├── AuthenticationError 401                                      (4)
      │    ├── BadRequestError     400 and other 4xx                        (5)
@@ -11,6 +12,7 @@
      ├── NetworkError             refused, DNS, timeout: names the host    (8)
      ├── ProtocolError            an answer we cannot understand           (9)
      ├── AudioError               devices, PortAudio, WAV files            (10)
+     │    └── FileError           a --transcript/--record/--output file     (10)
      ├── CallError                the WebRTC call failed or stalled        (11)
      └── UsageError               a flag value that cannot be used         (2)
 
@@ -60,6 +62,10 @@ class CredentialsError(RtcVoiceError):
     exit_code = ExitCode.AUTH
 
 
+class KeyringLockedError(CredentialsError):
+    """The OS keyring is there but locked: unlocking it, not installing one, is the fix."""
+
+
 class ApiError(RtcVoiceError):
     """The API answered with an error status; carries OpenAI's own fields."""
 
@@ -104,6 +110,10 @@ class ProtocolError(RtcVoiceError):
 
 class AudioError(RtcVoiceError):
     exit_code = ExitCode.AUDIO
+
+
+class FileError(AudioError):
+    """A file the call reads or writes (audio, recording, transcript) cannot be used."""
 
 
 class CallError(RtcVoiceError):

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,9 +171,11 @@ async def connect(
     ice_servers: tuple[str, ...] | list[str] = (),
     connect_timeout: float = 15.0,
     jitter_buffer_frames: int | None = None,
+    hangup: Callable[[str], Awaitable[None]] | None = None,
 ) -> RealtimeConnection:
     """Open a call: offer (mic track + events channel) → POST /calls → answer → channel open →
-    `session.created`. Raises CallError naming the step that stalled."""
+    `session.created`. Raises CallError naming the step that stalled. If the server created the
+    call but it then fails, `hangup(call_id)` is awaited (bounded) so the call is not left open."""
     started = time.monotonic()
     pc = RTCPeerConnection(rtc_configuration(ice_servers))
     pc.addTransceiver(audio_track, direction="sendrecv")
@@ -242,7 +244,7 @@ async def connect(
             conn.call_id = answer.call_id
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
-            except ValueError:
+            except Exception:  # aiortc's SDP parser raises AssertionError, ValueError, KeyError…
                 raise ProtocolError(
                     f"{api.host} sent an SDP answer that cannot be used.",
                     hint="Check that base_url points at an OpenAI-compatible /v1 endpoint.",
@@ -256,7 +258,7 @@ async def connect(
             step = "session.created"
             conn.session = await first_session
     except TimeoutError:
-        await conn.close()
+        await _abandon(conn, hangup)
         raise CallError(
             f"The call did not connect within {connect_timeout:g} s: stalled at the {step} step.",
             hint="Check your network (a firewall may block UDP), or raise network.connect_timeout."
@@ -264,6 +266,17 @@ async def connect(
             else "The server did not answer in time; check base_url and your network.",
         ) from None
     except BaseException:
-        await conn.close()
+        await _abandon(conn, hangup)
         raise
     return conn
+
+
+async def _abandon(
+    conn: RealtimeConnection, hangup: Callable[[str], Awaitable[None]] | None
+) -> None:
+    """A connect that failed: hang up the call if the server created one, then close."""
+    if conn.call_id and hangup is not None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(3):
+                await hangup(conn.call_id)
+    await conn.close()

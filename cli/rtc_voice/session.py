@@ -252,6 +252,12 @@ class CallSession:
         from rtc_voice import rtc
 
         self.state.phase = "connecting"
+        api, hangup_key = self._api, key_value
+
+        async def hangup(call_id: str) -> None:
+            if hangup_key is not None:  # none with --token
+                await api.hangup(hangup_key, call_id)
+
         self.conn = await rtc.connect(
             self._api,
             ephemeral,
@@ -259,6 +265,7 @@ class CallSession:
             ice_servers=settings.ice_servers,
             connect_timeout=settings.connect_timeout,
             jitter_buffer_frames=settings.jitter_buffer_frames,
+            hangup=hangup,
         )
         self.conn.on_send = self._on_sent
         self.state.connected_at = time.monotonic()
@@ -420,7 +427,10 @@ class CallSession:
         if self._recorder is not None:
             self._recorder.close()
         if self._transcript is not None:
-            self._transcript.finish(self.conversation, self.cost_usd)
+            if self.state.connected_at is not None:
+                self._transcript.finish(self.conversation, self.cost_usd)
+            else:  # no call, nothing to write: an earlier call's transcript stays as it was
+                self._transcript.close()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.stop()

@@ -1,5 +1,8 @@
 """Transcripts written as the call goes: `.jsonl` or `.md`, appended and flushed per completed
-turn, in conversation order (a turn waits for those before it), file mode 0600."""
+turn, in conversation order (a turn waits for those before it), file mode 0600.
+
+The file is only checked when the writer is made and opened at the first line to write, so a
+run that fails before its call connects leaves an existing transcript untouched."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rtc_voice.conversation import Conversation, Turn
-from rtc_voice.errors import RtcVoiceError, UsageError
+from rtc_voice.errors import FileError, UsageError
 
 
 def _iso(ts: float | None) -> str | None:
@@ -29,15 +32,20 @@ class TranscriptWriter:
             )
         self.path = path
         self.markdown = suffix == ".md"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        except OSError as exc:
-            raise RtcVoiceError(f"Cannot write the transcript {path}: {exc.strerror}.") from None
-        self._file: TextIO = os.fdopen(fd, "a", encoding="utf-8")
+        _check_writable(path)
+        self._file: TextIO | None = None
         self._written: set[str] = set()
         self._header_done = False
 
     def _emit(self, text: str) -> None:
+        if self._file is None:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            except OSError as exc:
+                raise FileError(
+                    f"Cannot write the transcript {self.path}: {exc.strerror or exc}."
+                ) from None
+            self._file = os.fdopen(fd, "a", encoding="utf-8")
         self._file.write(text)
         self._file.flush()
 
@@ -119,5 +127,24 @@ class TranscriptWriter:
         self.close()
 
     def close(self) -> None:
-        if not self._file.closed:
+        if self._file is not None and not self._file.closed:
             self._file.close()
+
+
+def _check_writable(path: Path) -> None:
+    """Fail now, before any call, if the transcript could not be written later."""
+    problem = None
+    if path.is_dir():
+        problem = "it is a directory"
+    elif path.exists():
+        if not os.access(path, os.W_OK):
+            problem = "permission denied"
+    elif not path.parent.is_dir():
+        problem = f"the folder {path.parent} does not exist"
+    elif not os.access(path.parent, os.W_OK | os.X_OK):
+        problem = f"the folder {path.parent} is not writable"
+    if problem:
+        raise FileError(
+            f"Cannot write the transcript {path}: {problem}.",
+            hint="Pick another --transcript path.",
+        )

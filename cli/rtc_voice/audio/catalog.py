@@ -51,8 +51,44 @@ def quiet_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
+_alsa_handler: Any = None  # kept alive: ALSA holds a pointer to it
+
+
+def silence_alsa_errors() -> bool:
+    """Give ALSA an error handler that prints nothing; False when there is no libasound.
+
+    ALSA prints through its own handler straight to stderr, from PortAudio's audio thread in the
+    middle of a call ("ALSA lib pcm.c:…(snd_pcm_recover) underrun occurred"), which tears the
+    terminal UI. Underruns are counted and shown by the speaker sink instead.
+    """
+    global _alsa_handler
+    if _alsa_handler is not None:
+        return True
+    import ctypes
+    import ctypes.util
+
+    lib = None
+    for name in ("libasound.so.2", ctypes.util.find_library("asound")):
+        if name:
+            with contextlib.suppress(OSError):
+                lib = ctypes.CDLL(name)
+                break
+    if lib is None or not hasattr(lib, "snd_lib_error_set_handler"):
+        return False
+    # void handler(const char *file, int line, const char *function, int err, const char *fmt,
+    # ...): the variadic tail is ignored, which the C calling convention allows
+    prototype = ctypes.CFUNCTYPE(
+        None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p
+    )
+    handler = prototype(lambda *args: None)
+    lib.snd_lib_error_set_handler(handler)
+    _alsa_handler = handler
+    return True
+
+
 def sounddevice() -> ModuleType:
-    """The sounddevice module, or an AudioError saying how to install PortAudio."""
+    """The sounddevice module, or an AudioError saying how to install PortAudio. ALSA's own
+    error printing is silenced as it loads (see `silence_alsa_errors`)."""
     global _sd
     if _sd is None:
         try:
@@ -62,6 +98,7 @@ def sounddevice() -> ModuleType:
             raise AudioError(
                 "The PortAudio library is not installed.", hint=PORTAUDIO_HINT
             ) from None
+        silence_alsa_errors()
         _sd = sd
     return _sd
 

@@ -29,6 +29,7 @@ from rtc_voice.audio.catalog import (
     probe_all,
     quiet_stderr,
     select,
+    silence_alsa_errors,
     sounddevice,
 )
 from rtc_voice.audio.pcm import (
@@ -57,6 +58,7 @@ __all__ = [
     "probe_all",
     "quiet_stderr",
     "select",
+    "silence_alsa_errors",
     "sounddevice",
 ]
 

@@ -1,5 +1,5 @@
 """One audio I/O interface for `talk`: a microphone track and a speaker sink, each a real
-device, a WAV file or nothing; and the stereo call recorder."""
+device, an audio file or nothing; and the stereo call recorder."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from rtc_voice.audio.pcm import RATE, SILENCE_DBFS, Pcm, rms_dbfs
 from rtc_voice.audio.tracks import MicrophoneTrack, PcmTrack
-from rtc_voice.audio.wavfile import WavWriter, is_wav_spec, read_wav
+from rtc_voice.audio.wavfile import DeferredWriter, is_file_spec, read_audio
 
 
 class Sink(Protocol):
@@ -67,13 +67,17 @@ class NullSink:
         pass
 
 
-class WavSink(NullSink):
-    """`--output FILE.wav`: exactly what would have been played, written as it arrives."""
+class FileSink(NullSink):
+    """`--output FILE` (.wav, .flac, .mp3, .ogg, .opus): exactly what would have been played,
+    written as it arrives."""
 
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.description = f"file {path}"
-        self._writer = WavWriter(path)
+        self._writer = DeferredWriter(path, what="output file")
+
+    def start(self) -> None:  # the call is up: only now replace a file of that name
+        self._writer.open()
 
     def write(self, samples: Pcm) -> None:
         super().write(samples)
@@ -86,9 +90,9 @@ class WavSink(NullSink):
 def open_speaker(spec: str | None) -> Sink:
     if spec is not None and spec.strip().lower() == "none":
         return NullSink()
-    if is_wav_spec(spec):
+    if is_file_spec(spec):
         assert spec is not None
-        return WavSink(Path(spec).expanduser())
+        return FileSink(Path(spec).expanduser())
     from rtc_voice.audio import devices
 
     return devices.OutputSink(devices.select(spec, "output"))
@@ -98,7 +102,7 @@ def open_speaker(spec: str | None) -> Sink:
 class Microphone:
     track: PcmTrack | MicrophoneTrack
     description: str
-    file_pcm: Pcm | None = None  # set when a WAV file stands in for the microphone
+    file_pcm: Pcm | None = None  # set when an audio file stands in for the microphone
 
     def start(self) -> None:
         if isinstance(self.track, MicrophoneTrack):
@@ -108,11 +112,11 @@ class Microphone:
 
 
 def open_microphone(spec: str | None) -> Microphone:
-    """A WAV file (read fully now, so a bad file fails before anything starts) or a device."""
-    if is_wav_spec(spec):
+    """An audio file (read fully now, so a bad file fails before anything starts) or a device."""
+    if is_file_spec(spec):
         assert spec is not None
         path = Path(spec).expanduser()
-        pcm = read_wav(path)
+        pcm = read_audio(path)
         return Microphone(PcmTrack(), f"file {path} ({len(pcm) / RATE:.1f} s)", pcm)
     from rtc_voice.audio import devices
 
@@ -121,13 +125,14 @@ def open_microphone(spec: str | None) -> Microphone:
 
 
 class Recorder:
-    """`--record FILE.wav`: stereo, left the microphone as sent, right the assistant as played.
+    """`--record FILE` (.wav, .flac, .mp3, .ogg, .opus): stereo, left the microphone as sent,
+    right the assistant as played.
 
     The microphone's 20 ms frames set the clock; assistant audio is laid against them (silence
     when there is none), so both sides line up in time."""
 
     def __init__(self, path: Path) -> None:
-        self._writer = WavWriter(path, channels=2)
+        self._writer = DeferredWriter(path, channels=2, what="recording")
         self._right: collections.deque[Pcm] = collections.deque()
         self._right_len = 0
 

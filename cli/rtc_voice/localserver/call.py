@@ -178,6 +178,7 @@ class LocalCall:
         self.speech_ms: dict[str, int] = {}
         self.conversation_id = new_id("conv")
         self.response: Response | None = None
+        self.last_response_id: str | None = None  # output_audio_buffer.cleared names one
         self.channel: RTCDataChannel | None = None
         self.track = PcmTrack(on_drained=self._on_drained)
         self.pc = RTCPeerConnection(rtc_configuration(()))
@@ -473,7 +474,12 @@ class LocalCall:
             self.cancel_response("client_cancelled")
         else:
             self.track.clear()
-            self.emit("output_audio_buffer.cleared")
+            # response_id is required by the GA schema even with nothing playing: the last
+            # response's, or a fresh id before there was any
+            self.emit(
+                "output_audio_buffer.cleared",
+                response_id=self.last_response_id or new_id("resp"),
+            )
 
     def _on_conversation_item_create(self, event: JSON) -> None:
         for key in event:
@@ -570,6 +576,7 @@ class LocalCall:
         modalities = options.get("output_modalities") or self.session["output_modalities"]
         response = Response(id=new_id("resp"), modalities=list(modalities))
         self.response = response
+        self.last_response_id = response.id
         plan = plan_reply(self.items, self.session.get("tools") or [], self.speech_ms)
         response.task = self._spawn(self._run_guarded(response, plan))
 

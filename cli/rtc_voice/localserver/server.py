@@ -8,6 +8,7 @@ by changing only the base URL.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -62,13 +63,30 @@ def _bearer(request: web.Request) -> str | None:
     return None
 
 
-def _standard_key_refusal(request: web.Request, refusal: str) -> web.Response | None:
-    """The error to answer with unless the request carries a standard (non-ek_) key."""
+_STANDARD_KEY = re.compile(r"^sk-[A-Za-z0-9_\-]+$")
+
+
+def _shown(key: str) -> str:
+    """A rejected key as OpenAI shows it: enough to recognise, not to use."""
+    return f"{key[:3]}…{key[-4:]}" if len(key) >= 12 else "…"
+
+
+def _standard_key_refusal(
+    request: web.Request, refusal: str, required: str | None = None
+) -> web.Response | None:
+    """The error to answer with unless the request carries a standard key: shaped like one
+    (sk-…), and the very key the server was started with when it was given one."""
     key = _bearer(request)
     if key is None:
         return _no_key()
     if key.startswith("ek_"):
         return error_response(401, refusal, code="invalid_api_key")
+    if not _STANDARD_KEY.match(key) or (
+        required is not None and not secrets.compare_digest(key, required)
+    ):
+        return error_response(
+            401, f"Incorrect API key provided: {_shown(key)}.", code="invalid_api_key"
+        )
     return None
 
 
@@ -91,8 +109,11 @@ class LocalServer:
         max_call_seconds: float = 3600.0,
         log: Callable[[str], None] = lambda line: None,
         clock: Callable[[], float] = time.time,
+        api_key: str | None = None,
     ) -> None:
+        """`api_key`: the one standard key to accept; None accepts any key shaped sk-…."""
         self.host = host
+        self.api_key = api_key
         self.port = port
         self.max_call_seconds = max_call_seconds
         self.log = log
@@ -186,7 +207,9 @@ class LocalServer:
 
     async def client_secrets(self, request: web.Request) -> web.Response:
         refusal = _standard_key_refusal(
-            request, "Ephemeral keys cannot mint client secrets; use a standard API key."
+            request,
+            "Ephemeral keys cannot mint client secrets; use a standard API key.",
+            self.api_key,
         )
         if refusal is not None:
             return refusal
@@ -279,7 +302,9 @@ class LocalServer:
     # --- POST /v1/realtime/calls/{id}/hangup
 
     async def hangup(self, request: web.Request) -> web.Response:
-        refusal = _standard_key_refusal(request, "Hanging up needs a standard API key.")
+        refusal = _standard_key_refusal(
+            request, "Hanging up needs a standard API key.", self.api_key
+        )
         if refusal is not None:
             return refusal
         call = self.calls.get(request.match_info["call_id"])
