@@ -172,3 +172,21 @@ def test_reset_and_gaps_start_the_measurement_afresh() -> None:
     assert controller.shed > shed
     controller.process(5.0, RATE // 10, chunk)  # a 1.8 s gap: a new stream
     assert controller.excess() == 0
+
+
+def test_audio_trimmed_elsewhere_is_not_shed_twice() -> None:
+    controller = PlayoutController(RATE)
+    chunk = np.zeros(FRAME_SAMPLES, np.int16)
+    loud = tone(440, 20)  # not quiet, and within patience: nothing is shed yet
+    depth = RATE * 60 // 1000  # 50 ms more than the floor, for a whole settle period
+    for i in range(30):
+        controller.process(i * FRAME_S, depth, loud)
+    assert controller.shed == 0
+    before = controller.excess()
+    assert before > 0
+    controller.note_removed(RATE * 30 // 1000)  # the sink cut 30 ms at once
+    assert controller.excess() == before - RATE * 30 // 1000
+    controller.note_removed(RATE * 30 // 1000)
+    assert controller.excess() == 0
+    kept = controller.process(30 * FRAME_S, depth - RATE * 60 // 1000, chunk)  # the cut buffer
+    assert len(kept) == FRAME_SAMPLES

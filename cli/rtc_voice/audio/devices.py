@@ -267,6 +267,7 @@ class OutputSink:
             if excess > 0:
                 self._ring.read_into(self._scratch[: min(excess, len(self._scratch))])
                 self.trimmed_samples += excess
+                self.playout.note_removed(excess)
 
     def flush(self) -> float:
         """Drop everything not yet played (barge-in); returns the milliseconds dropped."""

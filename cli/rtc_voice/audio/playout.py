@@ -101,6 +101,7 @@ class PlayoutController:
         self.shed_quiet = 0
         self.shed_spliced = 0
         self.splices = 0
+        self._removed = 0  # taken out by others (a hard trim): shifts the low-water mark too
         self._started: float | None = None
         self._last_arrival = 0.0
         self._media = 0  # samples received since the stream (re)started
@@ -129,9 +130,14 @@ class PlayoutController:
         settling)."""
         if self._started is None or self._last_arrival - self._started < self.config.settle_s:
             return 0
-        low_water = self._low.value() - self.shed
+        low_water = self._low.value() - self.shed - self._removed
         excess = int(low_water) - self._floor
         return excess if excess >= self._hysteresis else 0
+
+    def note_removed(self, samples: int) -> None:
+        """Someone else took `samples` out of the buffer (the sink's hard trim): depths seen
+        earlier are that much lower now, so they must not be shed a second time."""
+        self._removed += samples
 
     def reset(self) -> None:
         """The buffer was emptied on purpose, or the stream restarts: measure afresh."""
@@ -155,7 +161,7 @@ class PlayoutController:
         self._media += len(chunk)
         self._delay_min.add(now, delay)
         self._delay_max.add(now, delay)
-        self._low.add(now, depth + self.shed)
+        self._low.add(now, depth + self.shed + self._removed)
 
         excess = self.excess()
         if excess <= 0 or len(chunk) == 0:
