@@ -43,24 +43,23 @@ def serve(port_out: Any, stats_out: Any, stop: Any) -> None:
 async def one_call(
     base_url: str, index: int, barrier: asyncio.Barrier | None
 ) -> tuple[float, float]:
-    from rtc_voice import events
     from rtc_voice.api import RealtimeApi
     from rtc_voice.audio.tracks import PcmTrack
-    from rtc_voice.rtc import connect, use_loopback_ice
+    from rtc_voice.protocol import client as events
+    from rtc_voice.rtc.peer import connect
 
-    use_loopback_ice()
     async with RealtimeApi(base_url) as api:
         secret = await api.create_client_secret("sk-bench", {"session": {"type": "realtime"}})
-        conn = await connect(api, secret.value, PcmTrack(), connect_timeout=30)
+        conn = await connect(api, secret.value, PcmTrack(), connect_timeout=30, loopback_only=True)
     assert conn.timings.session is not None and conn.timings.offer is not None
     ready = conn.timings.session - conn.timings.offer
     if barrier is not None:
         await barrier.wait()
     conn.send(events.user_message(f"call {index} checking in"))
-    conn.send(events.RESPONSE_CREATE)
+    conn.send(events.response_create())
     started = time.monotonic()
     async with asyncio.timeout(60):
-        while (await conn.events.get())["type"] != "output_audio_buffer.stopped":
+        while getattr(await conn.events.get(), "type", "") != "output_audio_buffer.stopped":
             pass
     reply = time.monotonic() - started
     await conn.close()

@@ -11,11 +11,11 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 
-from rtc_voice import events
 from rtc_voice.api import RealtimeApi
 from rtc_voice.audio.pcm import rms_dbfs, silence, tone
 from rtc_voice.audio.tracks import PcmTrack, frame_to_mono
-from rtc_voice.rtc import RealtimeConnection, connect
+from rtc_voice.protocol import client as events
+from rtc_voice.rtc.peer import ChannelClosed, RealtimeConnection, connect
 from tests.support import validate_strict
 
 # Real OpenAI sends these on session objects although the published request type lacks them.
@@ -47,6 +47,7 @@ class Client:
         self.invalid: list[str] = []  # server events openai's types reject
         self._cursor = 0
         self._new = asyncio.Event()
+        self.closed = asyncio.Event()  # the events channel closed
         self._tasks = [asyncio.ensure_future(self._pump()), asyncio.ensure_future(self._sink())]
 
     @classmethod
@@ -57,19 +58,21 @@ class Client:
             body = {"session": session or {"type": "realtime"}}
             secret = await api.create_client_secret(key, body)
             mic = PcmTrack()
-            conn = await connect(api, secret.value, mic, connect_timeout=10)
-        conn.on_send = validate_client_event
+            conn = await connect(api, secret.value, mic, connect_timeout=10, loopback_only=True)
         return cls(conn, mic)
 
     async def _pump(self) -> None:
         while True:
             event = await self.conn.events.get()
-            if not event["type"].startswith("rtc_voice."):
-                try:
-                    validate_server_event(event)
-                except Exception as exc:  # kept, and raised by wait_for/find/close
-                    self.invalid.append(f"{event['type']}: {exc}")
-            self.events.append(event)
+            if isinstance(event, ChannelClosed):
+                self.closed.set()
+                return
+            raw = dict(event.raw)
+            try:
+                validate_server_event(raw)
+            except Exception as exc:  # kept, and raised by wait_for/find/close
+                self.invalid.append(f"{raw['type']}: {exc}")
+            self.events.append(raw)
             self._new.set()
 
     async def _sink(self) -> None:
@@ -80,11 +83,12 @@ class Client:
             self.levels.append(rms_dbfs(frame_to_mono(frame)))
 
     def send(self, event: dict[str, Any]) -> None:
+        validate_client_event(event)
         self.conn.send(event)
 
     def say(self, text: str) -> None:
         self.send(events.user_message(text))
-        self.send(events.RESPONSE_CREATE)
+        self.send(events.response_create())
 
     async def wait_for(
         self,

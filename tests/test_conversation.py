@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from rtc_voice.conversation import Conversation, Usage
+from rtc_voice.conversation import Conversation, FunctionCall, Usage
 from rtc_voice.errors import UsageError
+from rtc_voice.eventlog import EventLog
 from rtc_voice.transcript import TranscriptWriter
+from tests.rtc_client import validate_server_event
 
 _ids = itertools.count()
 
@@ -138,8 +140,14 @@ SESSION = ev(
 
 
 def apply_all(conv: Conversation, events: list[dict[str, Any]]) -> None:
+    """Apply hand-built events, each first checked against openai's server-event types."""
     for event in events:
+        validate_server_event(event)
         conv.apply(event)
+
+
+def apply_one(conv: Conversation, event: dict[str, Any]) -> None:
+    apply_all(conv, [event])
 
 
 def test_user_transcript_arriving_after_the_reply_keeps_its_place() -> None:
@@ -189,22 +197,27 @@ def test_cancelled_reply_is_interrupted_with_what_was_heard() -> None:
 
 def test_speaking_states() -> None:
     conv = Conversation()
-    conv.apply(ev("input_audio_buffer.speech_started", item_id="u", audio_start_ms=0))
+    apply_one(conv, ev("input_audio_buffer.speech_started", item_id="u", audio_start_ms=0))
     assert conv.speaking == "you"
-    conv.apply(ev("input_audio_buffer.speech_stopped", item_id="u", audio_end_ms=10))
-    conv.apply(ev("output_audio_buffer.started", response_id="r"))
+    apply_one(conv, ev("input_audio_buffer.speech_stopped", item_id="u", audio_end_ms=10))
+    apply_one(conv, ev("output_audio_buffer.started", response_id="r"))
     assert conv.speaking == "assistant" and conv.assistant_speaking
     conv.interrupt_locally()
     assert conv.speaking == "listening"
 
 
 def test_unknown_and_beta_events_are_logged_but_change_nothing() -> None:
-    conv = Conversation()
-    conv.apply(ev("response.audio_transcript.delta", item_id="x", delta="beta"))
-    conv.apply(ev("something.new", foo=1))
-    conv.apply({"no_type": True})
-    assert conv.turns() == [] and conv.events_seen == 3
-    assert [line.type for line in conv.log] == [
+    """Deliberately not GA events, so not validated."""
+    conv, log = Conversation(), EventLog()
+    for event in (
+        ev("response.audio_transcript.delta", item_id="x", delta="beta"),
+        ev("something.new", foo=1),
+        {"no_type": True},
+    ):
+        conv.apply(event)
+        log.add(event, "server")
+    assert conv.turns() == [] and log.events_seen == 3
+    assert [line.type for line in log.lines] == [
         "response.audio_transcript.delta",
         "something.new",
         "",
@@ -213,7 +226,8 @@ def test_unknown_and_beta_events_are_logged_but_change_nothing() -> None:
 
 def test_beta_item_created_name_is_handled() -> None:
     conv = Conversation()
-    conv.apply(
+    apply_one(
+        conv,
         ev(
             "conversation.item.created",
             previous_item_id=None,
@@ -223,7 +237,7 @@ def test_beta_item_created_name_is_handled() -> None:
                 "role": "user",
                 "content": [{"type": "input_text", "text": "typed"}],
             },
-        )
+        ),
     )
     assert (conv.turns()[0].text, conv.turns()[0].typed) == ("typed", True)
 
@@ -231,7 +245,8 @@ def test_beta_item_created_name_is_handled() -> None:
 def test_items_insert_after_their_predecessor_not_by_arrival() -> None:
     conv = Conversation()
     for item_id, prev in (("a", None), ("c", "a"), ("b", "a")):
-        conv.apply(
+        apply_one(
+            conv,
             ev(
                 "conversation.item.added",
                 previous_item_id=prev,
@@ -241,7 +256,7 @@ def test_items_insert_after_their_predecessor_not_by_arrival() -> None:
                     "role": "user",
                     "content": [{"type": "input_text", "text": item_id}],
                 },
-            )
+            ),
         )
     assert [t.item_id for t in conv.turns()] == ["a", "b", "c"]
 
@@ -288,53 +303,56 @@ def test_function_call_turn_collects_arguments_and_output() -> None:
         ],
     )
     turn = conv.turns()[0]
+    assert isinstance(turn, FunctionCall)
     assert (turn.name, turn.arguments, turn.final) == ("get_time", '{"tz":"UTC"}', False)
-    conv.apply(
+    apply_one(
+        conv,
         ev(
             "conversation.item.added",
             previous_item_id="f1",
             item={"id": "o1", "type": "function_call_output", "call_id": "c1", "output": "12:00"},
-        )
+        ),
     )
     assert turn.output == "12:00" and turn.final
 
 
 def test_log_folds_deltas_of_one_item_even_when_interleaved() -> None:
-    conv = Conversation()
+    log = EventLog()
     ids = {"response_id": "r", "item_id": "a", "output_index": 0, "content_index": 0}
     for i in range(5000):
-        conv.apply(ev("response.output_audio_transcript.delta", **ids, delta=f"w{i} "))
+        log.add(ev("response.output_audio_transcript.delta", **ids, delta=f"w{i} "), "server")
         if i == 10:
-            conv.apply(
+            log.add(
                 ev(
                     "conversation.item.input_audio_transcription.delta",
                     item_id="u",
                     content_index=0,
                     delta="late",
-                )
+                ),
+                "server",
             )
-    lines = [(line.type, line.count) for line in conv.log]
+    lines = [(line.type, line.count) for line in log.lines]
     assert lines == [
         ("response.output_audio_transcript.delta", 5000),
         ("conversation.item.input_audio_transcription.delta", 1),
     ]
-    assert conv.log[0].summary.endswith("w4999 '")
+    assert log.lines[0].summary.endswith("w4999 '")
 
 
 def test_errors_are_kept() -> None:
-    conv = Conversation()
-    conv.apply(
-        ev(
-            "error",
-            error={
-                "type": "invalid_request_error",
-                "code": "unknown_parameter",
-                "message": "Unknown parameter: 'session.x'.",
-            },
-        )
+    conv, log = Conversation(), EventLog()
+    error = ev(
+        "error",
+        error={
+            "type": "invalid_request_error",
+            "code": "unknown_parameter",
+            "message": "Unknown parameter: 'session.x'.",
+        },
     )
+    apply_one(conv, error)
+    log.add(error, "server")
     assert conv.errors == ["unknown_parameter: Unknown parameter: 'session.x'."]
-    assert conv.log[-1].error
+    assert log.lines[-1].error
 
 
 def test_usage_and_cost_follow_the_protocol_formula() -> None:
@@ -407,3 +425,52 @@ def test_transcript_markdown_and_bad_extension(tmp_path: Path) -> None:
     assert "over 1 response." in text
     with pytest.raises(UsageError, match="Cannot tell the transcript format"):
         TranscriptWriter(tmp_path / "t.txt")
+
+
+def test_replay_events_carry_the_conversation_to_a_new_session() -> None:
+    """What a reconnect sends first: valid client events, in order, chained."""
+    from tests.rtc_client import validate_client_event
+
+    conv = Conversation()
+    apply_all(conv, [SESSION, *user_audio("u1", None), *transcription("u1", "what time is it")])
+    call = {
+        "id": "f1",
+        "type": "function_call",
+        "call_id": "c1",
+        "name": "get_time",
+        "arguments": "{}",
+        "status": "completed",
+    }
+    apply_one(conv, ev("conversation.item.added", item=call, previous_item_id="u1"))
+    apply_one(
+        conv,
+        ev(
+            "conversation.item.added",
+            previous_item_id="f1",
+            item={"id": "o1", "type": "function_call_output", "call_id": "c1", "output": "noon"},
+        ),
+    )
+    apply_all(conv, reply("a1", "f1", "r1", ["It is ", "noon."]))
+    apply_all(conv, reply("a2", "a1", "r2", ["And"], status="cancelled", heard="And"))
+    apply_one(conv, ev("input_audio_buffer.speech_started", item_id="u2", audio_start_ms=0))
+    events = conv.replay_events()
+    for event in events:
+        validate_client_event(event)
+    items = [e["item"] for e in events]
+    assert [(i["type"], i.get("role"), i["id"]) for i in items] == [
+        ("message", "user", "replay_0"),
+        ("function_call", None, "replay_1"),
+        ("function_call_output", None, "replay_1_out"),
+        ("message", "assistant", "replay_2"),
+        ("message", "assistant", "replay_3"),
+    ]
+    assert items[0]["content"] == [{"type": "input_text", "text": "what time is it"}]
+    assert items[3]["content"] == [{"type": "output_text", "text": "It is noon."}]
+    assert items[4]["content"][0]["text"] == "And"  # what was heard before the cut
+    assert [e.get("previous_item_id") for e in events] == [
+        None,
+        "replay_0",
+        "replay_1",
+        "replay_1_out",
+        "replay_2",
+    ]

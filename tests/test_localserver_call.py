@@ -7,11 +7,13 @@ import asyncio
 import json
 
 import httpx
+import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from rtc_voice.audio.tracks import PcmTrack
 from rtc_voice.localserver import LocalServer
-from rtc_voice.rtc import rtc_configuration
+from rtc_voice.rtc.compat import loopback_ice
+from rtc_voice.rtc.ice import rtc_configuration
 from tests.rtc_client import Client, speech_like, validate_server_event
 
 RESPONSE_ORDER = [
@@ -315,7 +317,8 @@ async def test_session_cap_closes_the_call() -> None:
             error = (await client.wait_for("error", within=5))["error"]
             assert error["code"] == "session_expired"
             assert "maximum duration of 1 seconds" in error["message"]
-            await client.wait_for("rtc_voice.channel_closed", within=10)
+            async with asyncio.timeout(10):
+                await client.closed.wait()
             async with asyncio.timeout(5):
                 while server.calls:  # noqa: ASYNC110 - the server forgets the call after close
                     await asyncio.sleep(0.05)
@@ -337,7 +340,8 @@ async def test_browser_style_raw_flow(local_server: LocalServer) -> None:
         channel = pc.createDataChannel("oai-events")
         messages: asyncio.Queue[str] = asyncio.Queue()
         channel.on("message", messages.put_nowait)
-        await pc.setLocalDescription(await pc.createOffer())
+        with loopback_ice():
+            await pc.setLocalDescription(await pc.createOffer())
         answer = await http.post(
             local_server.base_url + "/realtime/calls",
             content=pc.localDescription.sdp,
@@ -352,3 +356,72 @@ async def test_browser_style_raw_flow(local_server: LocalServer) -> None:
             assert first["session"]["model"] == "gpt-realtime"
         finally:
             await pc.close()
+
+
+async def test_a_replayed_conversation_is_accepted_in_order(client: Client) -> None:
+    """The items a reconnect sends (Conversation.replay_events) land in order, without errors."""
+    from rtc_voice.conversation import Conversation
+    from tests.test_conversation import apply_all, ev, reply
+
+    conv = Conversation()
+    typed = {
+        "type": "message",
+        "role": "user",
+        "status": "completed",
+        "content": [{"type": "input_text", "text": "what time is it"}],
+    }
+    call = {
+        "type": "function_call",
+        "call_id": "c",
+        "name": "get_time",
+        "arguments": "{}",
+        "status": "completed",
+    }
+    output = {"type": "function_call_output", "call_id": "c", "output": "noon"}
+    apply_all(
+        conv,
+        [
+            ev("conversation.item.done", previous_item_id=None, item={"id": "u", **typed}),
+            ev("conversation.item.done", previous_item_id="u", item={"id": "f", **call}),
+            ev("conversation.item.done", previous_item_id="f", item={"id": "o", **output}),
+            *reply("a", "o", "r", ["It is ", "noon."]),
+        ],
+    )
+    before = len(client.events)
+    for event in conv.replay_events():
+        client.send(event)
+    done = [await client.wait_for("conversation.item.done") for _ in range(4)]
+    assert [e["item"]["id"] for e in done] == ["replay_0", "replay_1", "replay_1_out", "replay_2"]
+    assert "error" not in client.types(before)
+    client.say("and now?")
+    reply = await client.wait_for("response.done")
+    assert reply["response"]["status"] == "completed"
+
+
+async def test_a_failing_task_is_logged_and_ends_the_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug in one of a call's tasks was lost; now the log says it and the call ends."""
+    from rtc_voice.localserver.call import LocalCall
+
+    async def broken(self: LocalCall, item: object, speech_ms: int) -> None:
+        raise RuntimeError("transcriber fell over")
+
+    monkeypatch.setattr(LocalCall, "_transcribe", broken)
+    lines: list[str] = []
+    async with LocalServer(log=lines.append) as server:
+        session = {
+            "type": "realtime",
+            "audio": {"input": {"transcription": {"model": "gpt-4o-mini-transcribe"}}},
+        }
+        client = await Client.open(server.base_url, session)
+        try:
+            client.mic.play(speech_like(800))
+            async with asyncio.timeout(15):
+                await client.closed.wait()
+        finally:
+            await client.close()
+    assert any("internal error: RuntimeError: transcriber fell over" in line for line in lines), (
+        lines
+    )
+    assert any(line.endswith("(internal error)") for line in lines), lines

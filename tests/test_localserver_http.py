@@ -13,7 +13,8 @@ from rtc_voice.api import RealtimeApi
 from rtc_voice.audio.tracks import PcmTrack
 from rtc_voice.errors import AuthenticationError, BadRequestError
 from rtc_voice.localserver import LocalServer
-from rtc_voice.rtc import rtc_configuration
+from rtc_voice.rtc.compat import loopback_ice
+from rtc_voice.rtc.ice import rtc_configuration
 from tests.rtc_client import SESSION_EXTRAS
 from tests.support import validate_strict
 
@@ -35,7 +36,8 @@ async def offer_sdp() -> tuple[RTCPeerConnection, str]:
     pc = RTCPeerConnection(rtc_configuration(()))
     pc.addTransceiver(PcmTrack(), direction="sendrecv")
     pc.createDataChannel("oai-events")
-    await pc.setLocalDescription(await pc.createOffer())
+    with loopback_ice():
+        await pc.setLocalDescription(await pc.createOffer())
     return pc, pc.localDescription.sdp
 
 

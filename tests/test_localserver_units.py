@@ -10,7 +10,7 @@ import pytest
 
 from rtc_voice.audio.pcm import RATE, rms_dbfs
 from rtc_voice.localserver import voice
-from rtc_voice.localserver.call import plan_reply, usage_for
+from rtc_voice.localserver.responses import plan_reply, usage_for
 from rtc_voice.localserver.sessions import (
     ParamError,
     default_session,
@@ -185,12 +185,13 @@ async def test_the_audio_jitter_buffer_can_be_tuned_on_this_aiortc() -> None:
     from aiortc import RTCPeerConnection
 
     from rtc_voice.audio.tracks import PcmTrack
-    from rtc_voice.rtc import rtc_configuration, tune_audio_jitter_buffer
+    from rtc_voice.rtc.compat import set_audio_jitter_buffer
+    from rtc_voice.rtc.ice import rtc_configuration
 
     pc = RTCPeerConnection(rtc_configuration(()))
     pc.addTransceiver(PcmTrack(), direction="sendrecv")
     try:
-        assert tune_audio_jitter_buffer(pc, 1)  # if aiortc moves it, this fails loudly
+        assert set_audio_jitter_buffer(pc, 1) == 1  # if aiortc moves it, this fails loudly
         buffer = pc.getTransceivers()[0].receiver._RTCRtpReceiver__jitter_buffer
         assert buffer._prefetch == 1
     finally:
@@ -200,7 +201,7 @@ async def test_the_audio_jitter_buffer_can_be_tuned_on_this_aiortc() -> None:
 def test_immediate_audio_jitter_buffer_releases_in_order_packets_at_once() -> None:
     from aiortc.rtp import RtpPacket
 
-    from rtc_voice.rtc import _immediate_audio_buffer
+    from rtc_voice.rtc.compat import _immediate_audio_buffer
 
     def packet(seq: int) -> RtpPacket:
         p = RtpPacket(payload_type=111, sequence_number=seq, timestamp=seq * 960)
@@ -218,9 +219,48 @@ def test_immediate_audio_jitter_buffer_releases_in_order_packets_at_once() -> No
 
 
 def test_loopback_hosts() -> None:
-    from rtc_voice.rtc import is_loopback_host
+    from rtc_voice.rtc.ice import is_loopback_host
 
     for host in ("127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost", "LOCALHOST"):
         assert is_loopback_host(host), host
     for host in ("0.0.0.0", "192.0.2.2", "10.0.0.1", "api.openai.com", "::", ""):
         assert not is_loopback_host(host), host
+
+
+def test_input_buffer_counts_audio_and_voiced_audio_and_detects_turns() -> None:
+    from rtc_voice.localserver.input_buffer import InputBuffer
+    from rtc_voice.protocol.defaults import turn_detection_defaults
+
+    buffer = InputBuffer(turn_detection_defaults("server_vad"))
+    events = [e for level in [-20.0] * 10 + [-90.0] * 30 for e in buffer.feed(level, 20)]
+    assert [type(e) for e in events] == [SpeechStarted, SpeechStopped]
+    assert (buffer.ms, buffer.voiced_ms) == (800, 200)
+    buffer.committed()
+    assert (buffer.ms, buffer.voiced_ms, buffer.pending_item_id) == (0, 0, None)
+
+    manual = InputBuffer(None)  # manual turns: audio is counted, no turn events
+    assert [e for level in [-20.0] * 10 + [-90.0] * 30 for e in manual.feed(level, 20)] == []
+    assert manual.voiced_ms == 200
+    manual.configure(turn_detection_defaults("semantic_vad"))
+    assert manual.vad.now_ms == 800 and manual.vad.silence_duration_ms == 800
+
+
+def test_items_are_placed_after_their_predecessor() -> None:
+    from rtc_voice.localserver import items as store
+
+    items: list[dict[str, object]] = []
+    assert store.insert(items, {"id": "a"}, None) is None
+    assert store.insert(items, {"id": "c"}, "a") == "a"
+    assert store.insert(items, {"id": "b"}, "a") == "a"
+    assert store.insert(items, {"id": "z"}, "root") is None
+    assert [i["id"] for i in items] == ["z", "a", "b", "c"]
+    assert store.find(items, "b") == {"id": "b"} and store.find(items, "x") is None
+    assert store.last_id(items) == "c" and store.last_id([]) is None
+    created = store.from_create_event(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": "c1"},
+        }
+    )
+    assert created["output"] == "" and created["status"] == "completed"
+    assert created["id"].startswith("item_")

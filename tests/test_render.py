@@ -6,7 +6,8 @@ from io import StringIO
 
 from rich.console import Console
 
-from rtc_voice.conversation import LogLine, Turn
+from rtc_voice.conversation import FunctionCall, Message, Turn
+from rtc_voice.eventlog import LogLine
 from rtc_voice.ui.render import View, meter, screen
 
 
@@ -20,20 +21,18 @@ def render(view: View, width: int = 90, height: int = 24) -> str:
 
 def turns() -> list[Turn]:
     return [
-        Turn("u1", "user", text="what time is it", status="completed", started_at=1e9),
-        Turn(
+        Message("u1", "user", text="what time is it", status="completed", started_at=1e9),
+        FunctionCall(
             "f1",
-            "assistant",
-            kind="function_call",
             name="get_time",
             arguments="{}",
             output='{"local_time": "12:00"}',
             status="completed",
             started_at=1e9,
         ),
-        Turn("a1", "assistant", text="It is noon and", status="interrupted", started_at=1e9),
-        Turn("u2", "user", text="hey", typed=True, status="completed", started_at=1e9),
-        Turn("a2", "assistant", text="Hello", status="in_progress", started_at=1e9),
+        Message("a1", "assistant", text="It is noon and", status="interrupted", started_at=1e9),
+        Message("u2", "user", text="hey", typed=True, status="completed", started_at=1e9),
+        Message("a2", "assistant", text="Hello", status="in_progress", started_at=1e9),
     ]
 
 
@@ -82,7 +81,7 @@ def test_muted_typing_notice_and_ptt() -> None:
 
 def test_only_the_newest_turns_fit() -> None:
     many = [
-        Turn(f"u{i}", "user", text=f"message number {i}", status="completed") for i in range(100)
+        Message(f"u{i}", "user", text=f"message number {i}", status="completed") for i in range(100)
     ]
     out = render(View(turns=many), height=20)
     assert "message number 99" in out and "message number 10 " not in out
@@ -107,3 +106,16 @@ def test_meter_scale() -> None:
     assert meter(-120).plain == "▯" * 12
     assert meter(0).plain == "▮" * 12
     assert meter(-30).plain == "▮" * 6 + "▯" * 6
+
+
+def test_a_turn_that_changes_is_wrapped_again() -> None:
+    """Wrapped turns are cached by content: a growing reply shows its new words."""
+    reply = Message("a9", "assistant", text="Hello", status="in_progress", started_at=1e9)
+    first = render(View(turns=[reply]))
+    reply.text += " there, how can I help?"
+    second = render(View(turns=[reply]))
+    reply.status = "interrupted"
+    third = render(View(turns=[reply]))
+    assert "help?" not in first and "help?" in second
+    assert "interrupted" not in second and "interrupted" in third
+    assert render(View(turns=[reply])) == third

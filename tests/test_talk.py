@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import wave
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,9 @@ import pytest
 
 from rtc_voice.audio.pcm import RATE, rms_dbfs, silence, tone
 from rtc_voice.audio.wavfile import WavWriter
+from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
 from rtc_voice.config import load_settings
 from rtc_voice.errors import ExitCode
-from rtc_voice.session import CallSession, TalkOptions
 from rtc_voice.ui.plain import LinePresenter
 from tests.rtc_client import validate_client_event, validate_server_event
 from tests.support import FAKE_KEY, Lines, Reply, ScriptedServer, openai_error, rtc_voice
@@ -107,17 +108,17 @@ def test_say_and_every_client_event_validates(tmp_path: Path) -> None:
     received: list[dict[str, Any]] = []
 
     class Checking(LinePresenter):
-        def event(self, event: dict[str, Any], direction: str) -> None:
+        def event(self, event: Mapping[str, Any], direction: str) -> None:
             if direction == "client":
-                validate_client_event(event)
-                sent.append(event)
+                validate_client_event(dict(event))
+                sent.append(dict(event))
             else:
-                validate_server_event(event)
-                received.append(event)
+                validate_server_event(dict(event))
+                received.append(dict(event))
 
     quiet = write_wav(tmp_path / "quiet.wav", silence(1500))
     out = StringIO()
-    session = CallSession(
+    session = CallSupervisor(
         load_settings(env={}),
         TalkOptions(
             local=True,
@@ -325,21 +326,22 @@ def test_connect_timeout_names_the_stalled_step(tmp_path: Path) -> None:
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
     from rtc_voice.audio.tracks import PcmTrack
-    from rtc_voice.rtc import rtc_configuration, use_loopback_ice
+    from rtc_voice.rtc.compat import loopback_ice
+    from rtc_voice.rtc.ice import rtc_configuration
 
     async def dead_answer() -> str:
-        use_loopback_ice()
         offerer, answerer = (
             RTCPeerConnection(rtc_configuration(())),
             RTCPeerConnection(rtc_configuration(())),
         )
         offerer.addTransceiver(PcmTrack(), direction="sendrecv")
         offerer.createDataChannel("oai-events")
-        await offerer.setLocalDescription(await offerer.createOffer())
-        await answerer.setRemoteDescription(
-            RTCSessionDescription(offerer.localDescription.sdp, "offer")
-        )
-        await answerer.setLocalDescription(await answerer.createAnswer())
+        with loopback_ice():
+            await offerer.setLocalDescription(await offerer.createOffer())
+            await answerer.setRemoteDescription(
+                RTCSessionDescription(offerer.localDescription.sdp, "offer")
+            )
+            await answerer.setLocalDescription(await answerer.createAnswer())
         sdp = str(answerer.localDescription.sdp)
         await offerer.close()
         await answerer.close()

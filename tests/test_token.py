@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from rtc_voice.app import app
 from rtc_voice.config import load_settings
 from rtc_voice.errors import ExitCode
-from rtc_voice.events import client_secret_request
+from rtc_voice.protocol.client import client_secret_request
 from tests.support import (
     FAKE_KEY,
     Reply,

@@ -19,8 +19,9 @@ import typer
 from typer.core import TyperGroup
 
 from rtc_voice import __version__
-from rtc_voice.config import VOICES, Settings
+from rtc_voice.config import Settings
 from rtc_voice.errors import ExitCode, RtcVoiceError
+from rtc_voice.protocol.defaults import VOICES
 
 SERVE_KEY_ENV = "RTC_VOICE_SERVE_API_KEY"
 
@@ -226,7 +227,7 @@ def token(
     """
     from rtc_voice.api import RealtimeApi
     from rtc_voice.credentials import require_api_key
-    from rtc_voice.events import client_secret_request
+    from rtc_voice.protocol.client import client_secret_request
 
     settings = _settings(
         config,
@@ -464,10 +465,10 @@ def talk(
       rtc-voice talk --voice cedar --transcript call.md
       rtc-voice talk --local --input speech.wav --output none --transcript t.jsonl
     """
+    from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
     from rtc_voice.config import load_prices
     from rtc_voice.credentials import require_api_key
     from rtc_voice.errors import UsageError
-    from rtc_voice.session import CallSession, TalkOptions
 
     if max_duration is not None and max_duration <= 0:
         raise UsageError(
@@ -513,7 +514,7 @@ def talk(
         from rtc_voice.ui.plain import LinePresenter
 
         presenter = LinePresenter()
-    session = CallSession(
+    call = CallSupervisor(
         settings,
         options,
         presenter,
@@ -522,9 +523,11 @@ def talk(
     )
     import asyncio
 
-    code = asyncio.run(session.run())
-    if session.end_reason:
-        _stderr().print(f"Call ended: {session.end_reason}.", style="dim")
+    code = asyncio.run(call.run())
+    if call.failure is not None:
+        raise call.failure  # one sentence and a hint; the traceback with --debug
+    if call.end_reason:
+        _stderr().print(f"Call ended: {call.end_reason}.", style="dim")
     if code:
         raise typer.Exit(int(code))
 
@@ -661,7 +664,7 @@ def serve(
     """
     from rtc_voice.errors import NetworkError, UsageError
     from rtc_voice.localserver import LocalServer
-    from rtc_voice.rtc import is_loopback_host
+    from rtc_voice.rtc.ice import is_loopback_host
 
     if not 0 <= port <= 65535:
         raise UsageError(f"Invalid value {port} for the flag --port: expected 0 to 65535.")

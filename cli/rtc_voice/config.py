@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rtc_voice.errors import ConfigError, UsageError
+from rtc_voice.protocol import defaults as protocol
+from rtc_voice.protocol.defaults import EAGERNESS, VOICES
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ENV_PREFIX = "RTC_VOICE_"
@@ -27,11 +29,8 @@ CONFIG_ENV = "RTC_VOICE_CONFIG"
 OTHER_ENV = (CONFIG_ENV, "RTC_VOICE_SERVE_API_KEY", "RTC_VOICE_DEBUG")
 APP_NAME = "rtc-voice"
 
-VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
-TURN_DETECTION_TYPES = ("server_vad", "semantic_vad", "none")
-EAGERNESS = ("low", "medium", "high", "auto")
-NOISE_REDUCTION = ("near_field", "far_field", "off")
-MODALITIES = ("audio", "text")
+TURN_DETECTION_TYPES = (*protocol.TURN_DETECTION_TYPES, "none")  # none: manual turns (PTT)
+NOISE_REDUCTION = (*protocol.NOISE_REDUCTION_TYPES, "off")
 
 SourceKind = Literal["default", "file", "env", "flag"]
 
@@ -51,21 +50,21 @@ class Source:
 class Settings:
     """Effective settings. Field names are the attribute names in `FIELDS`."""
 
-    model: str = "gpt-realtime"
+    model: str = protocol.DEFAULT_MODEL
     voice: str = "marin"
     instructions: str | None = None
     base_url: str = DEFAULT_BASE_URL
-    token_ttl: int = 600
+    token_ttl: int = protocol.KEY_TTL_DEFAULT
     output_modalities: tuple[str, ...] = ("audio",)
     input_device: str | None = None
     output_device: str | None = None
     noise_reduction: str = "far_field"
     turn_detection: str = "server_vad"
-    vad_threshold: float = 0.5
-    prefix_padding_ms: int = 300
-    silence_duration_ms: int = 500
+    vad_threshold: float = protocol.VAD_THRESHOLD
+    prefix_padding_ms: int = protocol.VAD_PREFIX_PADDING_MS
+    silence_duration_ms: int = protocol.VAD_SILENCE_DURATION_MS
     eagerness: str = "auto"
-    transcription_model: str = "gpt-4o-mini-transcribe"
+    transcription_model: str = protocol.TRANSCRIPTION_MODEL
     transcription_language: str | None = None
     connect_timeout: float = 15.0
     ice_servers: tuple[str, ...] = ()
@@ -173,7 +172,7 @@ def _str_list(raw: object) -> tuple[str, ...]:
 
 def _modalities(raw: object) -> tuple[str, ...]:
     items = _str_list(raw)
-    if len(items) != 1 or items[0] not in MODALITIES:
+    if len(items) != 1 or items[0] not in protocol.OUTPUT_MODALITIES:
         raise ValueError('["audio"] (speech with a transcript) or ["text"]; not both')
     return items
 
@@ -212,7 +211,7 @@ class Field:
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("model", "model", _nonempty, "Realtime model.", '"gpt-realtime"', "--model"),
+    Field("model", "model", _nonempty, "Realtime model.", f'"{protocol.DEFAULT_MODEL}"', "--model"),
     Field(
         "voice",
         "voice",
@@ -240,9 +239,10 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "token_ttl",
         "token_ttl",
-        _int_range(10, 7200, " seconds"),
-        "Lifetime of minted ephemeral keys in seconds (10 to 7200).",
-        "600",
+        _int_range(protocol.KEY_TTL_MIN, protocol.KEY_TTL_MAX, " seconds"),
+        f"Lifetime of minted ephemeral keys in seconds ({protocol.KEY_TTL_MIN} to "
+        f"{protocol.KEY_TTL_MAX}).",
+        str(protocol.KEY_TTL_DEFAULT),
         "--ttl",
     ),
     Field(
@@ -289,21 +289,21 @@ FIELDS: tuple[Field, ...] = (
         "vad_threshold",
         _float_range(0.0, 1.0),
         "server_vad: activation threshold, 0 to 1; higher needs louder speech.",
-        "0.5",
+        str(protocol.VAD_THRESHOLD),
     ),
     Field(
         "turn_detection.prefix_padding_ms",
         "prefix_padding_ms",
         _int_range(0, 5000, " ms"),
         "server_vad: audio kept before speech starts, in ms.",
-        "300",
+        str(protocol.VAD_PREFIX_PADDING_MS),
     ),
     Field(
         "turn_detection.silence_duration_ms",
         "silence_duration_ms",
         _int_range(0, 10000, " ms"),
         "server_vad: silence that ends a turn, in ms.",
-        "500",
+        str(protocol.VAD_SILENCE_DURATION_MS),
     ),
     Field(
         "turn_detection.eagerness",
@@ -317,7 +317,7 @@ FIELDS: tuple[Field, ...] = (
         "transcription_model",
         _nonempty,
         'Transcribes your side of the call; "off" disables it.',
-        '"gpt-4o-mini-transcribe"',
+        f'"{protocol.TRANSCRIPTION_MODEL}"',
     ),
     Field(
         "transcription.language",

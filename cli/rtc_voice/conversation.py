@@ -1,28 +1,34 @@
-"""Pure: the conversation as the user sees it, built from Realtime events.
+"""Pure: the conversation as the user sees it, built from typed Realtime server events.
 
 Turns are ordered by the server's `previous_item_id` chain, not by arrival (a user transcript
-often lands after the reply to it). Also: who is speaking, usage and cost, and a folded event
-log. No I/O; time comes from a clock parameter.
+often lands after the reply to it). A turn is a `Message` (either side's words) or a
+`FunctionCall` (name, arguments, output). Also: who is speaking, the active response, usage and
+cost. No I/O; time comes from a clock parameter. The event log lives in `eventlog.py`.
 """
 
 from __future__ import annotations
 
+import copy
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
+
+from rtc_voice.protocol import client as proto
+from rtc_voice.protocol import server as ev
 
 JSON = dict[str, Any]
 Status = Literal["in_progress", "completed", "interrupted", "failed"]
 Speaking = Literal["listening", "you", "assistant"]
+Role = Literal["user", "assistant"]
 
 
 @dataclass
-class Turn:
+class Message:
+    """What the user or the assistant said (spoken or typed)."""
+
     item_id: str
-    role: Literal["user", "assistant"]
-    kind: Literal["message", "function_call"] = "message"
+    role: Role
     text: str = ""
     status: Status = "in_progress"
     previous_item_id: str | None = None
@@ -31,17 +37,34 @@ class Turn:
     typed: bool = False
     awaiting_transcript: bool = False
     response_id: str | None = None
-    name: str = ""
-    call_id: str = ""
-    arguments: str = ""
-    output: str | None = None
 
     @property
     def final(self) -> bool:
         """Nothing more will change it (what transcripts wait for before writing it)."""
-        if self.kind == "function_call":
-            return self.status != "in_progress" and self.output is not None
         return self.status != "in_progress" and not self.awaiting_transcript
+
+
+@dataclass
+class FunctionCall:
+    """A tool the model called, and the output sent back."""
+
+    item_id: str
+    name: str = ""
+    call_id: str = ""
+    arguments: str = ""
+    output: str | None = None
+    status: Status = "in_progress"
+    previous_item_id: str | None = None
+    started_at: float = 0.0
+    ended_at: float | None = None
+    role: ClassVar[Role] = "assistant"
+
+    @property
+    def final(self) -> bool:
+        return self.status != "in_progress" and self.output is not None
+
+
+Turn = Message | FunctionCall
 
 
 @dataclass
@@ -107,51 +130,17 @@ class Usage:
         }
 
 
-@dataclass
-class LogLine:
-    at: float
-    direction: Literal["client", "server"]
-    type: str
-    summary: str
-    count: int = 1
-    error: bool = False
-    key: str = ""  # lines with the same key fold together (deltas of one item)
-    text: str = ""  # the folded deltas so far
-
-
-def summarize(event: Mapping[str, Any]) -> str:
-    """One line about an event, for the log."""
-    kind = str(event.get("type", "?"))
-    if kind == "error":
-        error = event.get("error") or {}
-        return f"{error.get('code') or error.get('type')}: {error.get('message', '')}"
-    if "delta" in event:
-        return repr(str(event["delta"]))[:60]
-    if kind in ("response.done", "response.created"):
-        response = event.get("response") or {}
-        details = response.get("status_details") or {}
-        reason = f" ({details.get('reason')})" if details.get("reason") else ""
-        return f"{response.get('id', '')} {response.get('status', '')}{reason}"
-    if kind.startswith("conversation.item.") and isinstance(event.get("item"), dict):
-        item = event["item"]
-        return f"{item.get('type')} {item.get('role') or item.get('name') or ''} {item.get('id')}"
-    if kind.startswith("input_audio_buffer."):
-        ms = event.get("audio_start_ms", event.get("audio_end_ms"))
-        return f"{event.get('item_id', '')}" + (f" at {ms} ms" if ms is not None else "")
-    if kind.startswith("session."):
-        session = event.get("session") or {}
-        voice = ((session.get("audio") or {}).get("output") or {}).get("voice")
-        return f"{session.get('model', '')} {voice or ''}".strip()
-    for name in ("transcript", "text", "arguments", "response_id", "item_id"):
-        if name in event:
-            return repr(str(event[name]))[:60] if name != "response_id" else str(event[name])
-    return ""
+_TURN_STATUS: dict[str, Status] = {  # response.done status -> what the turn shows
+    "completed": "completed",
+    "cancelled": "interrupted",
+    "incomplete": "interrupted",
+}
 
 
 class Conversation:
-    """Apply every event in arrival order; read `turns()`, `speaking`, `usage`, `log`."""
+    """Apply every server event in arrival order; read `turns()`, `speaking`, `usage`."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, log_size: int = 400) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._turns: dict[str, Turn] = {}
         self._order: list[str] = []
@@ -159,13 +148,10 @@ class Conversation:
         self._user_speaking = False
         self._assistant_speaking = False
         self.usage = Usage()
-        self.session: JSON = {}
+        self.session: Mapping[str, Any] = {}
         self.errors: list[str] = []
-        self.rate_limits: list[JSON] = []
-        self.log: deque[LogLine] = deque(maxlen=log_size)
-        self._folds: dict[str, LogLine] = {}
+        self.rate_limits: list[Mapping[str, Any]] = []
         self.active_response: str | None = None
-        self.events_seen = 0
 
     # --- reading
 
@@ -174,6 +160,10 @@ class Conversation:
 
     def turn(self, item_id: str) -> Turn | None:
         return self._turns.get(item_id)
+
+    def snapshot_turns(self, count: int) -> tuple[Turn, ...]:
+        """Copies of the newest `count` turns, for a snapshot another thread may read."""
+        return tuple(copy.copy(self._turns[i]) for i in self._order[-count:])
 
     def newly_final(self, done: set[str]) -> list[Turn]:
         """Turns that are final and not in `done`, in conversation order, stopping at the first
@@ -188,9 +178,57 @@ class Conversation:
             fresh.append(turn)
         return fresh
 
+    def replay_events(self, prefix: str = "replay") -> list[JSON]:
+        """The conversation so far as `conversation.item.create` events for a new session, in
+        order and chained by `previous_item_id`: both sides' words as text (audio cannot be
+        replayed), function calls with their outputs. Unfinished turns are left out."""
+        events: list[JSON] = []
+        previous: str | None = None
+
+        def add(item: JSON) -> None:
+            nonlocal previous
+            events.append(proto.item_create(item, previous))
+            previous = item["id"]
+
+        for index, turn in enumerate(self.turns()):
+            item_id = f"{prefix}_{index}"
+            if isinstance(turn, FunctionCall):
+                if turn.output is None:
+                    continue
+                add(
+                    {
+                        "id": item_id,
+                        "type": "function_call",
+                        "call_id": turn.call_id,
+                        "name": turn.name,
+                        "arguments": turn.arguments,
+                    }
+                )
+                add(
+                    {
+                        "id": f"{item_id}_out",
+                        "type": "function_call_output",
+                        "call_id": turn.call_id,
+                        "output": turn.output,
+                    }
+                )
+            elif turn.text and turn.status != "in_progress":
+                add(proto.text_message(item_id, turn.role, turn.text))
+        return events
+
     @property
     def assistant_speaking(self) -> bool:
         return self._assistant_speaking
+
+    @property
+    def speaking(self) -> Speaking:
+        if self._user_speaking:
+            return "you"
+        return "assistant" if self._assistant_speaking else "listening"
+
+    @property
+    def awaiting_transcripts(self) -> bool:
+        return any(isinstance(t, Message) and t.awaiting_transcript for t in self._turns.values())
 
     @property
     def model(self) -> str:
@@ -203,9 +241,10 @@ class Conversation:
     # --- building
 
     def _place(self, turn: Turn) -> Turn:
-        if turn.item_id in self._turns:
-            return self._turns[turn.item_id]
+        known = turn.item_id in self._turns
         self._turns[turn.item_id] = turn
+        if known:  # the same id seen as the other kind of turn: keep its place
+            return turn
         prev = turn.previous_item_id
         if prev is not None and prev in self._turns:
             self._order.insert(self._order.index(prev) + 1, turn.item_id)
@@ -213,11 +252,25 @@ class Conversation:
             self._order.append(turn.item_id)
         return turn
 
-    def _ensure(self, item_id: str, role: Literal["user", "assistant"], **fields: Any) -> Turn:
+    def _message(
+        self, item_id: str, role: Role, previous: str | None = None, **fields: Any
+    ) -> Message:
         turn = self._turns.get(item_id)
-        if turn is None:
-            turn = self._place(Turn(item_id=item_id, role=role, started_at=self.clock(), **fields))
-        return turn
+        if isinstance(turn, Message):
+            return turn
+        message = Message(
+            item_id=item_id, role=role, previous_item_id=previous, started_at=self.clock(), **fields
+        )
+        self._place(message)
+        return message
+
+    def _call(self, item_id: str, previous: str | None = None) -> FunctionCall:
+        turn = self._turns.get(item_id)
+        if isinstance(turn, FunctionCall):
+            return turn
+        call = FunctionCall(item_id=item_id, previous_item_id=previous, started_at=self.clock())
+        self._place(call)
+        return call
 
     def _from_item(self, item: Mapping[str, Any], previous: str | None) -> None:
         kind = item.get("type")
@@ -225,27 +278,25 @@ class Conversation:
         if not item_id:
             return
         if kind == "function_call_output":
-            call = self._by_call.get(str(item.get("call_id")))
-            if call and call in self._turns:
-                self._turns[call].output = str(item.get("output", ""))
+            call = self._turns.get(self._by_call.get(str(item.get("call_id")), ""))
+            if isinstance(call, FunctionCall):
+                call.output = str(item.get("output", ""))
             return
         if kind == "function_call":
-            turn = self._ensure(
-                item_id, "assistant", kind="function_call", previous_item_id=previous
-            )
-            turn.name = str(item.get("name") or turn.name)
-            turn.call_id = str(item.get("call_id") or turn.call_id)
-            turn.arguments = str(item.get("arguments") or turn.arguments)
-            self._by_call[turn.call_id] = item_id
+            fn = self._call(item_id, previous)
+            fn.name = str(item.get("name") or fn.name)
+            fn.call_id = str(item.get("call_id") or fn.call_id)
+            fn.arguments = str(item.get("arguments") or fn.arguments)
+            self._by_call[fn.call_id] = item_id
             if item.get("status") == "completed":
-                turn.status = "completed"
-                turn.ended_at = turn.ended_at or self.clock()
+                fn.status = "completed"
+                fn.ended_at = fn.ended_at or self.clock()
             return
         role = item.get("role")
         if kind != "message" or role not in ("user", "assistant"):
             return
         content = item.get("content") or []
-        turn = self._ensure(item_id, role, previous_item_id=previous)
+        turn = self._message(item_id, role, previous)
         if turn.previous_item_id is None and previous is not None:
             turn.previous_item_id = previous
         for part in content:
@@ -268,123 +319,74 @@ class Conversation:
                 turn.status = "completed"
                 turn.ended_at = turn.ended_at or self.clock()
 
-    def apply(
-        self,
-        event: Mapping[str, Any],
-        direction: Literal["client", "server"] = "server",
-    ) -> None:
-        self.events_seen += 1
-        kind = str(event.get("type", ""))
-        self._log(event, direction)
-        if direction == "client":
-            return
-        handler = _HANDLERS.get(kind)
-        if handler is not None:
-            handler(self, event)
+    def apply(self, event: ev.ServerEvent | Mapping[str, Any]) -> None:
+        """Fold one server event (typed, or its JSON) into the conversation."""
+        if not isinstance(event, ev.ServerEvent):
+            event = ev.parse(event)
+        match event:
+            case ev.SessionChanged(session=session):
+                self.session = dict(session)
+            case ev.SpeechStarted():
+                self._user_speaking = True
+            case ev.SpeechStopped():
+                self._user_speaking = False
+            case ev.ItemChanged(item=item, previous_item_id=previous):
+                self._from_item(item, previous)
+            case ev.TranscriptionDelta(item_id=item_id, delta=delta):
+                self._message(item_id, "user").text += delta
+            case ev.TranscriptionCompleted(item_id=item_id, transcript=transcript):
+                turn = self._message(item_id, "user")
+                turn.text = transcript
+                turn.awaiting_transcript = False
+                if turn.status == "in_progress":
+                    turn.status = "completed"
+                turn.ended_at = turn.ended_at or self.clock()
+            case ev.TranscriptionFailed(item_id=item_id, message=message):
+                turn = self._message(item_id, "user")
+                turn.awaiting_transcript = False
+                turn.status = "failed"
+                self.errors.append(f"transcription failed: {message}")
+            case ev.AssistantTextDelta(item_id=item_id, response_id=rid, delta=delta):
+                self._message(item_id, "assistant", response_id=rid).text += delta
+            case ev.AssistantTextDone(item_id=item_id, response_id=rid, text=text):
+                turn = self._message(item_id, "assistant", response_id=rid)
+                if text is not None:
+                    turn.text = text
+            case ev.ArgumentsDelta(item_id=item_id, call_id=call_id, delta=delta):
+                fn = self._call(item_id)
+                fn.arguments += delta
+                fn.call_id = call_id or fn.call_id
+                self._by_call[fn.call_id] = item_id
+            case ev.ArgumentsDone(item_id=item_id, call_id=call_id, name=name, arguments=args):
+                fn = self._call(item_id)
+                fn.arguments = args or fn.arguments
+                fn.name = name or fn.name
+                fn.call_id = call_id or fn.call_id
+                self._by_call[fn.call_id] = item_id
+            case ev.ResponseCreated(response_id=rid):
+                self.active_response = rid or None
+            case ev.ResponseDone():
+                self._response_done(event)
+            case ev.OutputAudioStarted():
+                self._assistant_speaking = True
+            case ev.OutputAudioStopped():
+                self._assistant_speaking = False
+            case ev.ItemTruncated(item_id=item_id):
+                truncated = self._turns.get(item_id)
+                if truncated is not None:
+                    truncated.status = "interrupted"
+            case ev.RateLimitsUpdated(rate_limits=limits):
+                self.rate_limits = list(limits)
+            case ev.Error(code=code, error_type=etype, message=message):
+                self.errors.append(f"{code or etype}: {message or None}")
 
-    def _log(self, event: Mapping[str, Any], direction: Literal["client", "server"]) -> None:
-        kind = str(event.get("type", ""))
-        now = self.clock()
-        key = ""
-        if kind.endswith(".delta"):
-            key = f"{kind}:{event.get('item_id') or event.get('response_id')}"
-            line = self._folds.get(key)
-            if line is not None:  # every delta of one item folds into its first line
-                line.count += 1
-                line.at = now
-                line.text += str(event.get("delta") or "")
-                line.summary = repr(line.text[-60:])
-                return
-        line = LogLine(
-            now,
-            direction,
-            kind,
-            summarize(event),
-            error=kind == "error",
-            key=key,
-            text=str(event.get("delta") or ""),
-        )
-        self.log.append(line)
-        if key:
-            if len(self._folds) > 256:
-                self._folds.clear()
-            self._folds[key] = line
-
-    @property
-    def speaking(self) -> Speaking:
-        if self._user_speaking:
-            return "you"
-        return "assistant" if self._assistant_speaking else "listening"
-
-    # --- event handlers (one per server event type)
-
-    def _session(self, event: Mapping[str, Any]) -> None:
-        self.session = dict(event.get("session") or {})
-
-    def _speech_started(self, event: Mapping[str, Any]) -> None:
-        self._user_speaking = True
-
-    def _speech_stopped(self, event: Mapping[str, Any]) -> None:
-        self._user_speaking = False
-
-    def _item(self, event: Mapping[str, Any]) -> None:
-        item = event.get("item")
-        if isinstance(item, dict):
-            self._from_item(item, event.get("previous_item_id"))
-
-    def _transcription_delta(self, event: Mapping[str, Any]) -> None:
-        turn = self._ensure(str(event.get("item_id")), "user")
-        turn.text += str(event.get("delta") or "")
-
-    def _transcription_completed(self, event: Mapping[str, Any]) -> None:
-        turn = self._ensure(str(event.get("item_id")), "user")
-        turn.text = str(event.get("transcript") or "")
-        turn.awaiting_transcript = False
-        if turn.status == "in_progress":
-            turn.status = "completed"
-        turn.ended_at = turn.ended_at or self.clock()
-
-    def _transcription_failed(self, event: Mapping[str, Any]) -> None:
-        turn = self._ensure(str(event.get("item_id")), "user")
-        turn.awaiting_transcript = False
-        turn.status = "failed"
-        error = event.get("error") or {}
-        self.errors.append(f"transcription failed: {error.get('message', '')}")
-
-    def _assistant_delta(self, event: Mapping[str, Any]) -> None:
-        turn = self._ensure(
-            str(event.get("item_id")), "assistant", response_id=event.get("response_id")
-        )
-        turn.text += str(event.get("delta") or "")
-
-    def _assistant_done(self, event: Mapping[str, Any]) -> None:
-        turn = self._ensure(
-            str(event.get("item_id")), "assistant", response_id=event.get("response_id")
-        )
-        final = event.get("transcript", event.get("text"))
-        if final is not None:
-            turn.text = str(final)
-
-    def _arguments(self, event: Mapping[str, Any]) -> None:
-        turn = self._ensure(str(event.get("item_id")), "assistant", kind="function_call")
-        if event["type"].endswith(".delta"):
-            turn.arguments += str(event.get("delta") or "")
-        else:
-            turn.arguments = str(event.get("arguments") or turn.arguments)
-            turn.name = str(event.get("name") or turn.name)
-        turn.call_id = str(event.get("call_id") or turn.call_id)
-        self._by_call[turn.call_id] = turn.item_id
-
-    def _response_created(self, event: Mapping[str, Any]) -> None:
-        self.active_response = str((event.get("response") or {}).get("id") or "") or None
-
-    def _response_done(self, event: Mapping[str, Any]) -> None:
-        response = event.get("response") or {}
-        if self.active_response == response.get("id"):
+    def _response_done(self, event: ev.ResponseDone) -> None:
+        response = event.response
+        if self.active_response == event.response_id:
             self.active_response = None
-        status = response.get("status")
-        mapped = _TURN_STATUS.get(str(status), "failed")
-        for item in response.get("output") or []:
+        status = event.status
+        mapped = _TURN_STATUS.get(status, "failed")
+        for item in event.output:
             item_id = str(item.get("id") or "")
             turn = self._turns.get(item_id)
             if turn is None:
@@ -392,10 +394,11 @@ class Conversation:
                 turn = self._turns.get(item_id)
             if turn is None:
                 continue
-            for part in item.get("content") or []:
-                heard = part.get("transcript", part.get("text"))
-                if heard is not None and status != "completed":
-                    turn.text = str(heard)  # the server's view of what was actually said
+            if isinstance(turn, Message):
+                for part in item.get("content") or []:
+                    heard = part.get("transcript", part.get("text"))
+                    if heard is not None and status != "completed":
+                        turn.text = str(heard)  # the server's view of what was actually said
             turn.status = mapped
             turn.ended_at = self.clock()
         if response.get("usage"):
@@ -405,60 +408,6 @@ class Conversation:
             error = details.get("error") or {}
             self.errors.append(f"response failed: {error.get('message') or error.get('code')}")
 
-    def _audio_started(self, event: Mapping[str, Any]) -> None:
-        self._assistant_speaking = True
-
-    def _audio_stopped(self, event: Mapping[str, Any]) -> None:
-        self._assistant_speaking = False
-
-    def _truncated(self, event: Mapping[str, Any]) -> None:
-        turn = self._turns.get(str(event.get("item_id")))
-        if turn is not None:
-            turn.status = "interrupted"
-
-    def _error(self, event: Mapping[str, Any]) -> None:
-        error = event.get("error") or {}
-        self.errors.append(f"{error.get('code') or error.get('type')}: {error.get('message')}")
-
-    def _rate_limits(self, event: Mapping[str, Any]) -> None:
-        self.rate_limits = list(event.get("rate_limits") or [])
-
     def interrupt_locally(self) -> None:
         """The user cut the assistant off (barge-in or `i`): it is no longer speaking."""
         self._assistant_speaking = False
-
-
-_TURN_STATUS: dict[str, Status] = {  # response.done status -> what the turn shows
-    "completed": "completed",
-    "cancelled": "interrupted",
-    "incomplete": "interrupted",
-}
-
-_HANDLERS: dict[str, Callable[[Conversation, Mapping[str, Any]], None]] = {
-    "session.created": Conversation._session,
-    "session.updated": Conversation._session,
-    "input_audio_buffer.speech_started": Conversation._speech_started,
-    "input_audio_buffer.speech_stopped": Conversation._speech_stopped,
-    "input_audio_buffer.committed": Conversation._speech_stopped,
-    "conversation.item.added": Conversation._item,
-    "conversation.item.created": Conversation._item,
-    "conversation.item.done": Conversation._item,
-    "conversation.item.retrieved": Conversation._item,
-    "conversation.item.input_audio_transcription.delta": Conversation._transcription_delta,
-    "conversation.item.input_audio_transcription.completed": Conversation._transcription_completed,
-    "conversation.item.input_audio_transcription.failed": Conversation._transcription_failed,
-    "response.output_audio_transcript.delta": Conversation._assistant_delta,
-    "response.output_text.delta": Conversation._assistant_delta,
-    "response.output_audio_transcript.done": Conversation._assistant_done,
-    "response.output_text.done": Conversation._assistant_done,
-    "response.function_call_arguments.delta": Conversation._arguments,
-    "response.function_call_arguments.done": Conversation._arguments,
-    "response.created": Conversation._response_created,
-    "response.done": Conversation._response_done,
-    "output_audio_buffer.started": Conversation._audio_started,
-    "output_audio_buffer.stopped": Conversation._audio_stopped,
-    "output_audio_buffer.cleared": Conversation._audio_stopped,
-    "conversation.item.truncated": Conversation._truncated,
-    "rate_limits.updated": Conversation._rate_limits,
-    "error": Conversation._error,
-}

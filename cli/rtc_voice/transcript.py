@@ -2,7 +2,8 @@
 turn, in conversation order (a turn waits for those before it), file mode 0600.
 
 The file is only checked when the writer is made and opened at the first line to write, so a
-run that fails before its call connects leaves an existing transcript untouched."""
+run that fails before its call connects leaves an existing transcript untouched. With a
+`WriterThread` the writes happen off the event loop; the text is built on it."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from rtc_voice.conversation import Conversation, Turn
+from rtc_voice.conversation import Conversation, FunctionCall, Message, Turn
 from rtc_voice.errors import FileError, UsageError
+from rtc_voice.sinks import WriterThread
 
 
 def _iso(ts: float | None) -> str | None:
@@ -23,7 +25,7 @@ def _iso(ts: float | None) -> str | None:
 
 
 class TranscriptWriter:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, writer: WriterThread | None = None) -> None:
         suffix = path.suffix.lower()
         if suffix not in (".jsonl", ".md"):
             raise UsageError(
@@ -34,10 +36,17 @@ class TranscriptWriter:
         self.markdown = suffix == ".md"
         _check_writable(path)
         self._file: TextIO | None = None
+        self._writer = writer
         self._written: set[str] = set()
         self._header_done = False
 
     def _emit(self, text: str) -> None:
+        if self._writer is not None:
+            self._writer.submit(self._write, text)
+        else:
+            self._write(text)
+
+    def _write(self, text: str) -> None:
         if self._file is None:
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -58,7 +67,7 @@ class TranscriptWriter:
 
     def _write_turn(self, turn: Turn, status: str) -> None:
         self._written.add(turn.item_id)
-        if turn.kind == "function_call":
+        if isinstance(turn, FunctionCall):
             record: dict[str, Any] = {
                 "type": "function_call",
                 "name": turn.name,
@@ -111,7 +120,7 @@ class TranscriptWriter:
                 status = turn.status
                 if status == "in_progress":
                     status = "interrupted" if turn.role == "assistant" else "failed"
-                if turn.awaiting_transcript:
+                if isinstance(turn, Message) and turn.awaiting_transcript:
                     status = "failed"  # its transcript never arrived
                 self._write_turn(turn, status)
         usage = conversation.usage.as_json()
@@ -127,6 +136,12 @@ class TranscriptWriter:
         self.close()
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.submit(self._close, cleanup=True)
+        else:
+            self._close()
+
+    def _close(self) -> None:
         if self._file is not None and not self._file.closed:
             self._file.close()
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from rtc_voice.audio.pcm import RATE, SILENCE_DBFS, Pcm, rms_dbfs
 from rtc_voice.audio.tracks import MicrophoneTrack, PcmTrack
 from rtc_voice.audio.wavfile import DeferredWriter, is_file_spec, read_audio
+
+if TYPE_CHECKING:
+    from rtc_voice.sinks import WriterThread
 
 
 class Sink(Protocol):
@@ -71,28 +74,39 @@ class FileSink(NullSink):
     """`--output FILE` (.wav, .flac, .mp3, .ogg, .opus): exactly what would have been played,
     written as it arrives."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, thread: WriterThread | None = None) -> None:
         super().__init__()
         self.description = f"file {path}"
         self._writer = DeferredWriter(path, what="output file")
+        self._thread = thread
 
     def start(self) -> None:  # the call is up: only now replace a file of that name
-        self._writer.open()
+        if self._thread is not None:
+            self._thread.submit(self._writer.open)
+        else:
+            self._writer.open()
 
     def write(self, samples: Pcm) -> None:
         super().write(samples)
-        self._writer.write(samples)
+        if self._thread is not None:
+            self._thread.submit(self._writer.write, samples)
+        else:
+            self._writer.write(samples)
 
     def close(self) -> None:
-        self._writer.close()
+        if self._thread is not None:
+            self._thread.submit(self._writer.close, cleanup=True)
+        else:
+            self._writer.close()
 
 
-def open_speaker(spec: str | None) -> Sink:
+def open_speaker(spec: str | None, thread: WriterThread | None = None) -> Sink:
+    """`none`, an audio file (written on `thread` when given) or a device."""
     if spec is not None and spec.strip().lower() == "none":
         return NullSink()
     if is_file_spec(spec):
         assert spec is not None
-        return FileSink(Path(spec).expanduser())
+        return FileSink(Path(spec).expanduser(), thread)
     from rtc_voice.audio import devices
 
     return devices.OutputSink(devices.select(spec, "output"))
@@ -129,10 +143,12 @@ class Recorder:
     right the assistant as played.
 
     The microphone's 20 ms frames set the clock; assistant audio is laid against them (silence
-    when there is none), so both sides line up in time."""
+    when there is none), so both sides line up in time. The frames are interleaved where they
+    arrive; the file writes run on `thread` when given (off the event loop)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, thread: WriterThread | None = None) -> None:
         self._writer = DeferredWriter(path, channels=2, what="recording")
+        self._thread = thread
         self._right: collections.deque[Pcm] = collections.deque()
         self._right_len = 0
 
@@ -162,7 +178,13 @@ class Recorder:
         self._right_len -= filled
         stereo = np.empty(len(left) * 2, np.int16)
         stereo[0::2], stereo[1::2] = left, right
-        self._writer.write(stereo)
+        if self._thread is not None:
+            self._thread.submit(self._writer.write, stereo)
+        else:
+            self._writer.write(stereo)
 
     def close(self) -> None:
-        self._writer.close()
+        if self._thread is not None:
+            self._thread.submit(self._writer.close, cleanup=True)
+        else:
+            self._writer.close()

@@ -1,4 +1,9 @@
-"""aiortc audio tracks of ours: `PcmTrack` plays queued 48 kHz mono PCM in real time."""
+"""aiortc audio tracks of ours: `PcmTrack` plays queued 48 kHz mono PCM in real time;
+`MicrophoneTrack` sends a capture device.
+
+aiortc's sender swallows an exception from `recv()` (it logs a warning and stops the track), so
+each track here reports one through `on_error` before it stops: the call can end with a sentence
+instead of a microphone that goes silent unnoticed."""
 
 from __future__ import annotations
 
@@ -35,7 +40,43 @@ def frame_to_mono(frame: object) -> Pcm:
     return to_mono(samples, len(frame.layout.channels))
 
 
-class PcmTrack(MediaStreamTrack):
+async def receive_pcm(track: MediaStreamTrack, deliver: Callable[[Pcm], None]) -> None:
+    """Hand each frame of a remote audio track to `deliver` as mono int16, until it ends."""
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        deliver(frame_to_mono(frame))
+
+
+class GuardedTrack(MediaStreamTrack):
+    """A track whose frame source (`_next_frame`) may fail: the failure goes to `on_error`."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_error: Callable[[BaseException], None] | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        try:
+            return await self._next_frame()
+        except (MediaStreamError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            if self.on_error is not None:
+                self.on_error(exc)
+            self.stop()
+            raise MediaStreamError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _next_frame(self) -> av.AudioFrame:
+        raise NotImplementedError
+
+
+class PcmTrack(GuardedTrack):
     """20 ms frames paced by the wall clock: queued PCM while there is some, then silence.
 
     Used for the local server's replies and for a WAV file standing in for a microphone.
@@ -75,9 +116,7 @@ class PcmTrack(MediaStreamTrack):
     def played_ms(self) -> float:
         return self.played_samples * 1000 / RATE
 
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
+    async def _next_frame(self) -> av.AudioFrame:
         if self._start is None:
             self._start = time.monotonic()
         else:
@@ -127,7 +166,7 @@ class SilenceWatch:
         return False
 
 
-class MicrophoneTrack(MediaStreamTrack):
+class MicrophoneTrack(GuardedTrack):
     """The microphone as an aiortc track: 20 ms 48 kHz mono s16 frames from an InputSource,
     with mute (silence, timing kept), input level, and a silence watchdog."""
 
@@ -146,9 +185,7 @@ class MicrophoneTrack(MediaStreamTrack):
         self.latencies_ms: list[float] = []  # capture -> handed to aiortc, for benchmarks
         self._pts = 0
 
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
+    async def _next_frame(self) -> av.AudioFrame:
         captured = await self.source.read(stall_after=STALL_SECONDS)
         if captured is None:  # unplugged or stalled: say so once, keep the call's timing
             if not self._stalled and self.on_stalled is not None:

@@ -235,5 +235,7 @@ class WavWriter:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._wav.close()
-            self._file.close()
+            try:
+                self._wav.close()  # patches the header: may fail like any write
+            finally:
+                self._file.close()

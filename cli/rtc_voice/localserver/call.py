@@ -1,156 +1,41 @@
-"""One local call: the aiortc answerer, the `oai-events` protocol, VAD turns, paced replies.
+"""One local call: the client events it accepts and the server events it sends, in OpenAI's GA
+order (see shared protocol notes): turns from the input buffer, items, paced responses.
 
-It follows OpenAI's GA event order (see shared protocol notes) and never pretends to understand
-speech: a spoken turn is answered with how long it was, a typed one is echoed.
+The parts live next door: `answerer.py` (the aiortc peer), `input_buffer.py` (audio and VAD),
+`items.py`, `responses.py` (what to answer, usage), `voice.py` (reply audio). It never pretends to
+understand speech: a spoken turn is answered with how long it was, a typed one is echoed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
-import math
 import re
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import av
-from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
-
 from rtc_voice.audio.pcm import RATE, rms_dbfs
-from rtc_voice.audio.tracks import PcmTrack, frame_to_mono
+from rtc_voice.audio.tracks import PcmTrack, receive_pcm
+from rtc_voice.localserver import items as store
+from rtc_voice.localserver.answerer import Answerer
+from rtc_voice.localserver.input_buffer import InputBuffer
+from rtc_voice.localserver.responses import ReplyPlan, Response, plan_reply, usage_for
 from rtc_voice.localserver.sessions import (
     JSON,
     ParamError,
-    invalid,
     merge_session,
     new_id,
-    unknown,
     validate_session,
 )
-from rtc_voice.localserver.vad import EnergyVad, SpeechStarted, SpeechStopped, threshold_dbfs
+from rtc_voice.localserver.vad import SpeechStarted, SpeechStopped
 from rtc_voice.localserver.voice import synthesize
-from rtc_voice.rtc import EVENTS_CHANNEL, rtc_configuration
+from rtc_voice.protocol import ClientEventType as C
+from rtc_voice.protocol import ServerEventType as S
 
-CLIENT_EVENTS = (
-    "session.update",
-    "input_audio_buffer.append",
-    "input_audio_buffer.commit",
-    "input_audio_buffer.clear",
-    "output_audio_buffer.clear",
-    "conversation.item.create",
-    "conversation.item.retrieve",
-    "conversation.item.truncate",
-    "conversation.item.delete",
-    "response.create",
-    "response.cancel",
-)
 TRANSCRIPTION_DELAY = 0.25  # seconds: user transcripts arrive late, as they do from OpenAI
-SEMANTIC_SILENCE_MS = {"low": 1200, "medium": 800, "auto": 800, "high": 500}
-AUDIO_TOKENS_IN_PER_S = 10
-AUDIO_TOKENS_OUT_PER_S = 20
-
-
-@dataclass
-class ReplyPlan:
-    text: str = ""
-    function: tuple[str, str] | None = None  # (name, arguments JSON)
-
-
-def plan_reply(items: list[JSON], tools: list[JSON], speech_ms: dict[str, int]) -> ReplyPlan:
-    """Pure: what the local 'model' answers to the conversation so far."""
-    for item in reversed(items):
-        kind, role = item.get("type"), item.get("role")
-        if kind == "function_call_output":
-            name = next(
-                (
-                    i.get("name")
-                    for i in items
-                    if i.get("call_id") == item.get("call_id") and i.get("type") == "function_call"
-                ),
-                "the tool",
-            )
-            return ReplyPlan(f"The tool {name} returned: {item.get('output', '')}")
-        if kind != "message" or role != "user":
-            continue
-        content = item.get("content") or [{}]
-        if item["id"] in speech_ms:
-            seconds = speech_ms[item["id"]] / 1000
-            return ReplyPlan(f"I heard about {seconds:.1f} seconds of speech.")
-        text = " ".join(str(c.get("text", "")) for c in content if c.get("type") == "input_text")
-        match = re.match(r"^/call\s+(\S+)\s*(.*)$", text.strip(), re.S)
-        if match:
-            name, args = match.group(1), match.group(2).strip() or "{}"
-            names = [t.get("name") for t in tools]
-            if name not in names:
-                return ReplyPlan(f"There is no tool named {name}.")
-            try:
-                json.loads(args)
-            except json.JSONDecodeError:
-                return ReplyPlan(f"The arguments for {name} are not valid JSON.")
-            return ReplyPlan(function=(name, args))
-        snippet = text.strip()[:300] or "nothing"
-        return ReplyPlan(f"You said: {snippet}")
-    return ReplyPlan("Hello. This is the rtc-voice local server. Speak, or type a message.")
-
-
-def usage_for(
-    items: list[JSON],
-    instructions: str,
-    speech_ms: dict[str, int],
-    out_text: str,
-    out_audio_ms: float,
-    cached: int,
-) -> JSON:
-    """Pure: token usage derived from text and audio lengths (4 chars/token, 10 or 20 tok/s)."""
-    text_chars = len(instructions)
-    audio_in = 0
-    for item in items:
-        if item["id"] in speech_ms:
-            audio_in += math.ceil(speech_ms[item["id"]] / 1000 * AUDIO_TOKENS_IN_PER_S)
-        for part in item.get("content") or []:
-            text_chars += len(str(part.get("text") or part.get("transcript") or ""))
-        text_chars += len(str(item.get("arguments") or item.get("output") or ""))
-    text_in = math.ceil(text_chars / 4)
-    total_in = text_in + audio_in
-    cached = min(cached, total_in)
-    cached_text = min(cached, text_in)
-    out_text_tokens = math.ceil(len(out_text) / 4)
-    out_audio_tokens = math.ceil(out_audio_ms / 1000 * AUDIO_TOKENS_OUT_PER_S)
-    total_out = out_text_tokens + out_audio_tokens
-    return {
-        "total_tokens": total_in + total_out,
-        "input_tokens": total_in,
-        "output_tokens": total_out,
-        "input_token_details": {
-            "text_tokens": text_in,
-            "audio_tokens": audio_in,
-            "image_tokens": 0,
-            "cached_tokens": cached,
-            "cached_tokens_details": {
-                "text_tokens": cached_text,
-                "audio_tokens": cached - cached_text,
-                "image_tokens": 0,
-            },
-        },
-        "output_token_details": {"text_tokens": out_text_tokens, "audio_tokens": out_audio_tokens},
-    }
-
-
-@dataclass
-class Response:
-    id: str
-    modalities: list[str]
-    task: asyncio.Task[None] | None = None
-    item: JSON | None = None
-    previous_item_id: str | None = None
-    spoken: str = ""
-    audio_started: bool = False
-    drained: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -169,6 +54,7 @@ class LocalCall:
         max_duration: float,
         log: Callable[[str], None],
         on_end: Callable[[LocalCall], None],
+        loopback_only: bool = False,
     ) -> None:
         self.call_id = call_id
         self.session = session
@@ -179,51 +65,40 @@ class LocalCall:
         self.conversation_id = new_id("conv")
         self.response: Response | None = None
         self.last_response_id: str | None = None  # output_audio_buffer.cleared names one
-        self.channel: RTCDataChannel | None = None
         self.track = PcmTrack(on_drained=self._on_drained)
-        self.pc = RTCPeerConnection(rtc_configuration(()))
+        self.peer = Answerer(
+            self.track,
+            on_open=self._on_open,
+            on_message=self._on_message,
+            on_audio=self._on_audio_track,
+            on_ended=self.close,
+            loopback_only=loopback_only,
+        )
         self.started = time.monotonic()
-        self._outbox: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_end = on_end
         self._closed = False
         self._last_input_tokens = 0
-        self._buffer_ms = 0
-        self._buffer_voiced_ms = 0
-        self._pending_item_id: str | None = None
-        self.vad = self._make_vad(0)
+        self.input = InputBuffer(self._detection())
+        self._handlers: dict[str, Callable[[JSON], None]] = {
+            C.SESSION_UPDATE: self._on_session_update,
+            C.INPUT_AUDIO_BUFFER_APPEND: self._on_input_audio_buffer_append,
+            C.INPUT_AUDIO_BUFFER_COMMIT: self._on_input_audio_buffer_commit,
+            C.INPUT_AUDIO_BUFFER_CLEAR: self._on_input_audio_buffer_clear,
+            C.OUTPUT_AUDIO_BUFFER_CLEAR: self._on_output_audio_buffer_clear,
+            C.CONVERSATION_ITEM_CREATE: self._on_conversation_item_create,
+            C.CONVERSATION_ITEM_RETRIEVE: self._on_conversation_item_retrieve,
+            C.CONVERSATION_ITEM_TRUNCATE: self._on_conversation_item_truncate,
+            C.CONVERSATION_ITEM_DELETE: self._on_conversation_item_delete,
+            C.RESPONSE_CREATE: self._on_response_create,
+            C.RESPONSE_CANCEL: self._on_response_cancel,
+        }
         self._cap = asyncio.get_running_loop().call_later(max_duration, self._expire, max_duration)
 
     # --- set-up and tear-down
 
     async def answer(self, offer_sdp: str) -> str:
-        pc = self.pc
-
-        @pc.on("datachannel")
-        def on_datachannel(channel: RTCDataChannel) -> None:
-            if channel.label != EVENTS_CHANNEL:
-                return
-            self.channel = channel
-            channel.on("message", self._on_message)
-            if channel.readyState == "open":
-                self._on_open()
-            else:
-                channel.on("open", self._on_open)
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
-                self._spawn(self._consume(track))
-
-        @pc.on("connectionstatechange")
-        async def on_state() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                await self.close(f"connection {pc.connectionState}")
-
-        await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-        pc.addTrack(self.track)
-        await pc.setLocalDescription(await pc.createAnswer())
-        return str(pc.localDescription.sdp)
+        return await self.peer.answer(offer_sdp)
 
     async def close(self, reason: str) -> None:
         if self._closed:
@@ -231,20 +106,12 @@ class LocalCall:
         self._closed = True
         self._cap.cancel()
         current = asyncio.current_task()
-        for task in list(self._tasks):
-            if task is not current:  # close() may itself run in one of our tasks
-                task.cancel()
+        others = [t for t in self._tasks if t is not current]  # close() may run in one of ours
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
         self.track.stop()
-        if self.channel is not None and self.channel.readyState == "open":
-            # aiortc's close() tells the peer nothing; a stream reset on the events channel
-            # does, so clients notice the hang-up at once instead of at ICE consent expiry.
-            closed = asyncio.Event()
-            self.channel.on("close", closed.set)
-            self.channel.close()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await closed.wait()
-        await self.pc.close()
+        await self.peer.close()
         elapsed = time.monotonic() - self.started
         self.stats.max_late_ms = self.track.max_late_ms
         self.log(f"{self.call_id} ended after {elapsed:.1f} s ({reason})")
@@ -253,14 +120,24 @@ class LocalCall:
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A task's exception is a bug in the server: say so in its log, end the call."""
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self.log(f"{self.call_id} internal error: {type(exc).__name__}: {exc}")
+        if not self._closed:
+            self._spawn(self.close("internal error"))
 
     def _expire(self, seconds: float) -> None:
         minutes = seconds / 60
         shown = f"{minutes:g} minutes" if minutes >= 1 else f"{seconds:g} seconds"
         self.emit(
-            "error",
+            S.ERROR,
             error={
                 "type": "invalid_request_error",
                 "code": "session_expired",
@@ -278,83 +155,51 @@ class LocalCall:
     # --- outgoing events
 
     def emit(self, type_: str, **fields: Any) -> None:
-        message = json.dumps({"type": type_, "event_id": new_id("event"), **fields})
-        if self.channel is not None and self.channel.readyState == "open":
-            self.channel.send(message)
-        else:
-            self._outbox.append(message)
+        self.peer.send(json.dumps({"type": type_, "event_id": new_id("event"), **fields}))
 
     def _on_open(self) -> None:
-        assert self.channel is not None
-        self.channel.send(
-            json.dumps(
-                {"type": "session.created", "event_id": new_id("event"), "session": self.session}
-            )
-        )
-        for message in self._outbox:
-            self.channel.send(message)
-        self._outbox.clear()
+        self.emit(S.SESSION_CREATED, session=self.session)  # first, before anything queued
 
     def _error(self, error: ParamError, event_id: str | None) -> None:
-        self.emit("error", error=error.as_error(event_id))
+        self.emit(S.ERROR, error=error.as_error(event_id))
 
     # --- incoming audio and turn detection
 
-    def _make_vad(self, now_ms: int) -> EnergyVad:
-        detection = self.session["audio"]["input"].get("turn_detection") or {}
-        silence = detection.get("silence_duration_ms", 500)
-        if detection.get("type") == "semantic_vad":
-            silence = SEMANTIC_SILENCE_MS.get(detection.get("eagerness", "auto"), 800)
-        vad = EnergyVad(
-            threshold=detection.get("threshold", 0.5),
-            prefix_padding_ms=detection.get("prefix_padding_ms", 300),
-            silence_duration_ms=silence,
-        )
-        vad.now_ms = now_ms
-        return vad
+    def _detection(self) -> dict[str, Any] | None:
+        detection = self.session["audio"]["input"].get("turn_detection")
+        return detection if isinstance(detection, dict) else None
 
-    async def _consume(self, track: MediaStreamTrack) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            assert isinstance(frame, av.AudioFrame)
-            level = rms_dbfs(frame_to_mono(frame))
-            self._on_audio(level, round(frame.samples * 1000 / frame.sample_rate))
+    def _on_audio_track(self, track: Any) -> None:
+        self._spawn(self._consume(track))
+
+    async def _consume(self, track: Any) -> None:
+        await receive_pcm(track, lambda pcm: self._on_audio(rms_dbfs(pcm), len(pcm) * 1000 // RATE))
 
     def _on_audio(self, level: float, frame_ms: int) -> None:
-        detection = self.session["audio"]["input"].get("turn_detection")
-        self._buffer_ms += frame_ms
-        if level >= threshold_dbfs((detection or {}).get("threshold", 0.5)):
-            self._buffer_voiced_ms += frame_ms
-        events = self.vad.feed(level, frame_ms)
-        if detection is None:
-            return
-        for event in events:
+        detection = self.input.detection or {}
+        for event in self.input.feed(level, frame_ms):
             if isinstance(event, SpeechStarted):
-                self._pending_item_id = new_id("item")
+                self.input.pending_item_id = new_id("item")
                 self.emit(
-                    "input_audio_buffer.speech_started",
+                    S.INPUT_AUDIO_BUFFER_SPEECH_STARTED,
                     audio_start_ms=event.audio_start_ms,
-                    item_id=self._pending_item_id,
+                    item_id=self.input.pending_item_id,
                 )
                 if self.response is not None and detection.get("interrupt_response", True):
                     self.cancel_response("turn_detected")
             elif isinstance(event, SpeechStopped):
-                item_id = self._pending_item_id or new_id("item")
+                item_id = self.input.pending_item_id or new_id("item")
                 self.emit(
-                    "input_audio_buffer.speech_stopped",
+                    S.INPUT_AUDIO_BUFFER_SPEECH_STOPPED,
                     audio_end_ms=event.audio_end_ms,
                     item_id=item_id,
                 )
                 self._commit(item_id, event.speech_ms, auto_respond=True)
 
     def _commit(self, item_id: str, speech_ms: int, *, auto_respond: bool) -> None:
-        self._buffer_ms = self._buffer_voiced_ms = 0
-        self._pending_item_id = None
-        previous = self.items[-1]["id"] if self.items else None
-        self.emit("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous)
+        self.input.committed()
+        previous = store.last_id(self.items)
+        self.emit(S.INPUT_AUDIO_BUFFER_COMMITTED, item_id=item_id, previous_item_id=previous)
         item = {
             "id": item_id,
             "object": "realtime.item",
@@ -376,10 +221,10 @@ class LocalCall:
         seconds = speech_ms / 1000
         transcript = f"[speech {seconds:.1f} s]"
         ids = {"item_id": item["id"], "content_index": 0}
-        self.emit("conversation.item.input_audio_transcription.delta", **ids, delta=transcript)
+        self.emit(S.TRANSCRIPTION_DELTA, **ids, delta=transcript)
         item["content"][0]["transcript"] = transcript
         self.emit(
-            "conversation.item.input_audio_transcription.completed",
+            S.TRANSCRIPTION_COMPLETED,
             **ids,
             transcript=transcript,
             usage={"type": "duration", "seconds": round(seconds, 3)},
@@ -388,19 +233,14 @@ class LocalCall:
     # --- the conversation
 
     def _add_item(self, item: JSON, previous: str | None) -> None:
-        if previous is None or previous == "root":
-            index = 0 if previous == "root" else len(self.items)
-        else:
-            index = next(i for i, it in enumerate(self.items) if it["id"] == previous) + 1
-        previous_id = self.items[index - 1]["id"] if index > 0 else None
-        self.items.insert(index, item)
-        self.emit("conversation.item.added", item=item, previous_item_id=previous_id)
-        self.emit("conversation.item.done", item=item, previous_item_id=previous_id)
+        previous_id = store.insert(self.items, item, previous)
+        self.emit(S.CONVERSATION_ITEM_ADDED, item=item, previous_item_id=previous_id)
+        self.emit(S.CONVERSATION_ITEM_DONE, item=item, previous_item_id=previous_id)
 
     def _find(self, item_id: object, event_id: str | None, param: str = "item_id") -> JSON | None:
-        for item in self.items:
-            if item["id"] == item_id:
-                return item
+        item = store.find(self.items, item_id)
+        if item is not None:
+            return item
         self._error(
             ParamError("item_not_found", param, f"Item with item_id not found: {item_id}"),
             event_id,
@@ -426,19 +266,19 @@ class LocalCall:
             return
         event_id = event.get("event_id")
         kind = event.get("type")
-        if kind not in CLIENT_EVENTS:
+        handler = self._handlers.get(str(kind))
+        if handler is None:
             self._error(
                 ParamError(
                     "invalid_value",
                     "type",
                     f"Invalid value: '{kind}'. Supported values are: "
-                    + ", ".join(f"'{t}'" for t in CLIENT_EVENTS)
+                    + ", ".join(f"'{t}'" for t in C)
                     + ".",
                 ),
                 event_id,
             )
             return
-        handler = getattr(self, "_on_" + kind.replace(".", "_"))
         try:
             handler(event)
         except ParamError as error:
@@ -446,28 +286,27 @@ class LocalCall:
 
     def _on_session_update(self, event: JSON) -> None:
         session = validate_session(event.get("session"))
-        now = self.vad.now_ms
         self.session = merge_session(self.session, session)
-        self.vad = self._make_vad(now)
-        self.emit("session.updated", session=self.session)
+        self.input.configure(self._detection())
+        self.emit(S.SESSION_UPDATED, session=self.session)
 
     def _on_input_audio_buffer_append(self, event: JSON) -> None:
         """Audio arrives on the RTP track over WebRTC; appended base64 is accepted and ignored."""
 
     def _on_input_audio_buffer_commit(self, event: JSON) -> None:
-        if self._buffer_ms < 100:
+        if self.input.ms < 100:
             raise ParamError(
                 "input_audio_buffer_commit_empty",
                 None,
                 "Error committing input audio buffer: buffer too small. Expected at least 100ms "
-                f"of audio, but buffer only has {self._buffer_ms:.2f}ms of audio.",
+                f"of audio, but buffer only has {self.input.ms:.2f}ms of audio.",
             )
-        item_id = self._pending_item_id or new_id("item")
-        self._commit(item_id, self._buffer_voiced_ms, auto_respond=False)
+        item_id = self.input.pending_item_id or new_id("item")
+        self._commit(item_id, self.input.voiced_ms, auto_respond=False)
 
     def _on_input_audio_buffer_clear(self, event: JSON) -> None:
-        self._buffer_ms = self._buffer_voiced_ms = 0
-        self.emit("input_audio_buffer.cleared")
+        self.input.clear()
+        self.emit(S.INPUT_AUDIO_BUFFER_CLEARED)
 
     def _on_output_audio_buffer_clear(self, event: JSON) -> None:
         if self.response is not None and self.response.audio_started:
@@ -477,52 +316,12 @@ class LocalCall:
             # response_id is required by the GA schema even with nothing playing: the last
             # response's, or a fresh id before there was any
             self.emit(
-                "output_audio_buffer.cleared",
+                S.OUTPUT_AUDIO_BUFFER_CLEARED,
                 response_id=self.last_response_id or new_id("resp"),
             )
 
     def _on_conversation_item_create(self, event: JSON) -> None:
-        for key in event:
-            if key not in ("type", "event_id", "item", "previous_item_id"):
-                raise unknown(key)
-        item = copy.deepcopy(event.get("item"))
-        if not isinstance(item, dict):
-            raise ParamError(
-                "missing_required_parameter", "item", "Missing required parameter: 'item'."
-            )
-        allowed = {
-            "id",
-            "object",
-            "type",
-            "status",
-            "role",
-            "content",
-            "call_id",
-            "name",
-            "arguments",
-            "output",
-        }
-        for key in item:
-            if key not in allowed:
-                raise unknown(f"item.{key}")
-        kind = item.get("type")
-        if kind == "message":
-            if item.get("role") not in ("user", "assistant", "system"):
-                raise invalid("item.role", item.get("role"), "'user', 'assistant' or 'system'")
-            if not isinstance(item.get("content"), list):
-                raise invalid("item.content", item.get("content"), "a list of content parts")
-        elif kind == "function_call_output":
-            if not item.get("call_id"):
-                raise ParamError(
-                    "missing_required_parameter",
-                    "item.call_id",
-                    "Missing required parameter: 'item.call_id'.",
-                )
-            item.setdefault("output", "")
-        elif kind != "function_call":
-            raise invalid("item.type", kind, "'message', 'function_call' or 'function_call_output'")
-        item.setdefault("id", new_id("item"))
-        item.update(object="realtime.item", status="completed")
+        item = store.from_create_event(event)
         previous = event.get("previous_item_id")
         if (
             previous not in (None, "root")
@@ -534,13 +333,13 @@ class LocalCall:
     def _on_conversation_item_retrieve(self, event: JSON) -> None:
         item = self._find(event.get("item_id"), event.get("event_id"))
         if item is not None:
-            self.emit("conversation.item.retrieved", item=item)
+            self.emit(S.CONVERSATION_ITEM_RETRIEVED, item=item)
 
     def _on_conversation_item_truncate(self, event: JSON) -> None:
         item = self._find(event.get("item_id"), event.get("event_id"))
         if item is not None:
             self.emit(
-                "conversation.item.truncated",
+                S.CONVERSATION_ITEM_TRUNCATED,
                 item_id=item["id"],
                 content_index=event.get("content_index", 0),
                 audio_end_ms=event.get("audio_end_ms", 0),
@@ -550,7 +349,7 @@ class LocalCall:
         item = self._find(event.get("item_id"), event.get("event_id"))
         if item is not None:
             self.items.remove(item)
-            self.emit("conversation.item.deleted", item_id=item["id"])
+            self.emit(S.CONVERSATION_ITEM_DELETED, item_id=item["id"])
 
     def _on_response_create(self, event: JSON) -> None:
         if self.response is not None:
@@ -624,15 +423,15 @@ class LocalCall:
                 self._finish(response, "failed", None)
 
     async def _run(self, response: Response, plan: ReplyPlan) -> None:
-        self.emit("response.created", response=self._response_object(response, "in_progress", None))
+        self.emit(S.RESPONSE_CREATED, response=self._response_object(response, "in_progress", None))
         self.emit(
-            "rate_limits.updated",
+            S.RATE_LIMITS_UPDATED,
             rate_limits=[
                 {"name": "requests", "limit": 5000, "remaining": 4999, "reset_seconds": 0.012},
                 {"name": "tokens", "limit": 400000, "remaining": 395000, "reset_seconds": 0.75},
             ],
         )
-        previous = self.items[-1]["id"] if self.items else None
+        previous = store.last_id(self.items)
         response.previous_item_id = previous
         if plan.function is not None:
             await self._run_function_call(response, *plan.function)
@@ -649,17 +448,17 @@ class LocalCall:
         response.item = item
         self.items.append(item)
         ids = {"response_id": response.id, "item_id": item["id"], "output_index": 0}
-        self.emit("response.output_item.added", response_id=response.id, output_index=0, item=item)
-        self.emit("conversation.item.added", item=item, previous_item_id=previous)
+        self.emit(S.RESPONSE_OUTPUT_ITEM_ADDED, response_id=response.id, output_index=0, item=item)
+        self.emit(S.CONVERSATION_ITEM_ADDED, item=item, previous_item_id=previous)
         part = {"type": "audio", "transcript": ""} if audio else {"type": "text", "text": ""}
-        self.emit("response.content_part.added", **ids, content_index=0, part=part)
+        self.emit(S.RESPONSE_CONTENT_PART_ADDED, **ids, content_index=0, part=part)
         words = re.findall(r"\S+\s*", plan.text)
         if audio:
             pcm = await synthesize(plan.text)
             duration_ms = len(pcm) * 1000 / RATE
             self.track.play(pcm)
             response.audio_started = True
-            self.emit("output_audio_buffer.started", response_id=response.id)
+            self.emit(S.OUTPUT_AUDIO_BUFFER_STARTED, response_id=response.id)
             said = 0
             for word in words:
                 due = duration_ms * said / max(1, len(plan.text))
@@ -667,14 +466,14 @@ class LocalCall:
                 while self.track.played_ms < due:  # noqa: ASYNC110
                     await asyncio.sleep(max(0.005, (due - self.track.played_ms) / 1000))
                 self.emit(
-                    "response.output_audio_transcript.delta", **ids, content_index=0, delta=word
+                    S.RESPONSE_OUTPUT_AUDIO_TRANSCRIPT_DELTA, **ids, content_index=0, delta=word
                 )
                 response.spoken += word
                 said += len(word)
             await response.drained.wait()
         else:
             for word in words:
-                self.emit("response.output_text.delta", **ids, content_index=0, delta=word)
+                self.emit(S.RESPONSE_OUTPUT_TEXT_DELTA, **ids, content_index=0, delta=word)
                 response.spoken += word
                 await asyncio.sleep(0.005)
         self._finish(response, "completed", None)
@@ -692,8 +491,8 @@ class LocalCall:
         }
         response.item = item
         self.items.append(item)
-        self.emit("response.output_item.added", response_id=response.id, output_index=0, item=item)
-        self.emit("conversation.item.added", item=item, previous_item_id=response.previous_item_id)
+        self.emit(S.RESPONSE_OUTPUT_ITEM_ADDED, response_id=response.id, output_index=0, item=item)
+        self.emit(S.CONVERSATION_ITEM_ADDED, item=item, previous_item_id=response.previous_item_id)
         ids = {
             "response_id": response.id,
             "item_id": item["id"],
@@ -702,10 +501,10 @@ class LocalCall:
         }
         for start in range(0, len(arguments), 16):
             self.emit(
-                "response.function_call_arguments.delta", **ids, delta=arguments[start : start + 16]
+                S.RESPONSE_FUNCTION_CALL_ARGUMENTS_DELTA, **ids, delta=arguments[start : start + 16]
             )
             await asyncio.sleep(0.005)
-        self.emit("response.function_call_arguments.done", **ids, arguments=arguments, name=name)
+        self.emit(S.RESPONSE_FUNCTION_CALL_ARGUMENTS_DONE, **ids, arguments=arguments, name=name)
         item.update(arguments=arguments)
         response.spoken = arguments
         self._finish(response, "completed", None)
@@ -719,7 +518,7 @@ class LocalCall:
                 audio = response.modalities == ["audio"]
                 if audio:
                     self.emit(
-                        "response.output_audio_transcript.done",
+                        S.RESPONSE_OUTPUT_AUDIO_TRANSCRIPT_DONE,
                         **ids,
                         content_index=0,
                         transcript=response.spoken,
@@ -728,20 +527,20 @@ class LocalCall:
                     item["content"] = [{"type": "output_audio", "transcript": response.spoken}]
                 else:
                     self.emit(
-                        "response.output_text.done", **ids, content_index=0, text=response.spoken
+                        S.RESPONSE_OUTPUT_TEXT_DONE, **ids, content_index=0, text=response.spoken
                     )
                     part = {"type": "text", "text": response.spoken}
                     item["content"] = [{"type": "output_text", "text": response.spoken}]
-                self.emit("response.content_part.done", **ids, content_index=0, part=part)
+                self.emit(S.RESPONSE_CONTENT_PART_DONE, **ids, content_index=0, part=part)
             self.emit(
-                "response.output_item.done", response_id=response.id, output_index=0, item=item
+                S.RESPONSE_OUTPUT_ITEM_DONE, response_id=response.id, output_index=0, item=item
             )
             self.emit(
-                "conversation.item.done", item=item, previous_item_id=response.previous_item_id
+                S.CONVERSATION_ITEM_DONE, item=item, previous_item_id=response.previous_item_id
             )
-        self.emit("response.done", response=self._response_object(response, status, reason))
+        self.emit(S.RESPONSE_DONE, response=self._response_object(response, status, reason))
         if response.audio_started and status == "completed":
-            self.emit("output_audio_buffer.stopped", response_id=response.id)
+            self.emit(S.OUTPUT_AUDIO_BUFFER_STOPPED, response_id=response.id)
         if self.response is response:
             self.response = None
 
@@ -755,7 +554,7 @@ class LocalCall:
             response.task.cancel()
         if response.audio_started:
             self.track.clear()
-            self.emit("output_audio_buffer.cleared", response_id=response.id)
+            self.emit(S.OUTPUT_AUDIO_BUFFER_CLEARED, response_id=response.id)
         self._finish(response, "cancelled", reason)
         return True
 

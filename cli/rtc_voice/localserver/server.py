@@ -25,6 +25,7 @@ from rtc_voice.localserver.sessions import (
     new_id,
     validate_client_secret_body,
 )
+from rtc_voice.rtc.ice import is_loopback_host
 
 MAX_BODY = 256 * 1024
 DEFAULT_PORT = 8765
@@ -142,10 +143,6 @@ class LocalServer:
         return app
 
     async def start(self) -> None:
-        from rtc_voice.rtc import is_loopback_host, use_loopback_ice
-
-        if is_loopback_host(self.host):
-            use_loopback_ice()
         self._runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -272,6 +269,7 @@ class LocalServer:
             max_duration=self.max_call_seconds,
             log=self.log,
             on_end=self._forget,
+            loopback_only=is_loopback_host(self.host),
         )
         try:
             answer = await call.answer(offer)

@@ -10,9 +10,23 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from rtc_voice.protocol.defaults import (
+    AUDIO_FORMAT,
+    DEFAULT_MODEL,
+    EAGERNESS,
+    KEY_TTL_DEFAULT,
+    KEY_TTL_MAX,
+    KEY_TTL_MIN,
+    NOISE_REDUCTION_TYPES,
+    OUTPUT_MODALITIES,
+    SERVER_DEFAULT_VOICE,
+    TURN_DETECTION_TYPES,
+    VOICES,
+    turn_detection_defaults,
+)
+
 JSON = dict[str, Any]
 
-VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 LOCAL_INSTRUCTIONS = (
     "This is the rtc-voice local server, an offline stand-in for the OpenAI Realtime API. "
     "It does not understand speech: it answers with fixed, honest replies."
@@ -124,7 +138,7 @@ def _check_values(session: JSON, path: str) -> None:
     if "model" in session and not (isinstance(session["model"], str) and session["model"]):
         raise invalid(f"{path}.model", session["model"], "a model name such as 'gpt-realtime'")
     modalities = session.get("output_modalities")
-    if modalities is not None and modalities not in (["audio"], ["text"]):
+    if modalities is not None and modalities not in [[m] for m in OUTPUT_MODALITIES]:
         raise invalid(f"{path}.output_modalities", modalities, "['audio'] or ['text']")
     for index, tool in enumerate(session.get("tools") or []):
         where = f"{path}.tools[{index}]"
@@ -143,22 +157,17 @@ def _check_values(session: JSON, path: str) -> None:
     td = f"{path}.audio.input.turn_detection"
     if detection is not None:
         kind = detection.get("type")
-        if kind not in ("server_vad", "semantic_vad"):
+        if kind not in TURN_DETECTION_TYPES:
             raise invalid(f"{td}.type", kind, "'server_vad' or 'semantic_vad'")
         if "threshold" in detection:
             _number(detection["threshold"], f"{td}.threshold", 0, 1)
         for key in ("prefix_padding_ms", "silence_duration_ms"):
             if key in detection:
                 _number(detection[key], f"{td}.{key}", 0, 60000)
-        if "eagerness" in detection and detection["eagerness"] not in (
-            "low",
-            "medium",
-            "high",
-            "auto",
-        ):
+        if "eagerness" in detection and detection["eagerness"] not in EAGERNESS:
             raise invalid(f"{td}.eagerness", detection["eagerness"], "low, medium, high or auto")
     noise = audio_in.get("noise_reduction")
-    if noise is not None and noise.get("type") not in ("near_field", "far_field"):
+    if noise is not None and noise.get("type") not in NOISE_REDUCTION_TYPES:
         raise invalid(
             f"{path}.audio.input.noise_reduction.type",
             noise.get("type"),
@@ -194,51 +203,32 @@ def validate_client_secret_body(body: object) -> tuple[int, JSON]:
     for key in body:
         if key not in ("expires_after", "session"):
             raise unknown(key)
-    ttl = 600
+    ttl = KEY_TTL_DEFAULT
     expires = body.get("expires_after")
     if expires is not None:
         _check_keys(expires, {"anchor": None, "seconds": None}, "expires_after")
         if expires.get("anchor", "created_at") != "created_at":
             raise invalid("expires_after.anchor", expires.get("anchor"), "'created_at'")
-        seconds = expires.get("seconds", 600)
+        seconds = expires.get("seconds", KEY_TTL_DEFAULT)
         if isinstance(seconds, bool) or not isinstance(seconds, int):
             raise invalid("expires_after.seconds", seconds, "an integer")
-        if seconds > 7200:
+        if seconds > KEY_TTL_MAX:
             raise ParamError(
                 "integer_above_max_value",
                 "expires_after.seconds",
                 "Invalid 'expires_after.seconds': integer above maximum value. Expected a value "
-                f"<= 7200, but got {seconds} instead.",
+                f"<= {KEY_TTL_MAX}, but got {seconds} instead.",
             )
-        if seconds < 10:
+        if seconds < KEY_TTL_MIN:
             raise ParamError(
                 "integer_below_min_value",
                 "expires_after.seconds",
                 "Invalid 'expires_after.seconds': integer below minimum value. Expected a value "
-                f">= 10, but got {seconds} instead.",
+                f">= {KEY_TTL_MIN}, but got {seconds} instead.",
             )
         ttl = seconds
     session = body.get("session")
     return ttl, validate_session(session) if session is not None else {"type": "realtime"}
-
-
-def _turn_detection_defaults(kind: str) -> JSON:
-    if kind == "semantic_vad":
-        return {
-            "type": "semantic_vad",
-            "eagerness": "auto",
-            "create_response": True,
-            "interrupt_response": True,
-        }
-    return {
-        "type": "server_vad",
-        "threshold": 0.5,
-        "prefix_padding_ms": 300,
-        "silence_duration_ms": 500,
-        "idle_timeout_ms": None,
-        "create_response": True,
-        "interrupt_response": True,
-    }
 
 
 def default_session(expires_at: int) -> JSON:
@@ -247,7 +237,7 @@ def default_session(expires_at: int) -> JSON:
         "type": "realtime",
         "object": "realtime.session",
         "id": new_id("sess"),
-        "model": "gpt-realtime",
+        "model": DEFAULT_MODEL,
         "output_modalities": ["audio"],
         "instructions": LOCAL_INSTRUCTIONS,
         "tools": [],
@@ -260,14 +250,14 @@ def default_session(expires_at: int) -> JSON:
         "include": None,
         "audio": {
             "input": {
-                "format": {"type": "audio/pcm", "rate": 24000},
+                "format": dict(AUDIO_FORMAT),
                 "transcription": None,
                 "noise_reduction": None,
-                "turn_detection": _turn_detection_defaults("server_vad"),
+                "turn_detection": turn_detection_defaults("server_vad"),
             },
             "output": {
-                "format": {"type": "audio/pcm", "rate": 24000},
-                "voice": "alloy",
+                "format": dict(AUDIO_FORMAT),
+                "voice": SERVER_DEFAULT_VOICE,
                 "speed": 1.0,
             },
         },
@@ -288,7 +278,7 @@ def _merge_into(target: JSON, update: JSON) -> None:
         if key == "turn_detection" and isinstance(value, dict):
             kind = value.get("type") or (current or {}).get("type") or "server_vad"
             if not isinstance(current, dict) or current.get("type") != kind:
-                current = _turn_detection_defaults(kind)
+                current = turn_detection_defaults(kind)
             target[key] = {**current, **copy.deepcopy(value)}
         elif isinstance(value, dict) and isinstance(current, dict) and key != "parameters":
             _merge_into(current, value)

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TextIO
 
-from rtc_voice.conversation import Turn
-
-if TYPE_CHECKING:
-    from rtc_voice.session import CallSession
+from rtc_voice.call.controls import CallSnapshot, Controls
+from rtc_voice.conversation import FunctionCall, Turn
 
 
 def turn_line(turn: Turn) -> str:
-    if turn.kind == "function_call":
+    if isinstance(turn, FunctionCall):
         return f"function: {turn.name}({turn.arguments}) -> {turn.output}"
     who = "you" if turn.role == "user" else "assistant"
     mark = "" if turn.status == "completed" else f" [{turn.status}]"
@@ -26,10 +25,10 @@ class LinePresenter:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
 
-    def attach(self, session: CallSession) -> None:
-        self.session = session
+    def bind(self, controls: Controls, snapshot: Callable[[], CallSnapshot]) -> None:
+        self.controls = controls
 
-    def event(self, event: dict[str, Any], direction: str) -> None:
+    def event(self, event: Mapping[str, Any], direction: str) -> None:
         pass
 
     def turns_finished(self, turns: list[Turn]) -> None:
@@ -42,12 +41,12 @@ class LinePresenter:
     async def run(self) -> None:
         pass
 
-    def close(self) -> None:
+    def close(self, turns: Sequence[Turn]) -> None:
         pass
 
 
 class JsonPresenter(LinePresenter):
-    def event(self, event: dict[str, Any], direction: str) -> None:
+    def event(self, event: Mapping[str, Any], direction: str) -> None:
         if direction == "server":
             print(json.dumps(event, ensure_ascii=False), file=self.out, flush=True)
 

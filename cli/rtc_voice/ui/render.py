@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
-from rtc_voice.conversation import LogLine, Turn
+from rtc_voice.conversation import FunctionCall, Turn
+from rtc_voice.eventlog import LogLine
 
 METER_CELLS = 12
 KEYS = "m mute · i interrupt · t type · l log · ? help · q quit"
@@ -32,8 +35,8 @@ class View:
     phase: str = "starting"
     elapsed_s: float = 0.0
     left_s: float | None = None
-    turns: list[Turn] = field(default_factory=list)
-    log: list[LogLine] = field(default_factory=list)
+    turns: Sequence[Turn] = ()
+    log: Sequence[LogLine] = ()
     show_log: bool = False
     show_help: bool = False
     mic_dbfs: float = -120.0
@@ -84,7 +87,7 @@ def header(view: View) -> Text:
 
 
 def turn_text(turn: Turn) -> Text:
-    if turn.kind == "function_call":
+    if isinstance(turn, FunctionCall):
         result = turn.output if turn.output is not None else "…"
         return Text.assemble(
             ("  ƒ ", "magenta"),
@@ -120,12 +123,28 @@ def turn_text(turn: Turn) -> Text:
     return line
 
 
-def conversation(turns: list[Turn], width: int, height: int) -> Text:
+_WRAP_CACHE_SIZE = 512
+_wrapped: dict[tuple[object, ...], list[Text]] = {}
+
+
+def wrapped_turn(turn: Turn, width: int) -> list[Text]:
+    """`turn_text(turn)` wrapped to `width` columns. Finished turns never change, so each is
+    wrapped once per width (what keeps a 200-turn screen cheap to draw)."""
+    key = (type(turn).__name__, *dataclasses.astuple(turn), width)
+    lines = _wrapped.get(key)
+    if lines is None:
+        if len(_wrapped) >= _WRAP_CACHE_SIZE:
+            _wrapped.clear()
+        console = Console(width=width, file=None, color_system=None)
+        lines = _wrapped[key] = list(turn_text(turn).wrap(console, width))
+    return lines
+
+
+def conversation(turns: Sequence[Turn], width: int, height: int) -> Text:
     """The newest turns that fit in `height` lines of `width` columns."""
-    console = Console(width=max(20, width), file=None, color_system=None)
     lines: list[Text] = []
     for turn in reversed(turns):
-        wrapped = list(turn_text(turn).wrap(console, max(20, width)))
+        wrapped = wrapped_turn(turn, max(20, width))
         if lines and len(lines) + len(wrapped) > height:
             break
         lines = [*wrapped, *lines]
@@ -134,7 +153,7 @@ def conversation(turns: list[Turn], width: int, height: int) -> Text:
     return Text("\n").join(lines[-height:]) if lines else Text("")
 
 
-def log_panel(log: list[LogLine], height: int, width: int = 200) -> Text:
+def log_panel(log: Sequence[LogLine], height: int, width: int = 200) -> Text:
     rows: list[Text] = []
     for line in log[-height:]:
         arrow = ("→", "cyan") if line.direction == "client" else ("←", "green")

@@ -1,5 +1,9 @@
 """The live terminal UI: Rich Live on the alternate screen at a bounded frame rate, and
-single-key commands read in cbreak mode. The terminal is restored however the call ends."""
+single-key commands read in cbreak mode. The terminal is restored however the call ends.
+
+It holds no call: it renders immutable snapshots and sends commands. Each frame's snapshot is
+taken on the event loop (cheap copies); laying it out and writing it to the terminal happen on
+a worker thread, so a long conversation never holds up the audio on the loop."""
 
 from __future__ import annotations
 
@@ -10,25 +14,39 @@ import sys
 import termios
 import time
 import tty
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
 
+from rtc_voice.call.controls import (
+    CallSnapshot,
+    Controls,
+    HangUp,
+    Interrupt,
+    PushToTalk,
+    SendText,
+    ToggleMute,
+)
 from rtc_voice.conversation import Turn
 from rtc_voice.ui.plain import turn_line
 from rtc_voice.ui.render import View, screen
 
-if TYPE_CHECKING:
-    from rtc_voice.session import CallSession
-
 FPS = 12  # well under the 15 fps cap; events never trigger a render themselves
+# A frame is drawn on a worker thread, but it holds the GIL while it runs Python; by default
+# the loop thread would wait up to 5 ms for it at each switch. 0.5 ms keeps the loop (and the
+# audio on it) waking on time at a negligible cost in throughput.
+SWITCH_INTERVAL_S = 0.0005
 NOTICE_SECONDS = 8.0
 
 
 class LivePresenter:
-    def __init__(self, *, ptt: bool = False, console: Console | None = None) -> None:
+    def __init__(
+        self, *, ptt: bool = False, console: Console | None = None, keys: bool = True
+    ) -> None:
         self.ptt = ptt
+        self.keys = keys  # read single keys from stdin (off for benchmarks)
         self.console = console or Console()
         self.show_log = False
         self.show_help = False
@@ -38,14 +56,16 @@ class LivePresenter:
         self._saved: list[Any] | None = None
         self._live: Live | None = None
         self._closed = False
-        self.session: CallSession | None = None
+        self.controls: Controls | None = None
+        self._snapshot: Callable[[], CallSnapshot] = CallSnapshot
 
     # --- presenter protocol
 
-    def attach(self, session: CallSession) -> None:
-        self.session = session
+    def bind(self, controls: Controls, snapshot: Callable[[], CallSnapshot]) -> None:
+        self.controls = controls
+        self._snapshot = snapshot
 
-    def event(self, event: dict[str, Any], direction: str) -> None:
+    def event(self, event: Mapping[str, Any], direction: str) -> None:
         pass  # the screen is drawn from the conversation state, on its own clock
 
     def turns_finished(self, turns: list[Turn]) -> None:
@@ -56,8 +76,11 @@ class LivePresenter:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        self._enter_cbreak()
-        loop.add_reader(self._fd, self._on_input)
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL_S))
+        if self.keys:
+            self._enter_cbreak()
+            loop.add_reader(self._fd, self._on_input)
         try:
             with Live(
                 console=self.console,
@@ -68,16 +91,22 @@ class LivePresenter:
             ) as live:
                 self._live = live
                 while True:
-                    width, height = self.console.size
-                    live.update(screen(self.snapshot(), width, height), refresh=True)
+                    view = self.view()
+                    await asyncio.to_thread(self._draw, live, view)
                     await asyncio.sleep(1 / FPS)
         finally:
+            sys.setswitchinterval(switch_interval)
             self._live = None
-            with contextlib.suppress(Exception):
-                loop.remove_reader(self._fd)
+            if self.keys:
+                with contextlib.suppress(Exception):
+                    loop.remove_reader(self._fd)
             self._restore()
 
-    def close(self) -> None:
+    def _draw(self, live: Live, view: View) -> None:
+        width, height = self.console.size
+        live.update(screen(view, width, height), refresh=True)
+
+    def close(self, turns: Sequence[Turn]) -> None:
         """Leave the terminal as we found it, then print the conversation for scrollback."""
         if self._closed:
             return
@@ -86,9 +115,8 @@ class LivePresenter:
             with contextlib.suppress(Exception):
                 self._live.stop()
         self._restore()
-        if self.session is not None:
-            for turn in self.session.conversation.turns():
-                self.console.print(turn_line(turn), highlight=False, markup=False)
+        for turn in turns:
+            self.console.print(turn_line(turn), highlight=False, markup=False)
 
     # --- terminal
 
@@ -116,12 +144,12 @@ class LivePresenter:
             self.key(char)
 
     def key(self, char: str) -> None:
-        session = self.session
-        if session is None:
+        controls = self.controls
+        if controls is None:
             return
         if self.typing is not None:
             if char in ("\r", "\n"):
-                session.send_text(self.typing)
+                controls.send(SendText(self.typing))
                 self.typing = None
             elif char == "\x1b":
                 self.typing = None
@@ -133,11 +161,11 @@ class LivePresenter:
                 self.typing += char
             return
         if char == "q":
-            session.quit("you hung up")
+            controls.send(HangUp("you hung up"))
         elif char == "m":
-            session.toggle_mute()
+            controls.send(ToggleMute())
         elif char == "i":
-            session.interrupt()
+            controls.send(Interrupt())
         elif char in ("t", "\r", "\n"):
             self.typing = ""
         elif char == "l":
@@ -145,40 +173,36 @@ class LivePresenter:
         elif char == "?":
             self.show_help = not self.show_help
         elif char == " " and self.ptt:
-            session.push_to_talk()
+            controls.send(PushToTalk())
 
-    # --- snapshot
+    # --- the frame
 
-    def snapshot(self) -> View:
-        session = self.session
-        if session is None:
-            return View()
-        conv = session.conversation
+    def view(self) -> View:
+        """What to draw now: the call's snapshot and this screen's own state."""
+        snap = self._snapshot()
         text, error, since = self._notice
         if text and time.monotonic() - since > NOTICE_SECONDS:
             text = ""
-        mic = session.mic.track.level_dbfs if session.mic is not None else -120.0
-        speaker = session.sink.level_dbfs if session.sink is not None else -120.0
         return View(
-            model=conv.model or session.settings.model,
-            voice=conv.voice or session.settings.voice,
-            phase=session.state.phase,
-            elapsed_s=session.elapsed,
-            left_s=session.time_left,
-            turns=conv.turns()[-60:],
-            log=list(conv.log)[-12:],
+            model=snap.model,
+            voice=snap.voice,
+            phase=snap.phase,
+            elapsed_s=snap.elapsed_s,
+            left_s=snap.left_s,
+            turns=snap.turns,
+            log=snap.log,
             show_log=self.show_log,
             show_help=self.show_help,
-            mic_dbfs=-120.0 if session.state.muted else mic,
-            speaker_dbfs=speaker,
-            muted=session.state.muted,
-            speaking=conv.speaking,
-            tokens_in=conv.usage.input_tokens,
-            tokens_out=conv.usage.output_tokens,
-            cost_usd=session.cost_usd,
+            mic_dbfs=snap.mic_dbfs,
+            speaker_dbfs=snap.speaker_dbfs,
+            muted=snap.muted,
+            speaking=snap.speaking,
+            tokens_in=snap.tokens_in,
+            tokens_out=snap.tokens_out,
+            cost_usd=snap.cost_usd,
             typing=self.typing,
             ptt=self.ptt,
-            ptt_active=session.state.ptt_active,
+            ptt_active=snap.ptt_active,
             notice=text,
             notice_error=error,
         )

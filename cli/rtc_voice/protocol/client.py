@@ -1,13 +1,15 @@
-"""Pure GA Realtime shapes: session config from settings, request bodies, client events.
-
-No I/O. Every builder here produces JSON that the tests validate against `openai.types.realtime`.
-"""
+"""Pure: the JSON a client sends, built once: session config from settings, request bodies and
+client events. Tests validate every builder against `openai.types.realtime`."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from rtc_voice.config import Settings
+from rtc_voice.protocol.names import ClientEventType as C
+
+if TYPE_CHECKING:
+    from rtc_voice.config import Settings
 
 JSON = dict[str, Any]
 
@@ -62,7 +64,7 @@ def client_secret_request(settings: Settings) -> JSON:
 def user_message(text: str) -> JSON:
     """`conversation.item.create` for a typed user message."""
     return {
-        "type": "conversation.item.create",
+        "type": C.CONVERSATION_ITEM_CREATE,
         "item": {
             "type": "message",
             "role": "user",
@@ -71,20 +73,56 @@ def user_message(text: str) -> JSON:
     }
 
 
+def item_create(item: JSON, previous_item_id: str | None = None) -> JSON:
+    """`conversation.item.create` for any item, placed after `previous_item_id` when given."""
+    event: JSON = {"type": C.CONVERSATION_ITEM_CREATE, "item": item}
+    if previous_item_id is not None:
+        event["previous_item_id"] = previous_item_id
+    return event
+
+
+def text_message(item_id: str, role: str, text: str) -> JSON:
+    """A message item in words: what the user said or typed, or what the assistant said."""
+    kind = "input_text" if role == "user" else "output_text"
+    return {
+        "id": item_id,
+        "type": "message",
+        "role": role,
+        "content": [{"type": kind, "text": text}],
+    }
+
+
 def function_call_output(call_id: str, output: str) -> JSON:
     """`conversation.item.create` carrying a tool's result back to the model."""
     return {
-        "type": "conversation.item.create",
+        "type": C.CONVERSATION_ITEM_CREATE,
         "item": {"type": "function_call_output", "call_id": call_id, "output": output},
     }
 
 
-def session_tools(tools: list[JSON]) -> JSON:
+def session_tools(tools: Sequence[JSON]) -> JSON:
     """`session.update` declaring function tools (what an ephemeral key's session lacks)."""
     return {
-        "type": "session.update",
-        "session": {"type": "realtime", "tools": tools, "tool_choice": "auto"},
+        "type": C.SESSION_UPDATE,
+        "session": {"type": "realtime", "tools": list(tools), "tool_choice": "auto"},
     }
 
 
-RESPONSE_CREATE: JSON = {"type": "response.create"}
+def response_create() -> JSON:
+    return {"type": C.RESPONSE_CREATE}
+
+
+def response_cancel() -> JSON:
+    return {"type": C.RESPONSE_CANCEL}
+
+
+def output_audio_buffer_clear() -> JSON:
+    return {"type": C.OUTPUT_AUDIO_BUFFER_CLEAR}
+
+
+def input_audio_buffer_clear() -> JSON:
+    return {"type": C.INPUT_AUDIO_BUFFER_CLEAR}
+
+
+def input_audio_buffer_commit() -> JSON:
+    return {"type": C.INPUT_AUDIO_BUFFER_COMMIT}

@@ -1,0 +1,211 @@
+"""call/supervisor.py: every task is owned and awaited, and a failure anywhere ends the call with
+a sentence (real local calls over loopback WebRTC; faults injected where they really happen)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from rtc_voice.app import app
+from rtc_voice.audio.pcm import silence
+from rtc_voice.audio.tracks import PcmTrack
+from rtc_voice.audio.wavfile import WavWriter
+from rtc_voice.call.controls import CallSnapshot, Controls, HangUp
+from rtc_voice.call.supervisor import CallSupervisor, InternalError, TalkOptions
+from rtc_voice.config import load_settings
+from rtc_voice.errors import ExitCode
+from rtc_voice.ui.plain import LinePresenter
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def quiet_wav(tmp_path: Path, ms: float = 20_000) -> Path:
+    path = tmp_path / "quiet.wav"
+    writer = WavWriter(path)
+    writer.write(silence(ms))
+    writer.close()
+    return path
+
+
+class Recording(LinePresenter):
+    """A line presenter that remembers what it was told and can hang up once connected."""
+
+    def __init__(self) -> None:
+        super().__init__(out=StringIO(), err=StringIO())
+        self.closed_with: list[Any] | None = None
+        self.snapshot: Callable[[], CallSnapshot] = CallSnapshot
+
+    def bind(self, controls: Controls, snapshot: Callable[[], CallSnapshot]) -> None:
+        super().bind(controls, snapshot)
+        self.snapshot = snapshot
+
+    def close(self, turns: Any) -> None:
+        self.closed_with = list(turns)
+
+    async def connected(self) -> None:
+        while self.snapshot().phase != "connected":  # noqa: ASYNC110 - polling a snapshot
+            await asyncio.sleep(0.02)
+
+
+def supervisor(tmp_path: Path, presenter: Recording, **options: Any) -> CallSupervisor:
+    opts = TalkOptions(
+        local=True, input=str(quiet_wav(tmp_path)), output="none", max_duration=20, **options
+    )
+    return CallSupervisor(load_settings(env={}), opts, presenter, api_key=None)
+
+
+def assert_all_tasks_done(call: CallSupervisor) -> None:
+    assert call._tasks == set()  # each removes itself once done: none was left running
+    assert call.state.phase == "ended"
+
+
+async def test_a_failing_screen_ends_the_call_with_a_sentence(tmp_path: Path) -> None:
+    class BrokenScreen(Recording):
+        async def run(self) -> None:
+            await self.connected()
+            raise RuntimeError("the renderer fell over")
+
+    presenter = BrokenScreen()
+    call = supervisor(tmp_path, presenter)
+    code = await call.run()
+    assert code == ExitCode.FAILURE
+    assert isinstance(call.failure, InternalError)
+    assert call.failure.message == (
+        "Internal error in the screen: RuntimeError: the renderer fell over"
+    )
+    assert presenter.closed_with is not None
+    assert_all_tasks_done(call)
+
+
+async def test_a_failing_event_handler_ends_the_call(tmp_path: Path) -> None:
+    class BrokenEvents(Recording):
+        def event(self, event: Mapping[str, Any], direction: str) -> None:
+            if direction == "server" and event["type"] == "response.done":
+                raise KeyError("usage")
+
+    call = supervisor(tmp_path, BrokenEvents(), say="hello")
+    assert await call.run() == ExitCode.FAILURE
+    assert call.failure is not None
+    assert call.failure.message == "Internal error in the event pump: KeyError: 'usage'"
+    assert_all_tasks_done(call)
+
+
+async def test_a_failing_microphone_track_ends_the_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiortc would swallow this and stop the track: the microphone would go silent unnoticed
+    until --max-duration."""
+    original = PcmTrack._next_frame
+    frames = 0
+
+    async def failing(self: PcmTrack) -> Any:
+        nonlocal frames
+        frames += 1
+        if frames == 25:
+            raise RuntimeError("the capture buffer is gone")
+        return await original(self)
+
+    monkeypatch.setattr(PcmTrack, "_next_frame", failing)
+    call = supervisor(tmp_path, Recording())
+    assert await call.run() == ExitCode.FAILURE
+    assert call.failure is not None
+    assert call.failure.message == (
+        "Internal error in the microphone: RuntimeError: the capture buffer is gone"
+    )
+    assert_all_tasks_done(call)
+
+
+def full_disk(tmp_path: Path) -> Path:
+    """A .wav path whose every write fails with ENOSPC, as on a full disk."""
+    path = tmp_path / "rec.wav"
+    path.symlink_to("/dev/full")
+    return path
+
+
+async def test_a_full_disk_under_the_recording_ends_the_call(tmp_path: Path) -> None:
+    call = supervisor(tmp_path, Recording(), record=full_disk(tmp_path))
+    assert await call.run() == ExitCode.AUDIO
+    assert call.failure is not None
+    assert call.failure.message == (
+        "Writing the recording or transcript failed: No space left on device."
+    )
+    assert_all_tasks_done(call)
+
+
+async def test_hanging_up_awaits_every_task_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    class HangsUp(Recording):
+        async def run(self) -> None:
+            await self.connected()
+            self.controls.send(HangUp("you hung up"))
+            await asyncio.sleep(3600)  # cancelled on the way out
+
+    call = supervisor(tmp_path, HangsUp())
+    assert await call.run() == ExitCode.OK
+    assert call.failure is None and call.end_reason == "you hung up"
+    assert_all_tasks_done(call)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_the_cli_prints_the_sentence_and_the_traceback_only_with_debug(
+    tmp_path: Path, debug: bool
+) -> None:
+    args = ["--debug"] if debug else []
+    result = CliRunner().invoke(
+        app,
+        [
+            *args,
+            "talk",
+            "--local",
+            "--input",
+            str(quiet_wav(tmp_path)),
+            "--output",
+            "none",
+            "--record",
+            str(full_disk(tmp_path)),
+            "--max-duration",
+            "20",
+        ],
+    )
+    assert result.exit_code == ExitCode.AUDIO
+    out = result.output + result.stderr
+    assert "Error: Writing the recording or transcript failed: No space left on device." in out
+    assert "Check the disk space" in out
+    assert ("Traceback" in out and "OSError: [Errno 28]" in out) is debug
+
+
+async def test_the_offer_is_made_while_the_key_request_is_in_flight(tmp_path: Path) -> None:
+    from rtc_voice.credentials import ApiKey
+    from tests.support import Reply, ScriptedServer, openai_error
+
+    seen_while_minting: list[bool] = []
+
+    class Watching(Recording):
+        async def run(self) -> None:
+            while self.snapshot().phase != "minting":  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            while self.snapshot().phase == "minting":
+                offer = call._offer
+                seen_while_minting.append(offer is not None and offer.done())
+                await asyncio.sleep(0.01)
+
+    with ScriptedServer() as server:
+        server.script(
+            Reply(200, {"value": "ek_slow", "expires_at": 2**31}, delay=1.0),
+            Reply(401, openai_error("Incorrect API key provided: ek_…slow.", "invalid_api_key")),
+        )
+        settings = load_settings(env={"RTC_VOICE_BASE_URL": server.base_url})
+        opts = TalkOptions(input=str(quiet_wav(tmp_path)), output="none")
+        call = CallSupervisor(settings, opts, Watching(), api_key=ApiKey("sk-test-key", "env"))
+        assert await call.run() == ExitCode.AUTH
+    assert seen_while_minting[-1] is True  # the peer and its offer were ready before the key
+    assert [r.path for r in server.requests] == [
+        "/v1/realtime/client_secrets",
+        "/v1/realtime/calls",
+    ]
+    assert_all_tasks_done(call)
