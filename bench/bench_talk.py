@@ -1,16 +1,17 @@
 """`talk` figures on this machine.
 
 1. Process start -> call ready (session.created printed) with `--local`; target <= 1.5 s median.
-2. Receive latency: RTP packet arrival -> the speaker callback starts on that frame, with
-   aiortc's default jitter buffer (4 frames) and ours (network.jitter_buffer_frames = 1);
-   target <= 40 ms median without underruns.
-3. Client CPU during a full-duplex minute (server in its own process); target <= 10% of a core.
-BENCH_SECONDS shortens 2 and 3.
+2. Client CPU during a full-duplex minute (server in its own process); target <= 10% of a core.
+BENCH_SECONDS shortens 2.
+
+Latency is measured by bench_mouth_to_ear.py, the way a person hears it (server in another
+process, click detected on the speaker's output, stock aiortc client in the same run). The
+receive-latency figure that used to be here ran the server in the client's own loop, waited
+for the speaker before feeding audio (talk does not) and stopped at the callback.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import resource
@@ -20,7 +21,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -76,71 +76,6 @@ def start_to_ready(tmp: Path, runs: int = 7) -> None:
     )
 
 
-async def receive_latency(frames: int | None, seconds: float) -> tuple[list[float], int, str]:
-    """Latencies (ms) from RTP arrival to the speaker starting on each frame."""
-    from aiortc.rtcrtpreceiver import RTCRtpReceiver
-
-    from rtc_voice.api import RealtimeApi
-    from rtc_voice.audio import devices
-    from rtc_voice.audio.tracks import PcmTrack, frame_to_mono
-    from rtc_voice.localserver import LocalServer
-    from rtc_voice.protocol import client as events
-    from rtc_voice.rtc.peer import connect
-
-    # per receiver (the in-process server has one too): RTP timestamp - first -> arrival time
-    stamps: dict[int, dict[int, float]] = {}
-    bases: dict[int, int] = {}
-    original = RTCRtpReceiver._handle_rtp_packet
-
-    async def stamped(self: Any, packet: Any, arrival_time_ms: int) -> None:
-        base = bases.setdefault(id(self), packet.timestamp)
-        stamps.setdefault(id(self), {}).setdefault(
-            (packet.timestamp - base) % 2**32, time.monotonic()
-        )
-        await original(self, packet, arrival_time_ms)
-
-    RTCRtpReceiver._handle_rtp_packet = stamped  # type: ignore[method-assign]
-    sink = devices.OutputSink(devices.select(None, "output"))
-    sink.start()
-    await sink.wait_running()
-    latencies: list[float] = []
-    try:
-        async with LocalServer() as server, RealtimeApi(server.base_url) as api:
-            secret = await api.create_client_secret(
-                "sk-bench",
-                {"session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}}},
-            )
-            conn = await connect(
-                api,
-                secret.value,
-                PcmTrack(),
-                connect_timeout=10,
-                jitter_buffer_frames=frames,
-                loopback_only=True,
-            )
-            track = await conn.remote_audio  # type: ignore[misc]
-            arrivals = stamps.setdefault(id(conn.pc.getTransceivers()[0].receiver), {})
-            end = time.monotonic() + seconds
-            said = 0.0
-            while time.monotonic() < end:
-                if time.monotonic() - said > 3.0:  # keep the server talking
-                    conn.send(events.user_message("one two three four five"))
-                    conn.send(events.response_create())
-                    said = time.monotonic()
-                frame = await track.recv()
-                now = time.monotonic()
-                ahead = sink.depth_ms  # audio already queued plays first
-                sink.write(frame_to_mono(frame))
-                arrived = arrivals.pop(frame.pts, None)
-                if arrived is not None and now - end + seconds > 2.0:  # skip the start-up
-                    latencies.append((now - arrived) * 1000 + ahead)
-            await conn.close()
-    finally:
-        RTCRtpReceiver._handle_rtp_packet = original  # type: ignore[method-assign]
-        sink.close()
-    return latencies, sink.underruns, sink.device.name
-
-
 def client_cpu(tmp: Path, seconds: float) -> None:
     """`talk` against a separate `serve` process for `seconds`: speech in, speech out."""
     burst = np.concatenate([tone(300, 1200, dbfs=-20), silence(3800)])
@@ -180,21 +115,6 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         start_to_ready(tmp)
-        seconds = min(SECONDS, 20.0)
-        for frames, label in (
-            (None, "aiortc default (4 frames)"),
-            (1, "1 frame"),
-            (0, "0 frames, immediate"),
-        ):
-            lat, underruns, device = asyncio.run(receive_latency(frames, seconds))
-            median = statistics.median(lat)
-            p95 = float(np.percentile(lat, 95))
-            print(
-                f"receive latency, RTP arrival -> speaker, {label}: median {median:.1f} ms, "
-                f"p95 {p95:.1f} ms over {len(lat)} frames, {underruns} underruns "
-                f"on '{device}' (target median <= 40 ms: "
-                f"{'met' if median <= 40 and not underruns else 'MISSED'})"
-            )
         client_cpu(tmp, SECONDS)
     return 0
 

@@ -6,7 +6,6 @@ that need them, so `rtc-voice --help` stays fast.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import sys
@@ -243,6 +242,8 @@ def token(
     async def mint() -> Any:
         async with RealtimeApi(settings.base_url, timeout=settings.connect_timeout) as api:
             return await api.create_client_secret(key.value, client_secret_request(settings))
+
+    import asyncio
 
     secret = asyncio.run(mint())
     if as_json:
@@ -659,6 +660,8 @@ def _run_call(
         prices=load_prices(settings).get(settings.model),
         tools=tools,
     )
+    import asyncio
+
     return asyncio.run(call.run()), call
 
 
@@ -687,7 +690,7 @@ def devices(
     Examples: rtc-voice devices --probe;  rtc-voice devices --echo-test;
     rtc-voice talk --input usb --output 3
     """
-    from rtc_voice.audio import devices as audio
+    from rtc_voice.audio import catalog as audio
 
     settings = _settings(config)
     if echo_test:
@@ -784,6 +787,8 @@ def _echo_test(settings: Settings, as_json: bool) -> None:
     with _stderr().status(
         f"Playing a {TEST_SECONDS:g} s test sound on {speaker} and listening on {mic}…"
     ):
+        import asyncio
+
         report = asyncio.run(echo_test(mic, speaker, noise_suppression=settings.noise_suppression))
     if as_json:
         print(
@@ -866,6 +871,8 @@ def serve(
 
     def log(line: str) -> None:
         err.print(f"[dim]{datetime.now().strftime('%H:%M:%S')}[/] {line}", highlight=False)
+
+    import asyncio
 
     terminated = False
 

@@ -1,5 +1,5 @@
-"""PortAudio through sounddevice (its only importer): devices, selection, probing, and the
-microphone and speaker streams.
+"""The microphone and speaker streams, on top of audio/catalog.py (devices, selection, probing,
+re-exported here so callers keep one import).
 
 PortAudio callbacks here only copy samples: the input callback hands each block to the event
 loop with `call_soon_threadsafe`; the output callback fills its buffer from a preallocated ring
@@ -11,16 +11,28 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
-from types import ModuleType
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from rtc_voice.audio.catalog import (
+    KINDS,
+    NO_DEVICES_HINT,
+    PORTAUDIO_HINT,
+    Device,
+    Kind,
+    ProbeResult,
+    list_devices,
+    probe,
+    probe_all,
+    quiet_stderr,
+    select,
+    silence_alsa_errors,
+    sounddevice,
+)
 from rtc_voice.audio.pcm import (
     FRAME_SAMPLES,
     RATE,
@@ -30,237 +42,29 @@ from rtc_voice.audio.pcm import (
     Ring,
     rms_dbfs,
 )
+from rtc_voice.audio.playout import PlayoutController
 from rtc_voice.errors import AudioError
 
-Kind = Literal["input", "output"]
 STALL_SECONDS = 1.0  # a started speaker silent for this long (between callbacks) has stopped
 FIRST_CALLBACK_SECONDS = 5.0  # streams may take a while to start calling back (PulseAudio: 2 s)
-KINDS: tuple[Kind, Kind] = ("input", "output")
 
-PORTAUDIO_HINT = (
-    "Install PortAudio: `sudo apt-get install libportaudio2` (Debian/Ubuntu), "
-    "`sudo dnf install portaudio` (Fedora) or `brew install portaudio` (macOS)."
-)
-NO_DEVICES_HINT = (
-    "Check that PulseAudio or PipeWire is running (`pactl info`) and that this user may use "
-    "the sound devices; or use --input FILE.wav and --output FILE.wav|none."
-)
-
-_sd: ModuleType | None = None
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Silence C-level stderr (ALSA's probing noise) for the duration; Python's too."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-_alsa_handler: Any = None  # kept alive: ALSA holds a pointer to it
-
-
-def silence_alsa_errors() -> bool:
-    """Give ALSA an error handler that prints nothing; False when there is no libasound.
-
-    ALSA prints through its own handler straight to stderr, from PortAudio's audio thread in the
-    middle of a call ("ALSA lib pcm.c:…(snd_pcm_recover) underrun occurred"), which tears the
-    terminal UI. Underruns are counted and shown by the speaker sink instead.
-    """
-    global _alsa_handler
-    if _alsa_handler is not None:
-        return True
-    import ctypes
-    import ctypes.util
-
-    lib = None
-    for name in ("libasound.so.2", ctypes.util.find_library("asound")):
-        if name:
-            with contextlib.suppress(OSError):
-                lib = ctypes.CDLL(name)
-                break
-    if lib is None or not hasattr(lib, "snd_lib_error_set_handler"):
-        return False
-    # void handler(const char *file, int line, const char *function, int err, const char *fmt,
-    # ...): the variadic tail is ignored, which the C calling convention allows
-    prototype = ctypes.CFUNCTYPE(
-        None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p
-    )
-    handler = prototype(lambda *args: None)
-    lib.snd_lib_error_set_handler(handler)
-    _alsa_handler = handler
-    return True
-
-
-def sounddevice() -> ModuleType:
-    """The sounddevice module, or an AudioError saying how to install PortAudio. ALSA's own
-    error printing is silenced as it loads (see `silence_alsa_errors`)."""
-    global _sd
-    if _sd is None:
-        try:
-            with quiet_stderr():
-                import sounddevice as sd
-        except OSError:
-            raise AudioError(
-                "The PortAudio library is not installed.", hint=PORTAUDIO_HINT
-            ) from None
-        silence_alsa_errors()
-        _sd = sd
-    return _sd
-
-
-@dataclass(frozen=True)
-class Device:
-    index: int
-    name: str
-    hostapi: str
-    max_input_channels: int
-    max_output_channels: int
-    default_samplerate: float
-    default_input: bool
-    default_output: bool
-
-    def supports(self, kind: Kind) -> bool:
-        return (self.max_input_channels if kind == "input" else self.max_output_channels) > 0
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        return f"#{self.index} {self.name}"
-
-
-def list_devices() -> list[Device]:
-    sd = sounddevice()
-    with quiet_stderr():
-        try:
-            raw = sd.query_devices()
-            hostapis = sd.query_hostapis()
-            default_in, default_out = sd.default.device
-        except sd.PortAudioError as exc:
-            raise AudioError(
-                f"PortAudio cannot list devices: {exc}.", hint=NO_DEVICES_HINT
-            ) from None
-    devices = []
-    for info in raw:
-        index = int(info["index"])
-        devices.append(
-            Device(
-                index=index,
-                name=str(info["name"]),
-                hostapi=str(hostapis[info["hostapi"]]["name"]),
-                max_input_channels=int(info["max_input_channels"]),
-                max_output_channels=int(info["max_output_channels"]),
-                default_samplerate=float(info["default_samplerate"]),
-                default_input=index == default_in,
-                default_output=index == default_out,
-            )
-        )
-    return devices
-
-
-def _listing(devices: list[Device], kind: Kind) -> str:
-    usable = [str(d) for d in devices if d.supports(kind)]
-    return ", ".join(usable) if usable else "none"
-
-
-def select(spec: str | int | None, kind: Kind, devices: list[Device] | None = None) -> Device:
-    """The device for a spec: None = system default, an index, or part of a name (any case)."""
-    devices = list_devices() if devices is None else devices
-    label = "microphone" if kind == "input" else "speaker"
-    if not any(d.supports(kind) for d in devices):
-        raise AudioError(f"No {label} was found.", hint=NO_DEVICES_HINT)
-    if spec is None or (isinstance(spec, str) and not spec.strip()):
-        default = next(
-            (d for d in devices if (d.default_input if kind == "input" else d.default_output)), None
-        )
-        if default is None or not default.supports(kind):
-            default = next(d for d in devices if d.supports(kind))
-        return default
-    text = str(spec).strip()
-    if text.isdigit():
-        match = next((d for d in devices if d.index == int(text)), None)
-        if match is None:
-            raise AudioError(
-                f"There is no audio device #{text}.",
-                hint=f"{label.capitalize()}s: {_listing(devices, kind)}.",
-            )
-        candidates = [match]
-    else:
-        needle = text.casefold()
-        candidates = [d for d in devices if d.name.casefold() == needle] or [
-            d for d in devices if needle in d.name.casefold()
-        ]
-        if not candidates:
-            raise AudioError(
-                f"No audio device matches '{text}'.",
-                hint=f"{label.capitalize()}s: {_listing(devices, kind)}.",
-            )
-        fitting = [d for d in candidates if d.supports(kind)]
-        if len(fitting) > 1:
-            raise AudioError(
-                f"'{text}' matches several {label}s: " + ", ".join(map(str, fitting)) + ".",
-                hint="Use the index, or more of the name.",
-            )
-        candidates = fitting or candidates
-    device = candidates[0]
-    if not device.supports(kind):
-        other = "output" if kind == "input" else "input"
-        raise AudioError(
-            f"{device} is an {other}-only device and cannot be used as a {label}.",
-            hint=f"{label.capitalize()}s: {_listing(devices, kind)}.",
-        )
-    return device
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    device: Device
-    kind: Kind
-    rate: int
-    error: str | None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-def probe(device: Device, kind: Kind, rate: int) -> ProbeResult:
-    """Really open (and start) a mono stream on the device at `rate`; report the exact error."""
-    sd = sounddevice()
-    cls = sd.InputStream if kind == "input" else sd.OutputStream
-    try:
-        with quiet_stderr():
-            stream = cls(device=device.index, samplerate=rate, channels=1, dtype="int16")
-            try:
-                stream.start()
-                stream.stop()
-            finally:
-                stream.close()
-    except (sd.PortAudioError, ValueError) as exc:
-        return ProbeResult(device, kind, rate, str(exc))
-    return ProbeResult(device, kind, rate, None)
-
-
-def probe_all(devices: list[Device]) -> list[ProbeResult]:
-    """Every device, each way it supports, at 48 kHz and at its own default rate."""
-    return [
-        probe(device, kind, rate)
-        for device in devices
-        for kind in KINDS
-        if device.supports(kind)
-        for rate in sorted({RATE, int(device.default_samplerate)})
-    ]
+__all__ = [
+    "KINDS",
+    "NO_DEVICES_HINT",
+    "PORTAUDIO_HINT",
+    "Device",
+    "InputSource",
+    "Kind",
+    "OutputSink",
+    "ProbeResult",
+    "list_devices",
+    "probe",
+    "probe_all",
+    "quiet_stderr",
+    "select",
+    "silence_alsa_errors",
+    "sounddevice",
+]
 
 
 def _open(
@@ -421,8 +225,10 @@ class OutputSink:
     An underrun is the buffer running dry while audio keeps coming (a gap the listener hears);
     running dry at the end of the audio is not one.
 
-    Playback starts (and restarts after running dry) once `prime_ms` is buffered; a buffer over
-    `max_ms` is trimmed to `prime_ms` so latency cannot creep up.
+    Playback starts (and restarts after running dry) once `prime_ms` is buffered. `playout`
+    (audio/playout.py) brings audio that piles up beyond what the arrival jitter needs back
+    down, gently; a buffer over `max_ms` is cut back to `max_ms` at once (a safety net), and
+    until the device consumes in real time (`wait_running`) only the newest `prime_ms` is kept.
 
     With `tap_enabled`, the callback also copies every block it hands the device (silence after
     a flush or an underrun included) into a preallocated ring: the echo canceller's far end,
@@ -460,6 +266,7 @@ class OutputSink:
         self.on_stalled: Callable[[], None] | None = None
         self.stalled = False
         self._started_at: float | None = None
+        self.playout = PlayoutController(self.rate)
 
     def start(self) -> None:
         with quiet_stderr():
@@ -540,14 +347,18 @@ class OutputSink:
         self.level_dbfs = rms_dbfs(samples)
         if self._resample is not None:
             samples = self._resample(samples)
+        samples = self.playout.process(time.monotonic(), len(self._ring), samples)
         with self._lock:
             if self._starved:
                 self.underruns += 1  # ran dry mid-stream: the listener heard a gap
                 self._starved = False
             self._ring.write(samples)
-            excess = len(self._ring) - self._max
+            # before the device plays in real time, what piles up would only add latency
+            excess = len(self._ring) - (self._max if self._running.is_set() else self._prime)
             if excess > 0:  # never through `_scratch`: the callback owns it, outside the lock
-                self.trimmed_samples += self._ring.discard(excess)
+                removed = self._ring.discard(excess)
+                self.trimmed_samples += removed
+                self.playout.note_removed(removed)
 
     def flush(self) -> float:
         """Drop everything not yet played (barge-in); returns the milliseconds dropped."""
@@ -555,6 +366,7 @@ class OutputSink:
             dropped = self._ring.clear()
             self._primed = False
             self._starved = False
+        self.playout.reset()
         self.level_dbfs = SILENCE_DBFS
         return dropped * 1000 / self.rate
 

@@ -8,7 +8,6 @@ the user what went wrong; it never raises but for cancellation.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -86,6 +85,8 @@ class ToolRegistry:
         if tool is None:
             return error_output(f"unknown tool {name!r}")
         try:
+            import asyncio  # here, not at the top: config.py loads this package
+
             async with asyncio.timeout(tool.timeout):
                 return await tool.run(args)
         except TimeoutError:

@@ -1,0 +1,128 @@
+"""Client CPU in a full-duplex call, steady state: rtc-voice with and without the live screen,
+and the stock aiortc client, interleaved in one run.
+
+Each client calls the click server (bench/click_server.py, its own process: a continuous 20 ms
+audio stream down) with the default microphone up and the default speaker playing. The live
+screen runs in a real terminal (tmux, 110x32); "plain" is `talk` with its output in a pipe
+(line presenter). CPU = user + system time of the client process (from /proc) over the
+measured window, which starts 4 s after launch (connect and stream start left out) and lasts
+BENCH_SECONDS (default 60). ROUNDS (env BENCH_ROUNDS, default 2) alternate the clients.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).parent
+PY = sys.executable
+SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+SETTLE_S = 4.0
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def start_server() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([PY, str(HERE / "click_server.py")], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "listening on" not in line:
+        raise SystemExit(f"click server did not start: {line!r}")
+    return proc, line.split("listening on ")[1].strip()
+
+
+def measure(client: str, url: str, tmp: Path) -> float:
+    """CPU share (% of one core) of one client over the steady window."""
+    pidfile = tmp / f"{uuid.uuid4().hex}.pid"
+    duration = str(SECONDS + SETTLE_S + 3)
+    if client == "stock":
+        argv = [PY, str(HERE / "stock_client.py"), url, duration]
+    else:
+        argv = [PY, "-m", "rtc_voice", "talk", "--base-url", url, "--max-duration", duration]
+    env = {**os.environ, "OPENAI_API_KEY": "sk-bench-0000000000000000"}
+    tmux_socket = None
+    if client == "live screen":
+        tmux_socket = f"rtc-voice-bench-{uuid.uuid4().hex[:8]}"
+        command = f"echo $$ > {shlex.quote(str(pidfile))}; exec {shlex.join(argv)}"
+        exports = " ".join(
+            f"{k}={shlex.quote(v)}"
+            for k, v in env.items()
+            if k.startswith(("PULSE_", "OPENAI_", "XDG_", "PATH", "HOME"))
+        )
+        subprocess.run(
+            [
+                *("tmux", "-L", tmux_socket, "new-session", "-d", "-x", "110", "-y", "32"),
+                f"env {exports} sh -c {shlex.quote(command)}",
+            ],
+            check=True,
+        )
+        deadline = time.monotonic() + 10
+        while not pidfile.exists() or not pidfile.read_text().strip():
+            if time.monotonic() > deadline:
+                raise SystemExit("the live-screen talk did not start under tmux")
+            time.sleep(0.05)
+        pid = int(pidfile.read_text())
+        proc = None
+    else:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        pid = proc.pid
+    try:
+        time.sleep(SETTLE_S)
+        cpu0, wall0 = cpu_seconds(pid), time.monotonic()
+        time.sleep(SECONDS)
+        cpu1, wall1 = cpu_seconds(pid), time.monotonic()
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.communicate(timeout=30)
+        if tmux_socket is not None:
+            subprocess.run(["tmux", "-L", tmux_socket, "kill-server"], capture_output=True)
+    return (cpu1 - cpu0) / (wall1 - wall0) * 100
+
+
+def main() -> int:
+    clients = ["plain", "stock"] + (["live screen"] if shutil.which("tmux") else [])
+    server, url = start_server()
+    shares: dict[str, list[float]] = {c: [] for c in clients}
+    try:
+        with tempfile.TemporaryDirectory() as tmpdir:
+            for _ in range(ROUNDS):
+                for client in clients:
+                    shares[client].append(measure(client, url, Path(tmpdir)))
+    finally:
+        server.terminate()
+        server.wait(10)
+    stock = statistics.median(shares["stock"])
+    print(
+        f"client CPU, full duplex, {SECONDS:g} s steady window x {ROUNDS} rounds "
+        f"(load {os.getloadavg()[0]:.1f} at the end):"
+    )
+    names = {"plain": "rtc-voice, plain output", "live screen": "rtc-voice, live screen"}
+    for client, values in shares.items():
+        median = statistics.median(values)
+        print(
+            f"  {names.get(client, 'stock aiortc client'):26} {median:5.1f}% of one core "
+            f"(runs: {', '.join(f'{v:.1f}' for v in values)}) = {median / stock:.2f}x stock"
+        )
+    if "live screen" not in shares:
+        print("  (tmux is not installed: the live screen was not measured)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""The audio devices PortAudio offers: listing, selection and probing, with nothing heavy imported.
+
+`rtc-voice devices` needs only this: it imports sounddevice (through `sounddevice()`, which
+turns a missing PortAudio into an AudioError) and no numpy, asyncio or aiortc, so listing costs
+little more than PortAudio's own query. The streams live in audio/devices.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from types import ModuleType
+from typing import Any, Literal
+
+from rtc_voice.errors import AudioError
+
+RATE = 48000  # rtc-voice's rate (pcm.RATE; repeated here so listing needs no numpy)
+
+Kind = Literal["input", "output"]
+KINDS: tuple[Kind, Kind] = ("input", "output")
+
+PORTAUDIO_HINT = (
+    "Install PortAudio: `sudo apt-get install libportaudio2` (Debian/Ubuntu), "
+    "`sudo dnf install portaudio` (Fedora) or `brew install portaudio` (macOS)."
+)
+NO_DEVICES_HINT = (
+    "Check that PulseAudio or PipeWire is running (`pactl info`) and that this user may use "
+    "the sound devices; or use --input FILE.wav and --output FILE.wav|none."
+)
+
+_sd: ModuleType | None = None
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence C-level stderr (ALSA's probing noise) for the duration; Python's too."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+_alsa_handler: Any = None  # kept alive: ALSA holds a pointer to it
+
+
+def silence_alsa_errors() -> bool:
+    """Give ALSA an error handler that prints nothing; False when there is no libasound.
+
+    ALSA prints through its own handler straight to stderr, from PortAudio's audio thread in the
+    middle of a call ("ALSA lib pcm.c:…(snd_pcm_recover) underrun occurred"), which tears the
+    terminal UI. Underruns are counted and shown by the speaker sink instead.
+    """
+    global _alsa_handler
+    if _alsa_handler is not None:
+        return True
+    import ctypes
+    import ctypes.util
+
+    lib = None
+    for name in ("libasound.so.2", ctypes.util.find_library("asound")):
+        if name:
+            with contextlib.suppress(OSError):
+                lib = ctypes.CDLL(name)
+                break
+    if lib is None or not hasattr(lib, "snd_lib_error_set_handler"):
+        return False
+    # void handler(const char *file, int line, const char *function, int err, const char *fmt,
+    # ...): the variadic tail is ignored, which the C calling convention allows
+    prototype = ctypes.CFUNCTYPE(
+        None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p
+    )
+    handler = prototype(lambda *args: None)
+    lib.snd_lib_error_set_handler(handler)
+    _alsa_handler = handler
+    return True
+
+
+def sounddevice() -> ModuleType:
+    """The sounddevice module, or an AudioError saying how to install PortAudio. ALSA's own
+    error printing is silenced as it loads (see `silence_alsa_errors`)."""
+    global _sd
+    if _sd is None:
+        try:
+            with quiet_stderr():
+                import sounddevice as sd
+        except OSError:
+            raise AudioError(
+                "The PortAudio library is not installed.", hint=PORTAUDIO_HINT
+            ) from None
+        silence_alsa_errors()
+        _sd = sd
+    return _sd
+
+
+@dataclass(frozen=True)
+class Device:
+    index: int
+    name: str
+    hostapi: str
+    max_input_channels: int
+    max_output_channels: int
+    default_samplerate: float
+    default_input: bool
+    default_output: bool
+
+    def supports(self, kind: Kind) -> bool:
+        return (self.max_input_channels if kind == "input" else self.max_output_channels) > 0
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"#{self.index} {self.name}"
+
+
+def list_devices() -> list[Device]:
+    sd = sounddevice()
+    with quiet_stderr():
+        try:
+            raw = sd.query_devices()
+            hostapis = sd.query_hostapis()
+            default_in, default_out = sd.default.device
+        except sd.PortAudioError as exc:
+            raise AudioError(
+                f"PortAudio cannot list devices: {exc}.", hint=NO_DEVICES_HINT
+            ) from None
+    devices = []
+    for info in raw:
+        index = int(info["index"])
+        devices.append(
+            Device(
+                index=index,
+                name=str(info["name"]),
+                hostapi=str(hostapis[info["hostapi"]]["name"]),
+                max_input_channels=int(info["max_input_channels"]),
+                max_output_channels=int(info["max_output_channels"]),
+                default_samplerate=float(info["default_samplerate"]),
+                default_input=index == default_in,
+                default_output=index == default_out,
+            )
+        )
+    return devices
+
+
+def _listing(devices: list[Device], kind: Kind) -> str:
+    usable = [str(d) for d in devices if d.supports(kind)]
+    return ", ".join(usable) if usable else "none"
+
+
+def select(spec: str | int | None, kind: Kind, devices: list[Device] | None = None) -> Device:
+    """The device for a spec: None = system default, an index, or part of a name (any case)."""
+    devices = list_devices() if devices is None else devices
+    label = "microphone" if kind == "input" else "speaker"
+    if not any(d.supports(kind) for d in devices):
+        raise AudioError(f"No {label} was found.", hint=NO_DEVICES_HINT)
+    if spec is None or (isinstance(spec, str) and not spec.strip()):
+        default = next(
+            (d for d in devices if (d.default_input if kind == "input" else d.default_output)), None
+        )
+        if default is None or not default.supports(kind):
+            default = next(d for d in devices if d.supports(kind))
+        return default
+    text = str(spec).strip()
+    if text.isdigit():
+        match = next((d for d in devices if d.index == int(text)), None)
+        if match is None:
+            raise AudioError(
+                f"There is no audio device #{text}.",
+                hint=f"{label.capitalize()}s: {_listing(devices, kind)}.",
+            )
+        candidates = [match]
+    else:
+        needle = text.casefold()
+        candidates = [d for d in devices if d.name.casefold() == needle] or [
+            d for d in devices if needle in d.name.casefold()
+        ]
+        if not candidates:
+            raise AudioError(
+                f"No audio device matches '{text}'.",
+                hint=f"{label.capitalize()}s: {_listing(devices, kind)}.",
+            )
+        fitting = [d for d in candidates if d.supports(kind)]
+        if len(fitting) > 1:
+            raise AudioError(
+                f"'{text}' matches several {label}s: " + ", ".join(map(str, fitting)) + ".",
+                hint="Use the index, or more of the name.",
+            )
+        candidates = fitting or candidates
+    device = candidates[0]
+    if not device.supports(kind):
+        other = "output" if kind == "input" else "input"
+        raise AudioError(
+            f"{device} is an {other}-only device and cannot be used as a {label}.",
+            hint=f"{label.capitalize()}s: {_listing(devices, kind)}.",
+        )
+    return device
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    device: Device
+    kind: Kind
+    rate: int
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def probe(device: Device, kind: Kind, rate: int) -> ProbeResult:
+    """Really open (and start) a mono stream on the device at `rate`; report the exact error."""
+    sd = sounddevice()
+    cls = sd.InputStream if kind == "input" else sd.OutputStream
+    try:
+        with quiet_stderr():
+            stream = cls(device=device.index, samplerate=rate, channels=1, dtype="int16")
+            try:
+                stream.start()
+                stream.stop()
+            finally:
+                stream.close()
+    except (sd.PortAudioError, ValueError) as exc:
+        return ProbeResult(device, kind, rate, str(exc))
+    return ProbeResult(device, kind, rate, None)
+
+
+def probe_all(devices: list[Device]) -> list[ProbeResult]:
+    """Every device, each way it supports, at 48 kHz and at its own default rate."""
+    return [
+        probe(device, kind, rate)
+        for device in devices
+        for kind in KINDS
+        if device.supports(kind)
+        for rate in sorted({RATE, int(device.default_samplerate)})
+    ]
