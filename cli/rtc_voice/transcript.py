@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from rtc_voice.conversation import Conversation, FunctionCall, Turn, final_status
 from rtc_voice.errors import FileError, UsageError
+from rtc_voice.paths import check_writable
 from rtc_voice.sinks import WriterThread
 
 
@@ -34,7 +35,7 @@ class TranscriptWriter:
             )
         self.path = path
         self.markdown = suffix == ".md"
-        _check_writable(path)
+        check_writable(path, "transcript", hint="Pick another --transcript path.")
         self._file: TextIO | None = None
         self._writer = writer
         self._written: set[str] = set()
@@ -191,22 +192,3 @@ class TranscriptWriter:
     def _close(self) -> None:
         if self._file is not None and not self._file.closed:
             self._file.close()
-
-
-def _check_writable(path: Path) -> None:
-    """Fail now, before any call, if the transcript could not be written later."""
-    problem = None
-    if path.is_dir():
-        problem = "it is a directory"
-    elif path.exists():
-        if not os.access(path, os.W_OK):
-            problem = "permission denied"
-    elif not path.parent.is_dir():
-        problem = f"the folder {path.parent} does not exist"
-    elif not os.access(path.parent, os.W_OK | os.X_OK):
-        problem = f"the folder {path.parent} is not writable"
-    if problem:
-        raise FileError(
-            f"Cannot write the transcript {path}: {problem}.",
-            hint="Pick another --transcript path.",
-        )

@@ -12,6 +12,7 @@ import numpy as np
 
 from rtc_voice.audio.pcm import RATE, Pcm
 from rtc_voice.errors import FileError
+from rtc_voice.paths import check_writable
 
 # Extensions taken as audio files (not device names) in --input and --output.
 AUDIO_EXTENSIONS = frozenset(
@@ -101,22 +102,6 @@ def open_writer(path: Path, *, channels: int = 1, rate: int = RATE) -> AudioWrit
         f"Cannot tell which audio format to write to {path}.",
         hint=f"Name it with one of {WRITABLE}.",
     )
-
-
-def check_writable(path: Path, what: str = "file") -> None:
-    """Fail now, before any call, if `path` could not be created later."""
-    problem = None
-    if path.is_dir():
-        problem = "it is a directory"
-    elif path.exists():
-        if not os.access(path, os.W_OK):
-            problem = "permission denied"
-    elif not path.parent.is_dir():
-        problem = f"the folder {path.parent} does not exist"
-    elif not os.access(path.parent, os.W_OK | os.X_OK):
-        problem = f"the folder {path.parent} is not writable"
-    if problem:
-        raise FileError(f"Cannot write the {what} {path}: {problem}.")
 
 
 class DeferredWriter:
