@@ -8,7 +8,6 @@ optional `prefix` such as "Bearer "; a plain string is sent as it is.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rtc_voice.errors import ConfigError
-from rtc_voice.tools.spec import NAME_RE, find_line
+from rtc_voice.tools.spec import NAME_RE, check_keys, find_line, table_error
 
 MCP_KEYS = ("url", "description", "headers", "allowed_tools", "require_approval")
 Approval = Literal["always", "never"]
@@ -102,21 +101,13 @@ def parse_mcp(label: str, table: object, path: Path, text: str) -> McpSpec:
     example = "See config.example.toml or the README's MCP section."
 
     def fail(key: str | None, message: str, hint: str = example) -> ConfigError:
-        line = find_line(text, section, key)
-        return ConfigError(f"{path}:{line}: {message}" if line else f"{path}: {message}", hint=hint)
+        return table_error(path, text, section, key, message, hint)
 
     if not isinstance(table, dict):
         raise fail(None, f"'{section}' must be a table.")
     if not NAME_RE.match(label):
         raise fail(None, f"Invalid MCP server label '{label}': letters, digits, _ and - only.")
-    for key in table:
-        if key not in MCP_KEYS:
-            guess = difflib.get_close_matches(key, MCP_KEYS, n=1, cutoff=0.5)
-            raise fail(
-                key,
-                f"Unknown key '{key}' in [{section}].",
-                f"Did you mean '{guess[0]}'?" if guess else "Keys: " + ", ".join(MCP_KEYS) + ".",
-            )
+    check_keys(table, MCP_KEYS, section, fail)
     url = table.get("url")
     if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
         raise fail("url", f'[{section}] needs url = "https://…", the MCP server\'s endpoint.')

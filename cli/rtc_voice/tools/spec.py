@@ -9,7 +9,7 @@ body is the result). `parameters` is the JSON schema the model fills in.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -92,12 +92,32 @@ def find_line(text: str, table: str, key: str | None = None) -> int | None:
     return header_line or inline_line
 
 
-def _error(
+def table_error(
     path: Path, text: str, table: str, key: str | None, message: str, hint: str
 ) -> ConfigError:
+    """A mistake in a [tools.NAME] or [mcp.NAME] table, at the key's line when it can be found."""
     line = find_line(text, table, key)
     where = f"{path}:{line}" if line else str(path)
     return ConfigError(f"{where}: {message}", hint=hint)
+
+
+def check_keys(
+    table: Mapping[str, Any],
+    allowed: Sequence[str],
+    section: str,
+    fail: Callable[[str | None, str, str], ConfigError],
+) -> None:
+    """Every key of the table is one of `allowed`; the first that is not gets a "did you mean"."""
+    for key in table:
+        if key not in allowed:
+            import difflib
+
+            guess = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+            raise fail(
+                key,
+                f"Unknown key '{key}' in [{section}].",
+                f"Did you mean '{guess[0]}'?" if guess else "Keys: " + ", ".join(allowed) + ".",
+            )
 
 
 def _check_schema(schema: object) -> str | None:
@@ -123,7 +143,7 @@ def parse_tool(name: str, table: object, path: Path, text: str) -> ToolSpec:
     example = "See config.example.toml or the README's Tools section."
 
     def fail(key: str | None, message: str, hint: str = example) -> ConfigError:
-        return _error(path, text, section, key, message, hint)
+        return table_error(path, text, section, key, message, hint)
 
     if not isinstance(table, dict):
         raise fail(
@@ -141,16 +161,7 @@ def parse_tool(name: str, table: object, path: Path, text: str) -> ToolSpec:
             f"'{name}' is a built-in tool; a declared tool cannot replace it.",
             f"Pick another name, or turn the built-in off with tools.{name} = false.",
         )
-    for key in table:
-        if key not in TOOL_KEYS:
-            import difflib
-
-            guess = difflib.get_close_matches(key, TOOL_KEYS, n=1, cutoff=0.5)
-            raise fail(
-                key,
-                f"Unknown key '{key}' in [{section}].",
-                f"Did you mean '{guess[0]}'?" if guess else "Keys: " + ", ".join(TOOL_KEYS) + ".",
-            )
+    check_keys(table, TOOL_KEYS, section, fail)
     description = table.get("description")
     if not isinstance(description, str) or not description.strip():
         raise fail(
