@@ -9,6 +9,7 @@ width, so nothing is cut at the right edge either.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections.abc import Sequence
@@ -97,11 +98,49 @@ def clock(seconds: float) -> str:
     return f"{minutes:02d}:{secs:02d}"
 
 
+def meter_cells(dbfs: float, cells: int) -> int:
+    """How many of a meter's `cells` a level fills: -60 dBFS none, 0 dBFS all."""
+    return max(0, min(cells, round((dbfs + 60) / 60 * cells)))
+
+
+def meter_style(dbfs: float) -> str:
+    return "red" if dbfs > -6 else "yellow" if dbfs > -20 else "green"
+
+
 def meter(dbfs: float, cells: int = METER_CELLS) -> Text:
     """A level bar from -60 dBFS (empty) to 0 dBFS (full)."""
-    filled = max(0, min(cells, round((dbfs + 60) / 60 * cells)))
-    style = "red" if dbfs > -6 else "yellow" if dbfs > -20 else "green"
-    return Text("▮" * filled, style=style) + Text("▯" * (cells - filled), style="dim")
+    filled = meter_cells(dbfs, cells)
+    return Text("▮" * filled, style=meter_style(dbfs)) + Text("▯" * (cells - filled), style="dim")
+
+
+def _meter_key(dbfs: float) -> tuple[int, int, str]:
+    return meter_cells(dbfs, METER_CELLS), meter_cells(dbfs, COMPACT_METER_CELLS), meter_style(dbfs)
+
+
+def shown(view: View) -> tuple[View, tuple[object, ...]]:
+    """What a frame of `view` shows, in two parts: everything but the level meters (`view` with
+    each continuous figure replaced by what is drawn of it: whole seconds, whole dB, the log
+    only when it is open) and the meters (cells filled, colour). Two views whose parts are
+    equal draw the same screen at the same size, so the presenter redraws only when a part
+    changed (and the meters, which move all the time while audio flows, at a lower rate)."""
+    connected = view.phase == "connected"
+    echo_shown = (
+        view.echo_cancelling and view.speaking == "assistant" and view.echo_removed_db is not None
+    )
+    rest = dataclasses.replace(
+        view,
+        elapsed_s=float(int(max(0.0, view.elapsed_s))) if connected else 0.0,
+        left_s=(
+            float(int(max(0.0, view.left_s))) if connected and view.left_s is not None else None
+        ),
+        mic_dbfs=0.0,
+        speaker_dbfs=0.0,
+        echo_removed_db=(
+            float(f"{max(0.0, view.echo_removed_db or 0.0):.0f}") if echo_shown else None
+        ),
+        log=view.log if view.show_log else (),
+    )
+    return rest, (_meter_key(view.mic_dbfs), _meter_key(view.speaker_dbfs))
 
 
 _MEASURE = Console(file=io.StringIO(), width=200, color_system=None, legacy_windows=False)

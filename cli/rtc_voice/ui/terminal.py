@@ -3,7 +3,12 @@ single-key commands read in cbreak mode. The terminal is restored however the ca
 
 It holds no call: it renders immutable snapshots and sends commands. Each frame's snapshot is
 taken on the event loop (cheap copies); laying it out and writing it to the terminal happen on
-a worker thread, so a long conversation never holds up the audio on the loop."""
+a worker thread, so a long conversation never holds up the audio on the loop.
+
+A frame is drawn only when what it shows changed (`render.shown`: the clock's whole seconds,
+the meters' cells, the words...), never just because time passed: a quiet call costs a
+snapshot comparison a few times a second, not a redraw. Keys and resizes draw at once, events
+(transcript deltas) wake the screen at up to `FPS`, and level meters alone move at `METER_FPS`."""
 
 from __future__ import annotations
 
@@ -36,12 +41,24 @@ from rtc_voice.call.controls import (
 from rtc_voice.conversation import Turn, final_status
 from rtc_voice.eventlog import LogLine
 from rtc_voice.ui.plain import turn_line
-from rtc_voice.ui.render import Rows, View, compose, compose_inline, pretty_json, wrapped_turn
+from rtc_voice.ui.render import (
+    Rows,
+    View,
+    compose,
+    compose_inline,
+    pretty_json,
+    shown,
+    wrapped_turn,
+)
 
-FPS = 12  # well under the 15 fps cap; events never trigger a render themselves
+FPS = 12  # at most this many frames a second (well under the 15 fps cap)
+METER_FPS = 6  # when only the level meters moved (they move all the time while audio flows)
+IDLE_POLL_S = 0.25  # how often a screen where nothing changed for `ACTIVE_S` looks again
+ACTIVE_S = 1.0
 # A frame is drawn on a worker thread, but it holds the GIL while it runs Python; by default
-# the loop thread would wait up to 5 ms for it at each switch. 0.5 ms keeps the loop (and the
-# audio on it) waking on time at a negligible cost in throughput.
+# the loop thread would wait up to 5 ms for it at each switch. 0.5 ms while a frame is drawn
+# keeps the loop (and the audio on it) waking on time; between frames the default is back
+# (forced switches among the audio threads would cost CPU for nothing).
 SWITCH_INTERVAL_S = 0.0005
 NOTICE_SECONDS = 8.0
 KEY_SEQUENCES = {  # escape sequences of the keys that scroll and pick
@@ -81,6 +98,8 @@ class LivePresenter:
         self._history: list[Turn] = []  # finished turns (they never change), for scrolling
         self._history_at: dict[str, int] = {}
         self._redraw = asyncio.Event()
+        self._urgent = False  # a key or a resize: draw without waiting for the frame rate
+        self.frames_drawn = 0
         self.live_options: dict[str, Any] = {"screen": True}
         self._notice = ("", False, 0.0)
         self._fd = sys.stdin.fileno() if keys else -1
@@ -97,7 +116,7 @@ class LivePresenter:
         self._snapshot = snapshot
 
     def event(self, event: Mapping[str, Any], direction: str) -> None:
-        pass  # the screen is drawn from the conversation state, on its own clock
+        self._redraw.set()  # the screen is drawn from the call's snapshot: look at it soon
 
     def turns_finished(self, turns: list[Turn]) -> None:
         for turn in turns:  # copies: the screen thread reads them
@@ -127,30 +146,55 @@ class LivePresenter:
             self._live.start()
         return self._live
 
+    def _wake_now(self) -> None:
+        self._urgent = True
+        self._redraw.set()
+
+    def _has_output(self) -> bool:
+        """Something to write besides the live region (the inline presenter's finished turns)."""
+        return False
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL_S))
         if self.keys:
             self._enter_cbreak()
             loop.add_reader(self._fd, self._on_input)
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
-            loop.add_signal_handler(signal.SIGWINCH, self._redraw.set)  # resized: draw now
+            loop.add_signal_handler(signal.SIGWINCH, self._wake_now)  # resized: draw now
         try:
             live = self._start_live()
-            self._draw(live, self.view())  # the first frame at once, on the loop
+            view = self.view()
+            self._draw(live, view)  # the first frame at once, on the loop
+            drawn = (self.size(), *shown(view))
+            drawn_at = changed_at = time.monotonic()
             while True:
                 self._redraw.clear()
+                idle = time.monotonic() - changed_at > ACTIVE_S
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1 / FPS):
+                    async with asyncio.timeout(IDLE_POLL_S if idle else 1 / FPS):
                         await self._redraw.wait()
+                urgent, self._urgent = self._urgent, False
+                wait = drawn_at + 1 / FPS - time.monotonic()
+                if wait > 0 and not urgent:  # events come in bursts: at most FPS frames
+                    await asyncio.sleep(wait)
                 view = self.view()
-                await asyncio.to_thread(self._draw, live, view)
+                now = (self.size(), *shown(view))  # (size, all but the meters, the meters)
+                if now == drawn and not self._has_output():
+                    continue
+                changed_at = time.monotonic()
+                if now[:2] == drawn[:2] and changed_at - drawn_at < 1 / METER_FPS:
+                    continue  # only the meters moved, and they were drawn moments ago
+                drawn, drawn_at = now, changed_at
+                sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL_S))
+                try:
+                    await asyncio.to_thread(self._draw, live, view)
+                finally:
+                    sys.setswitchinterval(switch_interval)
         finally:
             if self._live is not None:
                 with contextlib.suppress(Exception):
                     self._live.stop()
-            sys.setswitchinterval(switch_interval)
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
                 loop.remove_signal_handler(signal.SIGWINCH)
             self._live = None
@@ -166,6 +210,7 @@ class LivePresenter:
             self.scroll = frame.scroll
         self._page = max(1, frame.body_lines - 1)
         live.update(frame.renderable, refresh=True)
+        self.frames_drawn += 1
 
     def size(self) -> tuple[int, int]:
         """The terminal's size now, asked of the terminal itself: COLUMNS and LINES (which Rich
@@ -226,7 +271,7 @@ class LivePresenter:
                 continue
             self.key(data[0])
             data = data[1:]
-        self._redraw.set()
+        self._wake_now()
 
     def key(self, char: str) -> None:
         """One key: a character, or the name of a special key (`pgup`, `up`, `end`, ...)."""
@@ -428,10 +473,14 @@ class InlinePresenter(LivePresenter):
         if lines:
             self.console.print(Rows(lines), soft_wrap=True)
 
+    def _has_output(self) -> bool:
+        return bool(self._to_print)
+
     def _draw(self, live: Live, view: View) -> None:
         width, height = self.size()
         self._flush_printed(width)
         live.update(compose_inline(view, width, height), refresh=True)
+        self.frames_drawn += 1
 
     def close(self, turns: Sequence[Turn]) -> None:
         """Take the live region away, then print what was not printed yet (cut turns marked as
