@@ -70,6 +70,7 @@ class Screen:
     async def drawn(self, frames: int) -> None:
         async with asyncio.timeout(20):
             while self.presenter.frames_drawn < frames:
+                self.presenter.event({"type": "session.updated"}, "server")
                 await asyncio.sleep(0.01)
 
 
@@ -89,9 +90,7 @@ async def test_an_unchanged_screen_is_not_redrawn_and_a_changed_one_is() -> None
         screen.change(elapsed_s=11.0)  # the clock shows a new second
         await screen.drawn(2)
         assert "00:11" in screen.terminal.getvalue()
-        screen.change(
-            turns=(Message("m1", "assistant", text="a new word", status="in_progress"),)
-        )
+        screen.change(turns=(Message("m1", "assistant", text="a new word", status="in_progress"),))
         await screen.drawn(3)
         assert "a new word" in screen.terminal.getvalue()
         screen.change(mic_dbfs=-3.0)  # the meter fills and turns red

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from rtc_voice.audio.pcm import RATE, SILENCE_DBFS, Pcm, rms_dbfs
-from rtc_voice.audio.tracks import MicrophoneTrack, PcmTrack
+from rtc_voice.audio.tracks import MicrophoneTrack, PcmTrack, VoiceEncoder
 from rtc_voice.audio.wavfile import DeferredWriter, is_file_spec, read_audio
 
 if TYPE_CHECKING:
@@ -127,7 +127,13 @@ class Microphone:
 
 def open_microphone(spec: str | None) -> Microphone:
     """`none` (silence is sent: typing and --say only), an audio file (read fully now, so a
-    bad file fails before anything starts) or a device."""
+    bad file fails before anything starts) or a device; sent as mono Opus at a voice bitrate."""
+    mic = _open_microphone(spec)
+    mic.track.encoder = VoiceEncoder()
+    return mic
+
+
+def _open_microphone(spec: str | None) -> Microphone:
     if spec is not None and spec.strip().lower() == "none":
         return Microphone(PcmTrack(), "no microphone (typing only)")
     if is_file_spec(spec):

@@ -1,5 +1,11 @@
 """aiortc audio tracks of ours: `PcmTrack` plays queued 48 kHz mono PCM in real time;
-`MicrophoneTrack` sends a capture device.
+`MicrophoneTrack` sends a capture device; `VoiceEncoder` makes their frames mono Opus.
+
+aiortc's own Opus encoder upmixes a mono track to stereo and sends it at 96 kbit/s, on a worker
+thread per 20 ms frame. A track with `encoder` set hands aiortc finished Opus packets instead
+(aiortc's public path for pre-encoded media, as its MediaPlayer(decode=False) uses): mono at a
+voice bitrate, encoded on the loop in about as long as the thread hand-off took. Mono content
+is legal in the negotiated opus/48000/2 stream; every Opus decoder plays it.
 
 aiortc's sender swallows an exception from `recv()` (it logs a warning and stops the track), so
 each track here reports one through `on_error` before it stops: the call can end with a sentence
@@ -29,6 +35,32 @@ from rtc_voice.audio.pcm import (
 )
 
 TIME_BASE = fractions.Fraction(1, RATE)
+VOICE_BITRATE = 40_000  # bit/s: mono wideband speech, PESQ-WB 4.2 (bench/bench_opus.py)
+
+
+class VoiceEncoder:
+    """Opus for speech: mono, `bitrate` bit/s (VBR), libopus's VoIP mode, 20 ms packets; one
+    packet per 20 ms frame, with the frame's own timestamp."""
+
+    def __init__(self, bitrate: int = VOICE_BITRATE) -> None:
+        codec: Any = av.CodecContext.create("libopus", "w")
+        codec.bit_rate = bitrate
+        codec.format = "s16"
+        codec.layout = "mono"
+        codec.sample_rate = RATE
+        codec.time_base = TIME_BASE
+        codec.options = {"application": "voip"}
+        self.codec = codec
+        self.bitrate = bitrate
+
+    def encode(self, frame: av.AudioFrame) -> av.Packet[Any]:
+        packets = self.codec.encode(frame)
+        if len(packets) != 1:  # libopus codes each whole 20 ms frame at once
+            raise RuntimeError(f"the Opus encoder gave {len(packets)} packets for one frame")
+        packet: av.Packet[Any] = packets[0]
+        packet.pts = frame.pts  # the codec's own starts at minus its look-ahead
+        packet.time_base = TIME_BASE
+        return packet
 
 
 def make_frame(samples: Pcm, pts: int) -> av.AudioFrame:
@@ -80,12 +112,14 @@ class GuardedTrack(MediaStreamTrack):
     def __init__(self) -> None:
         super().__init__()
         self.on_error: Callable[[BaseException], None] | None = None
+        self.encoder: VoiceEncoder | None = None  # set: recv() gives Opus packets
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.AudioFrame | av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         try:
-            return await self._next_frame()
+            frame = await self._next_frame()
+            return frame if self.encoder is None else self.encoder.encode(frame)
         except (MediaStreamError, asyncio.CancelledError):
             raise
         except Exception as exc:

@@ -1,0 +1,64 @@
+"""rtc-voice's microphone and speaker streams alone, no call: what they cost on their own.
+
+`python bench/bench_devices_stream.py SECONDS` opens the default microphone and speaker the way
+`talk` does (audio/devices.py: InputSource + OutputSink, 48 kHz mono, low latency), reads every
+20 ms microphone frame on the event loop and writes 20 ms of a quiet tone to the speaker for
+each (a call's pace: one frame in, one frame out), for SECONDS. bench/bench_cpu.py runs it as
+its "device streaming" client and measures its CPU over the same steady window as the calls;
+run alone it prints its own figure (% of one core over the last SECONDS - 4 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+
+import numpy as np
+
+from rtc_voice.audio.devices import InputSource, OutputSink, select
+from rtc_voice.audio.pcm import FRAME_SAMPLES, RATE
+
+SETTLE_S = 4.0
+
+
+def cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+async def stream(seconds: float) -> float:
+    """Streams for `seconds`; returns the CPU share (% of one core) after the first SETTLE_S."""
+    tone = (np.sin(2 * np.pi * 440 * np.arange(FRAME_SAMPLES) / RATE) * 1000).astype(np.int16)
+    source = InputSource(select(None, "input"))
+    sink = OutputSink(select(None, "output"))
+    source.start()
+    sink.start()
+    start = time.monotonic()
+    cpu0 = wall0 = None
+    try:
+        while (now := time.monotonic()) - start < seconds:
+            if cpu0 is None and now - start >= SETTLE_S:
+                cpu0, wall0 = cpu_seconds(), now
+            frame = await source.read(stall_after=5.0)
+            if frame is None:
+                raise SystemExit("the microphone delivered nothing for 5 s")
+            sink.write(tone)
+    finally:
+        source.close()
+        sink.close()
+    if cpu0 is None or wall0 is None:
+        return float("nan")
+    return (cpu_seconds() - cpu0) / (time.monotonic() - wall0) * 100
+
+
+def main() -> int:
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 64.0
+    share = asyncio.run(stream(seconds))
+    print(f"microphone + speaker streams alone: {share:.1f}% of one core")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
