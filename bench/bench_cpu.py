@@ -1,12 +1,18 @@
-"""Client CPU in a full-duplex call, steady state: rtc-voice with and without the live screen,
-and the stock aiortc client, interleaved in one run.
+"""Client CPU in a full-duplex call, steady state, every client interleaved in one run:
 
-Each client calls the click server (bench/click_server.py, its own process: a continuous 20 ms
-audio stream down) with the default microphone up and the default speaker playing. The live
-screen runs in a real terminal (tmux, 110x32); "plain" is `talk` with its output in a pipe
-(line presenter). CPU = user + system time of the client process (from /proc) over the
-measured window, which starts 4 s after launch (connect and stream start left out) and lasts
-BENCH_SECONDS (default 60). ROUNDS (env BENCH_ROUNDS, default 2) alternate the clients.
+  - rtc-voice with the live screen (a real terminal: tmux, 110x32), the way a person runs it;
+  - rtc-voice plain (`talk` with its output in a pipe: the line presenter);
+  - rtc-voice with the live screen and --no-aec (no echo canceller: the stock client has none);
+  - the stock aiortc client (bench/stock_client.py);
+  - rtc-voice's microphone + speaker streams alone, no call (bench/bench_devices_stream.py);
+  - bare PortAudio streams with empty callbacks (the floor under the line above).
+
+Each call goes to the click server (bench/click_server.py, its own process: a continuous 20 ms
+audio stream down) with the default microphone up and the default speaker playing. CPU = user +
+system time of the client process (from /proc) over the measured window, which starts 4 s
+after launch (connect and stream start left out) and lasts BENCH_SECONDS (default 60). ROUNDS
+(env BENCH_ROUNDS, default 2) alternate the clients; figures are medians over the rounds, each
+also as a ratio to the stock client's median in the same run.
 """
 
 from __future__ import annotations
@@ -52,11 +58,17 @@ def measure(client: str, url: str, tmp: Path) -> float:
     duration = str(SECONDS + SETTLE_S + 3)
     if client == "stock":
         argv = [PY, str(HERE / "stock_client.py"), url, duration]
+    elif client == "devices":
+        argv = [PY, str(HERE / "bench_devices_stream.py"), duration]
+    elif client == "bare":
+        argv = [PY, str(HERE / "bench_devices_stream.py"), "--bare", duration]
     else:
         argv = [PY, "-m", "rtc_voice", "talk", "--base-url", url, "--max-duration", duration]
+        if client == "live, no aec":
+            argv.append("--no-aec")
     env = {**os.environ, "OPENAI_API_KEY": "sk-bench-0000000000000000"}
     tmux_socket = None
-    if client == "live screen":
+    if client in ("live screen", "live, no aec"):
         tmux_socket = f"rtc-voice-bench-{uuid.uuid4().hex[:8]}"
         command = f"echo $$ > {shlex.quote(str(pidfile))}; exec {shlex.join(argv)}"
         exports = " ".join(
@@ -95,8 +107,19 @@ def measure(client: str, url: str, tmp: Path) -> float:
     return (cpu1 - cpu0) / (wall1 - wall0) * 100
 
 
+NAMES = {
+    "live screen": "rtc-voice, live screen",
+    "plain": "rtc-voice, plain output",
+    "live, no aec": "rtc-voice, live, --no-aec",
+    "stock": "stock aiortc client",
+    "devices": "rtc-voice mic+speaker alone",
+    "bare": "bare PortAudio streams",
+}
+
+
 def main() -> int:
-    clients = ["plain", "stock"] + (["live screen"] if shutil.which("tmux") else [])
+    live = ["live screen", "live, no aec"] if shutil.which("tmux") else []
+    clients = [*live[:1], "plain", *live[1:], "stock", "devices", "bare"]
     server, url = start_server()
     shares: dict[str, list[float]] = {c: [] for c in clients}
     try:
@@ -112,14 +135,13 @@ def main() -> int:
         f"client CPU, full duplex, {SECONDS:g} s steady window x {ROUNDS} rounds "
         f"(load {os.getloadavg()[0]:.1f} at the end):"
     )
-    names = {"plain": "rtc-voice, plain output", "live screen": "rtc-voice, live screen"}
     for client, values in shares.items():
         median = statistics.median(values)
         print(
-            f"  {names.get(client, 'stock aiortc client'):26} {median:5.1f}% of one core "
+            f"  {NAMES[client]:29} {median:5.1f}% of one core "
             f"(runs: {', '.join(f'{v:.1f}' for v in values)}) = {median / stock:.2f}x stock"
         )
-    if "live screen" not in shares:
+    if not live:
         print("  (tmux is not installed: the live screen was not measured)")
     return 0
 

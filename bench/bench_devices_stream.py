@@ -6,6 +6,10 @@
 each (a call's pace: one frame in, one frame out), for SECONDS. bench/bench_cpu.py runs it as
 its "device streaming" client and measures its CPU over the same steady window as the calls;
 run alone it prints its own figure (% of one core over the last SECONDS - 4 s).
+
+`--bare` is the floor under it: the same two PortAudio streams (same device, rate, block sizes,
+latency) with callbacks that do nothing but hand PortAudio silence, and no event loop: what
+PortAudio, PulseAudio and a Python callback cost before any of rtc-voice's work.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import os
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -53,8 +58,37 @@ async def stream(seconds: float) -> float:
     return (cpu_seconds() - cpu0) / (time.monotonic() - wall0) * 100
 
 
+def bare(seconds: float) -> float:
+    from rtc_voice.audio.catalog import sounddevice
+
+    sd = sounddevice()
+
+    def heard(indata: Any, frames: int, time_info: Any, status: Any) -> None:
+        pass
+
+    def play(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+        outdata.fill(0)
+
+    common = {"samplerate": RATE, "channels": 1, "dtype": "int16", "latency": "low"}
+    source = sd.InputStream(
+        device=select(None, "input").index, blocksize=RATE // 50, callback=heard, **common
+    )
+    sink = sd.OutputStream(
+        device=select(None, "output").index, blocksize=RATE // 100, callback=play, **common
+    )
+    with source, sink:
+        time.sleep(SETTLE_S)
+        cpu0, wall0 = cpu_seconds(), time.monotonic()
+        time.sleep(max(0.0, seconds - SETTLE_S))
+        return (cpu_seconds() - cpu0) / (time.monotonic() - wall0) * 100
+
+
 def main() -> int:
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 64.0
+    args = [a for a in sys.argv[1:] if a != "--bare"]
+    seconds = float(args[0]) if args else 64.0
+    if "--bare" in sys.argv:
+        print(f"bare PortAudio streams: {bare(seconds):.1f}% of one core")
+        return 0
     share = asyncio.run(stream(seconds))
     print(f"microphone + speaker streams alone: {share:.1f}% of one core")
     return 0
