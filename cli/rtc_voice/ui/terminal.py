@@ -53,8 +53,10 @@ from rtc_voice.ui.render import (
 
 FPS = 12  # at most this many frames a second (well under the 15 fps cap)
 METER_FPS = 6  # when only the level meters moved (they move all the time while audio flows)
-IDLE_POLL_S = 0.25  # how often a screen where nothing changed for `ACTIVE_S` looks again
+IDLE_POLL_S = 0.25  # how often a screen whose meters were still for `ACTIVE_S` looks again
 ACTIVE_S = 1.0
+# Events and keys wake the screen themselves; looking without one is only for what time moves
+# (the clock, the meters, a notice running out), so it is done at the meters' rate at most.
 # A frame is drawn on a worker thread, but it holds the GIL while it runs Python; by default
 # the loop thread would wait up to 5 ms for it at each switch. 0.5 ms while a frame is drawn
 # keeps the loop (and the audio on it) waking on time; between frames the default is back
@@ -172,7 +174,7 @@ class LivePresenter:
                 self._redraw.clear()
                 idle = time.monotonic() - changed_at > ACTIVE_S
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(IDLE_POLL_S if idle else 1 / FPS):
+                    async with asyncio.timeout(IDLE_POLL_S if idle else 1 / METER_FPS):
                         await self._redraw.wait()
                 urgent, self._urgent = self._urgent, False
                 wait = drawn_at + 1 / FPS - time.monotonic()
