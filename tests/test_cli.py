@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -44,6 +45,38 @@ def test_importing_and_running_help_loads_no_heavy_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_talk_to_a_remote_server_loads_no_local_server(tmp_path: Path) -> None:
+    """The call's set-up time is the user's wait: `talk` without --local must not load the
+    local server (aiohttp and the server's modules) just to check its flags."""
+    code = (
+        "import sys\n"
+        "from rtc_voice.app import app\n"
+        "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
+        "    print('exit', exc.code)\n"
+        "import json\n"
+        "watched = ('aiortc', 'aiohttp', 'rtc_voice.localserver.')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(watched))))\n"
+    )
+    with ScriptedServer() as server:
+        server.script(Reply(401, openai_error("Incorrect API key provided.", "invalid_api_key")))
+        env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY, "XDG_CONFIG_HOME": str(tmp_path)}
+        argv = ["talk", "--base-url", server.base_url, "--json", "--input", "none"]
+        out = subprocess.run(
+            [sys.executable, "-c", code, *argv],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    lines = out.stdout.strip().splitlines()
+    assert lines[-2] == f"exit {int(ExitCode.AUTH)}", out.stderr  # it got as far as minting
+    loaded = json.loads(lines[-1])
+    assert "aiortc" in loaded  # the check sees real imports: the offer was being made
+    pure = "rtc_voice.localserver.netem"  # checks --network; loads nothing else
+    assert [m for m in loaded if not m.startswith("aiortc") and m != pure] == []
 
 
 def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:
