@@ -18,8 +18,8 @@ stdout; runs alternate client by client. The clients:
 Reported: median, min and max over BENCH_RUNS runs (default 9) of process start ->
 `session.created`, start of minting -> `session.created`, and the mint request alone, with
 each rtc-voice figure as a difference and ratio to stock, and the target (within 50 ms of
-stock). Run it as `make bench` does: `python -m tests.pulse .venv/bin/python
-bench/bench_connect.py`.
+stock). Every client runs with its bytecode compiled, as installed (bench/installed.py).
+Run it as `make bench` does: `python -m tests.pulse .venv/bin/python bench/bench_connect.py`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from installed import installed_env
 
 HERE = Path(__file__).parent
 PY = sys.executable
@@ -121,7 +123,7 @@ def compare(ours: list[float], stock: list[float]) -> str:
 def main() -> int:
     home = tempfile.mkdtemp(prefix="bench-connect-")
     env = {
-        **os.environ,
+        **installed_env(),  # bytecode compiled once, as pip/pipx install it
         "OPENAI_API_KEY": "sk-bench-0000000000000000",
         "XDG_CONFIG_HOME": home,  # no user config file changes what is measured
         "COLUMNS": "120",
