@@ -40,7 +40,7 @@ def test_importing_and_running_help_loads_no_heavy_modules() -> None:
         "from rtc_voice.app import app\n"
         "try:\n    app(['--help'], prog_name='rtc-voice')\nexcept SystemExit:\n    pass\n"
         "heavy = {'aiortc', 'av', 'numpy', 'sounddevice', 'httpx', 'keyring', 'aiohttp',\n"
-        "         'livekit'}\n"
+        "         'livekit', 'pydantic'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -49,14 +49,15 @@ def test_importing_and_running_help_loads_no_heavy_modules() -> None:
 
 def test_talk_to_a_remote_server_loads_no_local_server(tmp_path: Path) -> None:
     """The call's set-up time is the user's wait: `talk` without --local must not load the
-    local server (aiohttp and the server's modules) just to check its flags."""
+    local server (aiohttp and the server's modules) just to check its flags, nor pydantic to
+    read text options."""
     code = (
         "import sys\n"
         "from rtc_voice.app import app\n"
         "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
         "    print('exit', exc.code)\n"
         "import json\n"
-        "watched = ('aiortc', 'aiohttp', 'rtc_voice.localserver.')\n"
+        "watched = ('aiortc', 'aiohttp', 'rtc_voice.localserver.', 'pydantic')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(watched))))\n"
     )
     with ScriptedServer() as server:
@@ -77,6 +78,21 @@ def test_talk_to_a_remote_server_loads_no_local_server(tmp_path: Path) -> None:
     assert "aiortc" in loaded  # the check sees real imports: the offer was being made
     pure = "rtc_voice.localserver.netem"  # checks --network; loads nothing else
     assert [m for m in loaded if not m.startswith("aiortc") and m != pure] == []
+
+
+def test_options_given_or_not_keep_typers_checks_and_values(runner: CliRunner) -> None:
+    """Options left out are not coerced (no pydantic); given ones still are, by Typer."""
+    bad = runner.invoke(app, ["token", "--ttl", "soon"], env={"COLUMNS": "120"})
+    assert bad.exit_code == 2
+    assert "Invalid value for '--ttl'" in bad.output and "integer" in bad.output
+    negative = runner.invoke(app, ["talk", "--max-duration", "-1"])
+    assert negative.exit_code == int(ExitCode.USAGE)
+    assert "Invalid value -1 for the flag --max-duration" in negative.output
+    shown = runner.invoke(
+        app, ["config", "show", "--json"], env={"RTC_VOICE_CONFIG": "", "COLUMNS": "120"}
+    )
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["model"]["source"] == "default"
 
 
 def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:
