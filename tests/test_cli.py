@@ -80,6 +80,43 @@ def test_talk_to_a_remote_server_loads_no_local_server(tmp_path: Path) -> None:
     assert [m for m in loaded if not m.startswith("aiortc") and m != pure] == []
 
 
+def test_talk_loads_the_media_stack_off_the_event_loop(tmp_path: Path) -> None:
+    """aiortc, numpy and httpx take a few hundred ms to import: `talk` loads them on a worker
+    thread, so the screen's event loop keeps drawing meanwhile."""
+    code = (
+        "import sys, threading\n"
+        "heavy = ('aiortc', 'numpy', 'httpx')\n"
+        "where = {}\n"
+        "class Watch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name in heavy:\n"
+        "            where.setdefault(name, threading.current_thread().name)\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "from rtc_voice.app import app\n"
+        "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
+        "    print('exit', exc.code)\n"
+        "import json\n"
+        "print(json.dumps(where))\n"
+    )
+    with ScriptedServer() as server:
+        server.script(Reply(401, openai_error("Incorrect API key provided.", "invalid_api_key")))
+        env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY, "XDG_CONFIG_HOME": str(tmp_path)}
+        argv = ["talk", "--base-url", server.base_url, "--json", "--input", "none"]
+        out = subprocess.run(
+            [sys.executable, "-c", code, *argv],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    lines = out.stdout.strip().splitlines()
+    assert lines[-2] == f"exit {int(ExitCode.AUTH)}", out.stderr
+    where = json.loads(lines[-1])
+    assert set(where) == {"aiortc", "numpy", "httpx"}
+    assert "MainThread" not in where.values(), where
+
+
 def test_options_given_or_not_keep_typers_checks_and_values(runner: CliRunner) -> None:
     """Options left out are not coerced (no pydantic); given ones still are, by Typer."""
     bad = runner.invoke(app, ["token", "--ttl", "soon"], env={"COLUMNS": "120"})
