@@ -15,6 +15,12 @@ stdout; runs alternate client by client. The clients:
     marks of its phases (key request, offer, POST /calls); reported apart, so the headline
     figure is the unprobed one.
 
+BENCH_COMPARE_CLI=DIR adds "rtc-voice (DIR)": the same `talk`, importing rtc_voice from DIR
+(another checkout's source root, e.g. `git archive OLD cli | tar -x -C /tmp/old`, then
+/tmp/old/cli), to compare two versions in one run. Last, where rtc-voice's extra time goes:
+the import costs of the talk path, one after another as `talk` meets them, in a fresh process
+each time (median of BENCH_RUNS), with aiohttp (the stock client's HTTP) for comparison.
+
 Reported: median, min and max over BENCH_RUNS runs (default 9) of process start ->
 `session.created`, start of minting -> `session.created`, and the mint request alone, with
 each rtc-voice figure as a difference and ratio to stock, and the target (within 50 ms of
@@ -142,6 +148,17 @@ def main() -> int:
             "--json",
         ],
     }
+    other_cli = os.environ.get("BENCH_COMPARE_CLI")
+    if other_cli:
+        clients[f"rtc-voice ({other_cli})"] = [
+            "env",
+            f"PYTHONPATH={other_cli}",
+            EXE,
+            "talk",
+            "--base-url",
+            server.url,
+            "--json",
+        ]
     figures = {name: Figures() for name in clients}
     try:
         for argv in clients.values():  # warm the disk cache; fail loudly if one does not work
@@ -190,7 +207,57 @@ def main() -> int:
         f"target: rtc-voice within {TARGET_MS:.0f} ms of stock, process start -> "
         f"session.created: {verdict} ({gap:+.0f} ms)"
     )
+    import_costs(env)
     return 0
+
+
+STEPS = """
+import json, time
+marks = [time.perf_counter()]
+def step():
+    marks.append(time.perf_counter())
+import typer; step()
+import rtc_voice.app; step()
+from rtc_voice.config import load_settings; load_settings(config_flag=None, flags={}); step()
+import rtc_voice.call.supervisor, rtc_voice.ui.modes, rtc_voice.tools; step()
+import numpy, av; step()
+import aiortc; step()
+import sounddevice; step()
+import httpx; step()
+client = httpx.AsyncClient(); step()
+import rtc_voice.audio.io, rtc_voice.rtc.peer; step()
+import livekit.rtc; step()
+import aiohttp; step()
+print(json.dumps([(b - a) * 1000 for a, b in zip(marks, marks[1:])]))
+"""
+STEP_NAMES = (
+    "typer",
+    "rtc_voice.app (CLI, rich console, config module)",
+    "settings loaded",
+    "rtc-voice's own modules (call, conversation, protocol, screen, tools)",
+    "numpy, av",
+    "aiortc",
+    "sounddevice (PortAudio started)",
+    "httpx",
+    "httpx.AsyncClient (httpcore, TLS context)",
+    "rtc-voice's media modules",
+    "livekit.rtc (echo cancellation)",
+    "aiohttp (the stock client's HTTP, for comparison)",
+)
+
+
+def import_costs(env: dict[str, str]) -> None:
+    runs = []
+    for _ in range(max(RUNS, 3)):
+        out = subprocess.run(
+            [PY, "-c", STEPS], env=env, capture_output=True, text=True, check=True
+        ).stdout
+        runs.append(json.loads(out))
+    print(
+        f"import costs on the talk path, in order, each in a fresh process (median of {len(runs)}):"
+    )
+    for i, name in enumerate(STEP_NAMES):
+        print(f"  {statistics.median(r[i] for r in runs):6.1f} ms  {name}")
 
 
 if __name__ == "__main__":
