@@ -80,9 +80,7 @@ class WebRtcCanceller:
     def near(self, frame: Pcm, delay_ms: int) -> Pcm:
         delay_ms = max(0, min(500, delay_ms))
         self._near[:] = frame
-        if delay_ms != self._delay_ms:  # AEC3 keeps it: one call fewer per 10 ms frame
-            self._apm.set_stream_delay_ms(delay_ms)
-            self._delay_ms = delay_ms
+        self._apm.set_stream_delay_ms(delay_ms)
         self._apm.process_stream(self._near_frame)
         return self._near.copy()
 
