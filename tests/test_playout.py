@@ -102,6 +102,28 @@ def test_one_hiccup_is_taken_out_again() -> None:
     assert after.underruns == before.underruns == 1  # the stall itself, nothing more
 
 
+def test_after_a_short_hiccup_the_depth_is_back_within_a_second() -> None:
+    # a busy machine stalls delivery for 60 ms at t = 3 s (the speaker runs dry), then the
+    # backlog arrives at once and frames come on time again
+    times = [t if not 3.0 <= t < 3.06 else 3.06 for t in arrivals(300)]
+    signal = np.zeros(300 * FRAME_SAMPLES, np.int16)
+    result = play(times, signal, PlayoutController(RATE))
+    steady = result.depth_between(2, 3).max()
+    assert result.depth_between(3.06, 3.3).max() >= steady + 30  # the hiccup raised it
+    # back where it was 50 frames later, not only once the hiccup has left the 2 s window
+    assert result.depth_between(4.1, 6).max() <= steady + 1
+    assert result.underruns == 1  # the stall itself, nothing more
+
+
+def test_steady_jitter_keeps_its_buffer_while_old_lows_fade() -> None:
+    # 30 ms jitter: fresh lows keep coming, so fading the old ones sheds almost nothing
+    count = 1500
+    signal = np.zeros(count * FRAME_SAMPLES, np.int16)
+    times = arrivals(count, jitter_ms=30, seed=9)
+    result = play(times, signal, PlayoutController(RATE))
+    assert result.underruns < 0.01 * count
+
+
 def test_30_ms_jitter_few_underruns_and_no_creep() -> None:
     count = 1500  # 30 s
     times = arrivals(count, jitter_ms=30, seed=7)

@@ -13,6 +13,10 @@ What it measures, over the last `window_s` seconds:
   (`jitter_ms`, `target_ms` = floor + jitter, the depth the buffer settles at when chunks come
   on time) and it is why the low-water mark is taken over a window: a late chunk lowers it, so a
   buffer that rides out jitter is left alone.
+- the low-water mark fades: a low from the past counts as `fade_ms_per_s` higher for each second
+  of its age. Steady jitter keeps making fresh lows, so its buffer stays; one hiccup of a busy
+  machine (a stall, the speaker running dry, then the backlog at once) is forgotten gradually, a
+  40 ms excess within about half a second, instead of raising every sound for the whole window.
 
 How it sheds an excess, gently and without clicks:
 
@@ -48,18 +52,26 @@ class PlayoutConfig:
     splice_max_ms: float = 10.0
     crossfade_ms: float = 5.0
     gap_s: float = 0.5  # an arrival gap this long is a new stream: start measuring again
+    fade_ms_per_s: float = 80.0  # how fast a low-water mark from the past is forgotten
 
 
 class _WindowExtreme:
-    """Sliding-window minimum (or maximum) over timestamped values, O(1) amortised."""
+    """Sliding-window minimum (or maximum) over timestamped values, O(1) amortised.
 
-    def __init__(self, window_s: float, *, largest: bool = False) -> None:
+    With `fade` (units per second), an old value counts as if it had risen by `fade` for each
+    second of its age (a minimum only): a deep low is forgotten gradually, not all at once when
+    it leaves the window."""
+
+    def __init__(self, window_s: float, *, largest: bool = False, fade: float = 0.0) -> None:
         self._window = window_s
         self._sign = -1.0 if largest else 1.0
+        self._fade = fade
+        self._now = 0.0
         self._items: collections.deque[tuple[float, float]] = collections.deque()
 
     def add(self, now: float, value: float) -> None:
-        keyed = self._sign * value
+        keyed = self._sign * value - self._fade * now
+        self._now = now
         while self._items and self._items[-1][1] >= keyed:
             self._items.pop()
         self._items.append((now, keyed))
@@ -67,7 +79,7 @@ class _WindowExtreme:
             self._items.popleft()
 
     def value(self) -> float:
-        return self._sign * self._items[0][1]
+        return self._sign * (self._items[0][1] + self._fade * self._now)
 
     def clear(self) -> None:
         self._items.clear()
@@ -95,7 +107,8 @@ class PlayoutController:
         ramp = (np.arange(self._fade, dtype=np.float64) + 0.5) / self._fade
         self._fade_in = ramp
         self._fade_out = 1.0 - ramp
-        self._low = _WindowExtreme(c.window_s)  # depth + shed so far, at each arrival
+        # depth + shed so far, at each arrival
+        self._low = _WindowExtreme(c.window_s, fade=rate * c.fade_ms_per_s / 1000)
         self._delay_min = _WindowExtreme(c.window_s)
         self._delay_max = _WindowExtreme(c.window_s, largest=True)
         self.shed_quiet = 0
