@@ -13,10 +13,11 @@ What it measures, over the last `window_s` seconds:
   (`jitter_ms`, `target_ms` = floor + jitter, the depth the buffer settles at when chunks come
   on time) and it is why the low-water mark is taken over a window: a late chunk lowers it, so a
   buffer that rides out jitter is left alone.
-- the low-water mark fades: a low from the past counts as `fade_ms_per_s` higher for each second
-  of its age. Steady jitter keeps making fresh lows, so its buffer stays; one hiccup of a busy
-  machine (a stall, the speaker running dry, then the backlog at once) is forgotten gradually, a
-  40 ms excess within about half a second, instead of raising every sound for the whole window.
+- the low-water mark fades: a low older than `hold_s` counts as `fade_ms_per_s` higher for each
+  second beyond that. Steady jitter keeps making fresh lows within `hold_s`, so its buffer stays;
+  one hiccup of a busy machine (a stall, the speaker running dry, then the backlog at once) is
+  forgotten gradually, a 45 ms excess within about 0.6 s, instead of raising every sound for the
+  whole window.
 
 How it sheds an excess, gently and without clicks:
 
@@ -52,37 +53,68 @@ class PlayoutConfig:
     splice_max_ms: float = 10.0
     crossfade_ms: float = 5.0
     gap_s: float = 0.5  # an arrival gap this long is a new stream: start measuring again
-    fade_ms_per_s: float = 80.0  # how fast a low-water mark from the past is forgotten
+    hold_s: float = 0.3  # a low-water mark is kept exactly this long,
+    fade_ms_per_s: float = 150.0  # then forgotten this fast
 
 
 class _WindowExtreme:
     """Sliding-window minimum (or maximum) over timestamped values, O(1) amortised.
 
-    With `fade` (units per second), an old value counts as if it had risen by `fade` for each
-    second of its age (a minimum only): a deep low is forgotten gradually, not all at once when
-    it leaves the window."""
+    With `fade` (units per second, a minimum only), a value older than `hold_s` counts as if it
+    had risen by `fade` for each second beyond that: a deep low is kept exactly for `hold_s`,
+    then forgotten gradually rather than all at once when it leaves the window."""
 
-    def __init__(self, window_s: float, *, largest: bool = False, fade: float = 0.0) -> None:
+    def __init__(
+        self, window_s: float, *, largest: bool = False, fade: float = 0.0, hold_s: float = 0.0
+    ) -> None:
         self._window = window_s
         self._sign = -1.0 if largest else 1.0
         self._fade = fade
+        self._hold = hold_s if fade else 0.0
         self._now = 0.0
         self._items: collections.deque[tuple[float, float]] = collections.deque()
+        self._fresh = _WindowExtreme(hold_s, largest=largest) if self._hold else None
+        self._waiting: collections.deque[tuple[float, float]] = collections.deque()
 
     def add(self, now: float, value: float) -> None:
-        keyed = self._sign * value - self._fade * now
         self._now = now
+        if self._fresh is None:
+            self._insert(now, value)
+            return
+        self._fresh.add(now, value)
+        self._waiting.append((now, value))
+        while self._waiting[0][0] <= now - self._hold:  # old enough to start fading
+            self._insert(*self._waiting.popleft())
+        self._expire()
+
+    def _insert(self, at: float, value: float) -> None:
+        keyed = self._sign * value - self._fade * at
         while self._items and self._items[-1][1] >= keyed:
             self._items.pop()
-        self._items.append((now, keyed))
-        while self._items[0][0] < now - self._window:
+        self._items.append((at, keyed))
+        self._expire()
+
+    def _expire(self) -> None:
+        while self._items and self._items[0][0] < self._now - self._window:
             self._items.popleft()
 
     def value(self) -> float:
-        return self._sign * (self._items[0][1] + self._fade * self._now)
+        faded = (
+            self._sign * (self._items[0][1] + self._fade * (self._now - self._hold))
+            if self._items
+            else None
+        )
+        if self._fresh is None:
+            assert faded is not None
+            return faded
+        fresh = self._fresh.value()
+        return fresh if faded is None else self._sign * min(self._sign * fresh, self._sign * faded)
 
     def clear(self) -> None:
         self._items.clear()
+        self._waiting.clear()
+        if self._fresh is not None:
+            self._fresh.clear()
 
 
 class PlayoutController:
@@ -108,7 +140,7 @@ class PlayoutController:
         self._fade_in = ramp
         self._fade_out = 1.0 - ramp
         # depth + shed so far, at each arrival
-        self._low = _WindowExtreme(c.window_s, fade=rate * c.fade_ms_per_s / 1000)
+        self._low = _WindowExtreme(c.window_s, fade=rate * c.fade_ms_per_s / 1000, hold_s=c.hold_s)
         self._delay_min = _WindowExtreme(c.window_s)
         self._delay_max = _WindowExtreme(c.window_s, largest=True)
         self.shed_quiet = 0
