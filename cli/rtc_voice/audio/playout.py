@@ -98,6 +98,10 @@ class _WindowExtreme:
         while self._items and self._items[0][0] < self._now - self._window:
             self._items.popleft()
 
+    @property
+    def empty(self) -> bool:
+        return not self._items and (self._fresh is None or self._fresh.empty)
+
     def value(self) -> float:
         faded = (
             self._sign * (self._items[0][1] + self._fade * (self._now - self._hold))
@@ -146,7 +150,6 @@ class PlayoutController:
         self.shed_quiet = 0
         self.shed_spliced = 0
         self.splices = 0
-        self._removed = 0  # taken out by others (a hard trim): shifts the low-water mark too
         self._started: float | None = None
         self._last_arrival = 0.0
         self._media = 0  # samples received since the stream (re)started
@@ -175,14 +178,20 @@ class PlayoutController:
         settling)."""
         if self._started is None or self._last_arrival - self._started < self.config.settle_s:
             return 0
-        low_water = self._low.value() - self.shed - self._removed
+        if self._low.empty:
+            return 0
+        low_water = self._low.value() - self.shed
         excess = int(low_water) - self._floor
         return excess if excess >= self._hysteresis else 0
 
     def note_removed(self, samples: int) -> None:
-        """Someone else took `samples` out of the buffer (the sink's hard trim): depths seen
-        earlier are that much lower now, so they must not be shed a second time."""
-        self._removed += samples
+        """Someone else took `samples` out of the buffer (the sink's hard trim, when the
+        device stopped consuming for a while and audio piled up to its limit): the depths seen
+        before belong to a timeline that no longer exists, so the low-water mark is measured
+        afresh from the next chunk. What remains above the floor is then shed at once (quiet)
+        or after `patience_s` (sound); what was trimmed is never shed a second time."""
+        if samples > 0:
+            self._low.clear()
 
     def reset(self) -> None:
         """The buffer was emptied on purpose, or the stream restarts: measure afresh."""
@@ -206,7 +215,7 @@ class PlayoutController:
         self._media += len(chunk)
         self._delay_min.add(now, delay)
         self._delay_max.add(now, delay)
-        self._low.add(now, depth + self.shed + self._removed)
+        self._low.add(now, depth + self.shed)
 
         excess = self.excess()
         if excess <= 0 or len(chunk) == 0:
