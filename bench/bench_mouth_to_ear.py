@@ -29,7 +29,8 @@ the loop, queued behind the speaker buffer's depth -> callback, -> PortAudio's D
 
 Env: BENCH_CALLS (per client and condition, default 20), BENCH_CALL_SECONDS (default 7.5),
 BENCH_CONDITIONS (comma list of idle0, idle30, busy0, busy30; default idle0,idle30,busy0),
-BENCH_LOAD (tests or spin), BENCH_VERBOSE=1 (every call's p50).
+BENCH_LOAD (tests or spin), BENCH_VERBOSE=1 (every call's p50), BENCH_KEEP=DIR (keep each
+rtc-voice call's probe log there, with the clicks sent and heard).
 Quick look: BENCH_CALLS=3 BENCH_CONDITIONS=idle0.
 """
 
@@ -139,6 +140,7 @@ class Calls:
     failed: int = 0
     per_call: list[str] = field(default_factory=list)  # "ear/callback" p50 of each call
     stages: list[dict[str, float]] = field(default_factory=list)  # per click, ms
+    gc_pauses: list[float] = field(default_factory=list)  # ms, the collections of 2 ms or more
 
     def add(self, latencies: list[float], missed: int) -> None:
         self.missed += missed
@@ -207,11 +209,18 @@ def run_call(client: str, server: Server, monitor: Monitor, result: Calls, tmp: 
     result.add(latencies, missed)
     if client == "rtc-voice" and probe.exists():
         data = json.loads(probe.read_text())
+        if os.environ.get("BENCH_KEEP"):  # a directory for each call's probe log
+            keep = Path(os.environ["BENCH_KEEP"])
+            keep.mkdir(parents=True, exist_ok=True)
+            data["sent"], data["heard"] = sent, monitor.between(began, ended + 1)
+            (keep / f"call-{began:.0f}.json").write_text(json.dumps(data))
         callback = match(sent, data["callback"])[0]
         result.callback += callback
         result.dac += match(sent, data["dac"])[0]
         if latencies and callback:
             result.per_call.append(f"{pct(latencies, 50):.0f}/{pct(callback, 50):.0f}")
+        first = sent[0] if sent else ended  # collections while clicks played
+        result.gc_pauses += [took for _, took, at in data.get("gc", []) if at >= first]
         result.stages += stages(sent, latencies, monitor.between(began, ended + 1), data)
         for sink in data["sinks"]:
             result.underruns += sink["underruns"]
@@ -304,6 +313,12 @@ def report(condition: str, ours: Calls, stock: Calls) -> None:
             f"shed {ours.shed_ms:.0f} ms in all"
         )
     print_stages(ours.stages)
+    if ours.gc_pauses:
+        print(
+            f"  rtc-voice    garbage collections of 2 ms or more while clicks played: "
+            f"{len(ours.gc_pauses)}, "
+            f"longest {max(ours.gc_pauses):.0f} ms"
+        )
     print(
         f"  ratio stock / rtc-voice: p50 {pct(stock.p50, 50) / pct(ours.p50, 50):.2f}x, "
         f"per-call p95 {pct(stock.p95, 50) / pct(ours.p95, 50):.2f}x"

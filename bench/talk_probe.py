@@ -14,6 +14,7 @@ speaker buffer's depth when it was queued (`OutputSink.write`).
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import sys
@@ -42,6 +43,20 @@ log: dict[str, Any] = {
     "targets": [],  # [time, receive-buffer target in frames] whenever it changes
 }
 _last = [0.0]
+_gc_start = [0.0]
+log["gc"] = []  # [generation, ms, end] of each collection that took 2 ms or more
+
+
+def _gc(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_start[0] = time.perf_counter()
+    else:
+        took = (time.perf_counter() - _gc_start[0]) * 1000
+        if took >= 2:
+            log["gc"].append([info["generation"], took, time.monotonic()])
+
+
+gc.callbacks.append(_gc)
 _original_callback = devices.OutputSink._callback
 _original_close = devices.OutputSink.close
 _original_write = devices.OutputSink.write
@@ -85,6 +100,9 @@ def _to_mono(frame: Any) -> Any:
 
 
 def _write(self: Any, samples: Any) -> None:
+    log.setdefault("depths", []).append(
+        [time.monotonic(), len(self._ring) * 1000 / self.rate, self.underruns, self.playout.shed]
+    )
     if _loud(samples):
         log["write"].append([time.monotonic(), len(self._ring) * 1000 / self.rate])
     _original_write(self, samples)
