@@ -4,6 +4,9 @@ Wall clock from process start to exit, the way a person meets it, for
   - `python -c "import sounddevice; sounddevice.query_devices()"` (the floor: PortAudio itself),
   - `rtc-voice devices` (the table) and `rtc-voice devices --json`.
 Reports medians over RUNS (env BENCH_RUNS, default 15) and each as a ratio to the bare query.
+BENCH_COMPARE_CLI=DIR adds both rtc-voice commands importing rtc_voice from DIR (another
+checkout's source root), to compare two versions in one run.
+Every command runs with its bytecode compiled, as installed (bench/installed.py).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from installed import installed_env
 
 RUNS = int(os.environ.get("BENCH_RUNS", "15"))
 EXE = str(Path(sys.executable).with_name("rtc-voice"))
@@ -29,7 +34,11 @@ COMMANDS = {
 
 
 def main() -> int:
-    env = {**os.environ, "COLUMNS": "120"}
+    env = {**installed_env(), "COLUMNS": "120"}  # bytecode compiled once, as installed
+    other_cli = os.environ.get("BENCH_COMPARE_CLI")
+    if other_cli:
+        for name, argv in list(COMMANDS.items())[1:]:
+            COMMANDS[f"{name} ({other_cli})"] = ["env", f"PYTHONPATH={other_cli}", *argv]
     for argv in COMMANDS.values():  # warm the disk cache; fail loudly if one does not work
         subprocess.run(argv, capture_output=True, check=True, env=env)
     times: dict[str, list[float]] = {name: [] for name in COMMANDS}

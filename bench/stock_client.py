@@ -7,12 +7,18 @@ sink rtc-voice plays into), writing each decoded frame as it comes, the way Sema
 aiortc sample does. Default jitter buffer, default stream latency; the only change is gathering
 ICE candidates on 127.0.0.1 so nothing leaves this machine. (aiortc's MediaRecorder cannot be
 used here: PyAV's wheel bundles an ALSA without the PulseAudio plugin.)
+
+`--until-session-created` (bench_connect.py): the same steps, but the client prints one JSON line
+on stdout when `session.created` arrives on `oai-events`, with the wall-clock times
+(`time.time()`) its key request started and ended, and exits at once (SECONDS is ignored).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
+import time
 
 import aiohttp
 import aioice.ice
@@ -32,12 +38,21 @@ async def play(track: MediaStreamTrack, stream: sounddevice.OutputStream) -> Non
         await loop.run_in_executor(None, stream.write, pcm)
 
 
-async def main(base_url: str, seconds: float) -> int:
+async def main(base_url: str, seconds: float, until_session_created: bool = False) -> int:
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTrack(AudioStreamTrack())
-    pc.createDataChannel("oai-events")
+    channel = pc.createDataChannel("oai-events")
     remote = asyncio.get_running_loop().create_future()
+    created = asyncio.get_running_loop().create_future()
+    times: dict[str, float] = {}
+
+    if until_session_created:  # the default run parses no events (bench_cpu measures it)
+
+        @channel.on("message")
+        def on_message(message: str | bytes) -> None:
+            if json.loads(message).get("type") == "session.created" and not created.done():
+                created.set_result(time.time())
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
@@ -47,10 +62,12 @@ async def main(base_url: str, seconds: float) -> int:
     async with aiohttp.ClientSession() as http:
         auth = {"Authorization": "Bearer sk-bench-stock"}
         body = {"session": {"type": "realtime"}}
+        times["mint_start"] = time.time()
         async with http.post(
             f"{base_url}/realtime/client_secrets", json=body, headers=auth
         ) as response:
             key = (await response.json())["value"]
+        times["mint_end"] = time.time()
         await pc.setLocalDescription(await pc.createOffer())
         async with http.post(
             f"{base_url}/realtime/calls",
@@ -59,6 +76,11 @@ async def main(base_url: str, seconds: float) -> int:
         ) as response:
             answer = await response.text()
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        if until_session_created:
+            times["session_created"] = await created
+            print(json.dumps({"type": "session.created", **times}), flush=True)
+            await pc.close()
+            return 0
         track = await remote
         with sounddevice.OutputStream(samplerate=48000, channels=2, dtype="int16") as stream:
             player = asyncio.ensure_future(play(track, stream))
@@ -69,4 +91,6 @@ async def main(base_url: str, seconds: float) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1], float(sys.argv[2]))))
+    args = [a for a in sys.argv[1:] if a != "--until-session-created"]
+    until = len(args) < len(sys.argv) - 1
+    sys.exit(asyncio.run(main(args[0], float(args[1]) if len(args) > 1 else 0.0, until)))

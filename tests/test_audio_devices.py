@@ -180,7 +180,7 @@ def test_devices_loads_portaudio_and_nothing_heavy() -> None:
         "from rtc_voice.app import app\n"
         "try:\n    app(['devices', '--json'], prog_name='rtc-voice')\n"
         "except SystemExit:\n    pass\n"
-        "heavy = {'aiortc', 'av', 'numpy', 'asyncio', 'httpx', 'keyring', 'aiohttp'}\n"
+        "heavy = {'aiortc', 'av', 'numpy', 'asyncio', 'httpx', 'keyring', 'aiohttp', 'pydantic'}\n"
         "loaded = {m.split('.')[0] for m in sys.modules}\n"
         "print(sorted(heavy & loaded), 'sounddevice' in loaded)\n"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -39,11 +40,96 @@ def test_importing_and_running_help_loads_no_heavy_modules() -> None:
         "from rtc_voice.app import app\n"
         "try:\n    app(['--help'], prog_name='rtc-voice')\nexcept SystemExit:\n    pass\n"
         "heavy = {'aiortc', 'av', 'numpy', 'sounddevice', 'httpx', 'keyring', 'aiohttp',\n"
-        "         'livekit'}\n"
+        "         'livekit', 'pydantic'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_talk_to_a_remote_server_loads_no_local_server(tmp_path: Path) -> None:
+    """The call's set-up time is the user's wait: `talk` without --local must not load the
+    local server (aiohttp and the server's modules) just to check its flags, nor pydantic to
+    read text options."""
+    code = (
+        "import sys\n"
+        "from rtc_voice.app import app\n"
+        "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
+        "    print('exit', exc.code)\n"
+        "import json\n"
+        "watched = ('aiortc', 'aiohttp', 'rtc_voice.localserver.', 'pydantic')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(watched))))\n"
+    )
+    with ScriptedServer() as server:
+        server.script(Reply(401, openai_error("Incorrect API key provided.", "invalid_api_key")))
+        env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY, "XDG_CONFIG_HOME": str(tmp_path)}
+        argv = ["talk", "--base-url", server.base_url, "--json", "--input", "none"]
+        out = subprocess.run(
+            [sys.executable, "-c", code, *argv],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    lines = out.stdout.strip().splitlines()
+    assert lines[-2] == f"exit {int(ExitCode.AUTH)}", out.stderr  # it got as far as minting
+    loaded = json.loads(lines[-1])
+    assert "aiortc" in loaded  # the check sees real imports: the offer was being made
+    pure = "rtc_voice.localserver.netem"  # checks --network; loads nothing else
+    assert [m for m in loaded if not m.startswith("aiortc") and m != pure] == []
+
+
+def test_talk_loads_the_media_stack_off_the_event_loop(tmp_path: Path) -> None:
+    """aiortc, numpy and httpx take a few hundred ms to import: `talk` loads them on a worker
+    thread, so the screen's event loop keeps drawing meanwhile."""
+    code = (
+        "import sys, threading\n"
+        "heavy = ('aiortc', 'numpy', 'httpx')\n"
+        "where = {}\n"
+        "class Watch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name in heavy:\n"
+        "            where.setdefault(name, threading.current_thread().name)\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "from rtc_voice.app import app\n"
+        "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
+        "    print('exit', exc.code)\n"
+        "import json\n"
+        "print(json.dumps(where))\n"
+    )
+    with ScriptedServer() as server:
+        server.script(Reply(401, openai_error("Incorrect API key provided.", "invalid_api_key")))
+        env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY, "XDG_CONFIG_HOME": str(tmp_path)}
+        argv = ["talk", "--base-url", server.base_url, "--json", "--input", "none"]
+        out = subprocess.run(
+            [sys.executable, "-c", code, *argv],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    lines = out.stdout.strip().splitlines()
+    assert lines[-2] == f"exit {int(ExitCode.AUTH)}", out.stderr
+    where = json.loads(lines[-1])
+    assert set(where) == {"aiortc", "numpy", "httpx"}
+    assert "MainThread" not in where.values(), where
+
+
+def test_options_given_or_not_keep_typers_checks_and_values(runner: CliRunner) -> None:
+    """Options left out are not coerced (no pydantic); given ones still are, by Typer."""
+    bad = runner.invoke(app, ["token", "--ttl", "soon"], env={"COLUMNS": "120"})
+    assert bad.exit_code == 2
+    assert "Invalid value for '--ttl'" in bad.output and "integer" in bad.output
+    negative = runner.invoke(app, ["talk", "--max-duration", "-1"])
+    assert negative.exit_code == int(ExitCode.USAGE)
+    assert "Invalid value -1 for the flag --max-duration" in negative.output
+    shown = runner.invoke(
+        app, ["config", "show", "--json"], env={"RTC_VOICE_CONFIG": "", "COLUMNS": "120"}
+    )
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["model"]["source"] == "default"
 
 
 def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:

@@ -549,3 +549,82 @@ def test_a_run_that_fails_before_the_call_leaves_recordings_alone(
     early = talk(tmp_path, "--local", "--input", str(HELLO), "--record", str(nowhere))
     assert early.returncode == ExitCode.AUDIO
     assert f"Cannot write the recording {nowhere}: the folder" in early.stderr
+
+
+class CountingProxy:
+    """A TCP relay to `upstream` that counts the connections it accepted (real sockets)."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        import socket
+        import threading
+
+        self.connections = 0
+        self._sockets: list[Any] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._upstream = upstream
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            server = socket.create_connection(self._upstream)
+            self._sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: Any, sink: Any) -> None:
+        import contextlib
+
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(1)  # SHUT_WR: pass the end on
+
+    def close(self) -> None:
+        self._listener.close()
+        for sock in self._sockets:
+            sock.close()
+
+
+def test_mint_call_and_hang_up_share_one_http_connection(
+    tmp_path: Path, served: tuple[subprocess.Popen[str], str]
+) -> None:
+    """Each new connection costs a TCP (on the Internet, also a TLS) handshake before the
+    request: the key request, POST /calls and the hang-up reuse one."""
+    from urllib.parse import urlsplit
+
+    proc, url = served
+    upstream = urlsplit(url)
+    proxy = CountingProxy((upstream.hostname or "127.0.0.1", upstream.port or 80))
+    try:
+        done = talk(
+            tmp_path,
+            "--base-url",
+            f"http://127.0.0.1:{proxy.port}/v1",
+            "--input",
+            "none",
+            "--output",
+            "none",
+            "--say",
+            "one connection",
+            env={"OPENAI_API_KEY": FAKE_KEY},
+        )
+    finally:
+        proxy.close()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "assistant: You said: one connection"
+    proc.terminate()
+    _, log = proc.communicate(timeout=20)
+    assert "minted ek_" in log and " started: " in log and "(hung up)" in log
+    assert proxy.connections == 1

@@ -45,6 +45,50 @@ def _hide_flag_types(command: Any, ctx: Any) -> None:
         _hide_flag_types(sub, ctx)
 
 
+class _CoerceGivenValues:
+    """Typer (0.2x) coerces each option through a pydantic TypeAdapter built on first use, even
+    an option the user left out, so every command paid for importing pydantic (about 60 ms, a
+    quarter of `rtc-voice devices`). An option left out (None) needs no coercion: Typer's own
+    coerce returns None for it (or () for a repeatable one) before touching the adapter; nor
+    does a text option (str, no custom parser), whose adapter returns the text it is given.
+    This stand-in answers those two cases the same way and hands every other value to Typer's
+    real coercion, built then, so values, messages and exit codes stay Typer's."""
+
+    def __init__(self, build: Any) -> None:
+        self._build = build
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:
+            return () if param.multiple or param.nargs == -1 else None
+        described = param.type_descriptor
+        if (
+            type(value) is str
+            and described.annotation is str
+            and described.parameter_info.parser is None
+        ):
+            return value
+        param._runtime_param = real = self._build(described)
+        return real.coerce(value, param=param, ctx=ctx)
+
+
+def _coerce_given_values_only(command: Any, ctx: Any) -> None:
+    """Install `_CoerceGivenValues` on every parameter of the command tree (each command's
+    cached help option included) whose coercion is not built yet; a no-op on a Typer without
+    that layer (older releases use click types)."""
+    try:
+        from typer._coercion import build_runtime_param
+    except ImportError:
+        return
+    params = list(getattr(command, "params", ()))
+    with contextlib.suppress(Exception):
+        params.append(command.get_help_option(ctx))
+    for param in params:
+        if getattr(param, "_runtime_param", False) is None and hasattr(param, "type_descriptor"):
+            param._runtime_param = _CoerceGivenValues(build_runtime_param)
+    for sub in getattr(command, "commands", {}).values():
+        _coerce_given_values_only(sub, ctx)
+
+
 class _ErrorHandlingGroup(TyperGroup):
     """Turns RtcVoiceError and Ctrl-C into one printed sentence plus the documented exit code.
 
@@ -54,6 +98,7 @@ class _ErrorHandlingGroup(TyperGroup):
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         _hide_flag_types(self, ctx)
+        _coerce_given_values_only(self, ctx)
         end = args.index("--") if "--" in args else len(args)
         if "--debug" in args[:end]:
             head = [a for a in args[:end] if a != "--debug"]

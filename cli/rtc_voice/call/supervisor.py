@@ -303,13 +303,12 @@ class CallSupervisor:
     async def _prepare(self) -> None:
         """Files, devices, the embedded server and the HTTP client; errors here are the user's
         input (a missing file, a bad device) and end the call before anything is sent."""
-        from rtc_voice.api import RealtimeApi
-        from rtc_voice.audio.io import Recorder, open_microphone, open_speaker
-        from rtc_voice.rtc.ice import loopback_only
-
         opts, settings = self.options, self.settings
         loop = asyncio.get_running_loop()
         await asyncio.to_thread(_import_media)  # off the loop: the screen keeps drawing
+        from rtc_voice.api import RealtimeApi
+        from rtc_voice.audio.io import Recorder, open_microphone, open_speaker
+        from rtc_voice.rtc.ice import loopback_only
 
         def writer_failed(exc: BaseException) -> None:  # called on the writer thread
             loop.call_soon_threadsafe(self.fail, "file writer", exc)
