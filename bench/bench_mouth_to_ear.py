@@ -22,9 +22,15 @@ p50s, the median and worst per-call p95, how many calls had a click above 80 ms,
 clicks; for rtc-voice also click -> callback, underruns as a share of played 20 ms frames and
 what the playout control shed. Ratios are stock / rtc-voice (above 1: rtc-voice is faster).
 
+Stages (rtc-voice, from bench/talk_probe.py), per click: send -> arrival at the receive buffer
+(network and the loop's receive), -> release to the decoder (the hold-back), -> decoded, -> on
+the loop, queued behind the speaker buffer's depth -> callback, -> PortAudio's DAC estimate,
+-> heard. Printed as p50 / p95 of each, and the same for the slowest 5% of clicks.
+
 Env: BENCH_CALLS (per client and condition, default 20), BENCH_CALL_SECONDS (default 7.5),
 BENCH_CONDITIONS (comma list of idle0, idle30, busy0, busy30; default idle0,idle30,busy0),
-BENCH_LOAD (tests or spin), BENCH_VERBOSE=1 (every call's p50).
+BENCH_LOAD (tests or spin), BENCH_VERBOSE=1 (every call's p50), BENCH_KEEP=DIR (keep each
+rtc-voice call's probe log there, with the clicks sent and heard).
 Quick look: BENCH_CALLS=3 BENCH_CONDITIONS=idle0.
 """
 
@@ -42,6 +48,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sounddevice
@@ -127,10 +134,13 @@ class Calls:
     missed: int = 0
     clicks: int = 0
     underruns: int = 0
+    device_underruns: int = 0  # blocks PortAudio reported as played late (output underflow)
     frames: float = 0.0
     shed_ms: float = 0.0
     failed: int = 0
     per_call: list[str] = field(default_factory=list)  # "ear/callback" p50 of each call
+    stages: list[dict[str, float]] = field(default_factory=list)  # per click, ms
+    gc_pauses: list[float] = field(default_factory=list)  # ms, the collections of 2 ms or more
 
     def add(self, latencies: list[float], missed: int) -> None:
         self.missed += missed
@@ -199,15 +209,80 @@ def run_call(client: str, server: Server, monitor: Monitor, result: Calls, tmp: 
     result.add(latencies, missed)
     if client == "rtc-voice" and probe.exists():
         data = json.loads(probe.read_text())
+        if os.environ.get("BENCH_KEEP"):  # a directory for each call's probe log
+            keep = Path(os.environ["BENCH_KEEP"])
+            keep.mkdir(parents=True, exist_ok=True)
+            data["sent"], data["heard"] = sent, monitor.between(began, ended + 1)
+            (keep / f"call-{began:.0f}.json").write_text(json.dumps(data))
         callback = match(sent, data["callback"])[0]
         result.callback += callback
         result.dac += match(sent, data["dac"])[0]
         if latencies and callback:
             result.per_call.append(f"{pct(latencies, 50):.0f}/{pct(callback, 50):.0f}")
+        first = sent[0] if sent else ended  # collections while clicks played
+        result.gc_pauses += [took for _, took, at in data.get("gc", []) if at >= first]
+        result.stages += stages(sent, latencies, monitor.between(began, ended + 1), data)
         for sink in data["sinks"]:
             result.underruns += sink["underruns"]
+            result.device_underruns += sink.get("device_underruns", 0)
             result.frames += sink["played_ms"] / 20
             result.shed_ms += sink["shed_ms"] or 0.0
+
+
+STAGES = ("arrive", "hold", "decode", "to loop", "depth", "to callback", "to DAC", "to ear")
+
+
+def first_after(times: list[float], start: float) -> float | None:
+    later = [t for t in times if start <= t <= start + MATCH_S]
+    return min(later) if later else None
+
+
+def stages(
+    sent: list[float], latencies: list[float], heard: list[float], data: dict[str, Any]
+) -> list[dict[str, float]]:
+    """Where each click's time went (ms per stage), for the clicks seen at every stage."""
+    origin = data.get("origin", 0)  # RTP timestamps here, from 0 after the decoder
+    arrival = {(int(k) - origin) % (1 << 32): v for k, v in data.get("arrival", {}).items()}
+    release = {(int(k) - origin) % (1 << 32): v for k, v in data.get("release", {}).items()}
+    decoded = {int(k): v for k, v in data.get("decoded", {}).items()}
+    loops = [(t, pts) for pts, t in data.get("loop", [])]
+    writes = data.get("write", [])
+    rows = []
+    for s in sent:
+        loop = [(t, pts) for t, pts in loops if s <= t <= s + MATCH_S]
+        write = [(t, d) for t, d in writes if s <= t <= s + MATCH_S]
+        callback = first_after(data["callback"], s)
+        dac = first_after(data["dac"], s)
+        ear = first_after(heard, s)
+        if not loop or not write or callback is None or dac is None or ear is None:
+            continue
+        at, pts = loop[0]
+        if pts not in arrival or pts not in release or pts not in decoded:
+            continue
+        marks = [s, arrival[pts], release[pts], decoded[pts], at, write[0][0], callback, dac, ear]
+        spans = zip(STAGES[:4], marks[:4], marks[1:5], strict=True)
+        row = {name: (b - a) * 1000 for name, a, b in spans}
+        row["depth"] = write[0][1]
+        row["to callback"] = (callback - write[0][0]) * 1000
+        row["to DAC"] = (dac - callback) * 1000
+        row["to ear"] = (ear - dac) * 1000
+        row["total"] = (ear - s) * 1000
+        rows.append(row)
+    return rows
+
+
+def print_stages(rows: list[dict[str, float]]) -> None:
+    if not rows:
+        return
+    totals = [r["total"] for r in rows]
+    slow = [r for r in rows if r["total"] >= pct(totals, 95)]
+    parts = ", ".join(
+        f"{name} {pct([r[name] for r in rows], 50):.0f}/{pct([r[name] for r in rows], 95):.0f}"
+        for name in STAGES
+    )
+    print(f"  rtc-voice    stages over {len(rows)} clicks, ms p50/p95: {parts}")
+    parts = ", ".join(f"{name} {np.mean([r[name] for r in slow]):.0f}" for name in STAGES)
+    print(f"  rtc-voice    slowest {len(slow)} clicks (>= {pct(totals, 95):.0f} ms), mean: {parts}")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -221,7 +296,8 @@ def report(condition: str, ours: Calls, stock: Calls) -> None:
         print(
             f"  {name:12} mouth-to-ear over {len(r.p50)} calls: p50 {pct(r.p50, 50):.1f} ms "
             f"(median of per-call p50), per-call p95 median {pct(r.p95, 50):.1f} ms, "
-            f"worst {max(r.p95, default=float('nan')):.1f} ms; calls with p95 > 60 ms: "
+            f"worst {max(r.p95, default=float('nan')):.1f} ms; slowest click "
+            f"{max(r.worst, default=float('nan')):.1f} ms; calls with p95 > 60 ms: "
             f"{above_60}, with a click > 80 ms: {over}; missed {r.missed}/{r.clicks} clicks; "
             f"failed calls {r.failed}"
         )
@@ -233,8 +309,16 @@ def report(condition: str, ours: Calls, stock: Calls) -> None:
             f"  rtc-voice    click -> speaker callback p50 {pct(ours.callback, 50):.1f} ms, "
             f"p95 {pct(ours.callback, 95):.1f} ms; -> PortAudio's DAC estimate p50 "
             f"{pct(ours.dac, 50):.1f} ms; underruns {ours.underruns} in {ours.frames:.0f} "
-            f"frames ({100 * ours.underruns / max(ours.frames, 1):.2f}%); playout control "
+            f"frames ({100 * ours.underruns / max(ours.frames, 1):.2f}%), device underflows "
+            f"{ours.device_underruns}; playout control "
             f"shed {ours.shed_ms:.0f} ms in all"
+        )
+    print_stages(ours.stages)
+    if ours.gc_pauses:
+        print(
+            f"  rtc-voice    garbage collections of 2 ms or more while clicks played: "
+            f"{len(ours.gc_pauses)}, "
+            f"longest {max(ours.gc_pauses):.0f} ms"
         )
     print(
         f"  ratio stock / rtc-voice: p50 {pct(stock.p50, 50) / pct(ours.p50, 50):.2f}x, "

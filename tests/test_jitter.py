@@ -40,8 +40,9 @@ def test_a_lost_packet_is_given_up_at_once_on_a_calm_path() -> None:
 
 def test_a_packet_arriving_after_it_was_given_up_is_dropped() -> None:
     buffer: AdaptiveJitter[int] = AdaptiveJitter()
-    assert feed(buffer, [0, 1, 3, 2, 4]) == [0, 1, 3, 4]
+    assert feed(buffer, [0, 1, 3, 2, 4, 5]) == [0, 1, 3, 4]  # 5 is held back (see below)
     assert buffer.counts.late == 1
+    assert buffer.target == 1  # the reordering it saw: the next overtaken packet is waited for
 
 
 def merge(parts: list[tuple[int, ...]]) -> tuple[int, ...]:
@@ -93,14 +94,41 @@ def test_opus_packets_merge_into_one_that_decodes_to_all_their_audio() -> None:
 def test_the_hold_back_shrinks_when_the_path_calms() -> None:
     buffer: AdaptiveJitter[int] = AdaptiveJitter()
     rng = np.random.default_rng(5)
-    t = 0.0
-    for seq in range(200):  # jittery
-        t = seq * 0.02 + rng.uniform(0, 0.08)
-        buffer.add(seq, seq * FRAME, seq, t)
+    jittery = sorted((seq * 0.02 + rng.uniform(0, 0.08), seq) for seq in range(200))
+    for at, seq in jittery:  # packets overtake each other
+        buffer.add(seq, seq * FRAME, seq, at)
     high = buffer.target
-    for seq in range(200, 1200):  # calm
+    for seq in range(200, 1200):  # calm, in order
         buffer.add(seq, seq * FRAME, seq, seq * 0.02 + 0.1)
     assert high >= 2 and buffer.target == 0
+
+
+def test_in_order_delay_jitter_adds_no_hold_back() -> None:
+    """Packets delayed by 0-30 ms but never overtaking (a congested link): holding one back
+    would only wait for the next arrival, so each is handed on as it comes; the speaker
+    buffer rides out the jitter."""
+    rng = np.random.default_rng(4)
+    buffer: AdaptiveJitter[int] = AdaptiveJitter()
+    at = 0.0
+    for seq in range(500):
+        at = max(at, seq * 0.02 + rng.uniform(0, 0.03))
+        got = buffer.add(seq, seq * FRAME, seq, at)
+        assert got is not None and got[1] == seq
+    assert buffer.jitter_ms > 3  # measured and reported all the same
+    assert max(buffer.counts.targets) == 0
+
+
+def test_a_hiccup_then_normal_flow_is_handed_on_at_once() -> None:
+    """A busy machine stalls the receive loop for 100 ms: five packets come at once, then
+    the flow is normal again. Nothing is held back afterwards."""
+    buffer: AdaptiveJitter[int] = AdaptiveJitter()
+    times = [seq * 0.02 if not 2.0 <= seq * 0.02 < 2.1 else 2.1 for seq in range(300)]
+    released = []
+    for seq, at in enumerate(times):
+        got = buffer.add(seq, seq * FRAME, seq, at)
+        released.append(got is not None)
+    assert all(released)
+    assert max(buffer.counts.targets) == 0
 
 
 def test_sequence_numbers_wrap() -> None:

@@ -401,9 +401,10 @@ FIELDS: tuple[Field, ...] = (
         "network.jitter_buffer_frames",
         "jitter_buffer_frames",
         _jitter_frames,
-        '"adaptive" (default): hands each in-order packet on at once on a clean path (~20 ms), '
-        "holds back more as measured jitter grows, and gives up on a lost packet quickly (the "
-        "gap is faded over). Or a fixed number of 20 ms frames: 0 hands each in-order packet "
+        '"adaptive" (default): hands each in-order packet on at once (~20 ms), holds back '
+        "only as far as packets overtake each other (late packets are ridden out by the "
+        "speaker buffer), and gives up on a lost packet quickly (the gap is faded over). "
+        "Or a fixed number of 20 ms frames: 0 hands each in-order packet "
         "on at once and waits long for a lost one; aiortc's own default of 4 adds ~80 ms.",
         '"adaptive"',
     ),

@@ -45,6 +45,8 @@ from rtc_voice.audio.pcm import (
 from rtc_voice.audio.playout import PlayoutController
 from rtc_voice.errors import AudioError
 
+OUTPUT_BLOCKS_PER_SECOND = 200  # 5 ms speaker blocks: PulseAudio then buffers 10 ms, not 20-30
+INPUT_BLOCKS_PER_SECOND = 50  # 20 ms microphone blocks: one Opus frame each
 STALL_SECONDS = 1.0  # a started speaker silent for this long (between callbacks) has stopped
 FIRST_CALLBACK_SECONDS = 5.0  # streams may take a while to start calling back (PulseAudio: 2 s)
 
@@ -89,7 +91,8 @@ def _open(
                     samplerate=rate,
                     channels=channels,
                     dtype="int16",
-                    blocksize=rate // (50 if kind == "input" else 100),
+                    blocksize=rate
+                    // (INPUT_BLOCKS_PER_SECOND if kind == "input" else OUTPUT_BLOCKS_PER_SECOND),
                     latency="low",
                     callback=callback,
                     finished_callback=finished,
@@ -223,7 +226,12 @@ class OutputSink:
     """A speaker fed with 48 kHz mono PCM; keeps a small buffer at a target depth.
 
     An underrun is the buffer running dry while audio keeps coming (a gap the listener hears);
-    running dry at the end of the audio is not one.
+    running dry at the end of the audio is not one. `device_underruns` counts the blocks the
+    device itself reported as played late (PortAudio's output underflow: the callback came too
+    late, whatever the buffer held).
+
+    The stream asks for 5 ms blocks: with PortAudio's low latency, PulseAudio then holds 10 ms
+    after the callback instead of 20-30 ms with 10 ms blocks.
 
     Playback starts (and restarts after running dry) once `prime_ms` is buffered. `playout`
     (audio/playout.py) brings audio that piles up beyond what the arrival jitter needs back
@@ -251,6 +259,7 @@ class OutputSink:
         self._resample = _StreamResampler(RATE, self.rate) if self.rate != RATE else None
         self.played_samples = 0
         self.underruns = 0
+        self.device_underruns = 0
         self.trimmed_samples = 0
         self.level_dbfs = SILENCE_DBFS
         self._closed = False
@@ -283,6 +292,8 @@ class OutputSink:
         # PortAudio's thread: copy from the ring, fill the rest with silence, count.
         now = time.monotonic()
         self._last_callback = now
+        if status.output_underflow:
+            self.device_underruns += 1
         self.output_latency_s = _latency(
             time_info.outputBufferDacTime, time_info.currentTime, self.output_latency_s
         )

@@ -13,6 +13,11 @@ What it measures, over the last `window_s` seconds:
   (`jitter_ms`, `target_ms` = floor + jitter, the depth the buffer settles at when chunks come
   on time) and it is why the low-water mark is taken over a window: a late chunk lowers it, so a
   buffer that rides out jitter is left alone.
+- the low-water mark fades: a low older than `hold_s` counts as `fade_ms_per_s` higher for each
+  second beyond that. Steady jitter keeps making fresh lows within `hold_s`, so its buffer stays;
+  one hiccup of a busy machine (a stall, the speaker running dry, then the backlog at once) is
+  forgotten gradually, a 45 ms excess within about 0.6 s, instead of raising every sound for the
+  whole window.
 
 How it sheds an excess, gently and without clicks:
 
@@ -48,29 +53,72 @@ class PlayoutConfig:
     splice_max_ms: float = 10.0
     crossfade_ms: float = 5.0
     gap_s: float = 0.5  # an arrival gap this long is a new stream: start measuring again
+    hold_s: float = 0.3  # a low-water mark is kept exactly this long,
+    fade_ms_per_s: float = 150.0  # then forgotten this fast
 
 
 class _WindowExtreme:
-    """Sliding-window minimum (or maximum) over timestamped values, O(1) amortised."""
+    """Sliding-window minimum (or maximum) over timestamped values, O(1) amortised.
 
-    def __init__(self, window_s: float, *, largest: bool = False) -> None:
+    With `fade` (units per second, a minimum only), a value older than `hold_s` counts as if it
+    had risen by `fade` for each second beyond that: a deep low is kept exactly for `hold_s`,
+    then forgotten gradually rather than all at once when it leaves the window."""
+
+    def __init__(
+        self, window_s: float, *, largest: bool = False, fade: float = 0.0, hold_s: float = 0.0
+    ) -> None:
         self._window = window_s
         self._sign = -1.0 if largest else 1.0
+        self._fade = fade
+        self._hold = hold_s if fade else 0.0
+        self._now = 0.0
         self._items: collections.deque[tuple[float, float]] = collections.deque()
+        self._fresh = _WindowExtreme(hold_s, largest=largest) if self._hold else None
+        self._waiting: collections.deque[tuple[float, float]] = collections.deque()
 
     def add(self, now: float, value: float) -> None:
-        keyed = self._sign * value
+        self._now = now
+        if self._fresh is None:
+            self._insert(now, value)
+            return
+        self._fresh.add(now, value)
+        self._waiting.append((now, value))
+        while self._waiting[0][0] <= now - self._hold:  # old enough to start fading
+            self._insert(*self._waiting.popleft())
+        self._expire()
+
+    def _insert(self, at: float, value: float) -> None:
+        keyed = self._sign * value - self._fade * at
         while self._items and self._items[-1][1] >= keyed:
             self._items.pop()
-        self._items.append((now, keyed))
-        while self._items[0][0] < now - self._window:
+        self._items.append((at, keyed))
+        self._expire()
+
+    def _expire(self) -> None:
+        while self._items and self._items[0][0] < self._now - self._window:
             self._items.popleft()
 
+    @property
+    def empty(self) -> bool:
+        return not self._items and (self._fresh is None or self._fresh.empty)
+
     def value(self) -> float:
-        return self._sign * self._items[0][1]
+        faded = (
+            self._sign * (self._items[0][1] + self._fade * (self._now - self._hold))
+            if self._items
+            else None
+        )
+        if self._fresh is None:
+            assert faded is not None
+            return faded
+        fresh = self._fresh.value()
+        return fresh if faded is None else self._sign * min(self._sign * fresh, self._sign * faded)
 
     def clear(self) -> None:
         self._items.clear()
+        self._waiting.clear()
+        if self._fresh is not None:
+            self._fresh.clear()
 
 
 class PlayoutController:
@@ -95,13 +143,13 @@ class PlayoutController:
         ramp = (np.arange(self._fade, dtype=np.float64) + 0.5) / self._fade
         self._fade_in = ramp
         self._fade_out = 1.0 - ramp
-        self._low = _WindowExtreme(c.window_s)  # depth + shed so far, at each arrival
+        # depth + shed so far, at each arrival
+        self._low = _WindowExtreme(c.window_s, fade=rate * c.fade_ms_per_s / 1000, hold_s=c.hold_s)
         self._delay_min = _WindowExtreme(c.window_s)
         self._delay_max = _WindowExtreme(c.window_s, largest=True)
         self.shed_quiet = 0
         self.shed_spliced = 0
         self.splices = 0
-        self._removed = 0  # taken out by others (a hard trim): shifts the low-water mark too
         self._started: float | None = None
         self._last_arrival = 0.0
         self._media = 0  # samples received since the stream (re)started
@@ -130,14 +178,20 @@ class PlayoutController:
         settling)."""
         if self._started is None or self._last_arrival - self._started < self.config.settle_s:
             return 0
-        low_water = self._low.value() - self.shed - self._removed
+        if self._low.empty:
+            return 0
+        low_water = self._low.value() - self.shed
         excess = int(low_water) - self._floor
         return excess if excess >= self._hysteresis else 0
 
     def note_removed(self, samples: int) -> None:
-        """Someone else took `samples` out of the buffer (the sink's hard trim): depths seen
-        earlier are that much lower now, so they must not be shed a second time."""
-        self._removed += samples
+        """Someone else took `samples` out of the buffer (the sink's hard trim, when the
+        device stopped consuming for a while and audio piled up to its limit): the depths seen
+        before belong to a timeline that no longer exists, so the low-water mark is measured
+        afresh from the next chunk. What remains above the floor is then shed at once (quiet)
+        or after `patience_s` (sound); what was trimmed is never shed a second time."""
+        if samples > 0:
+            self._low.clear()
 
     def reset(self) -> None:
         """The buffer was emptied on purpose, or the stream restarts: measure afresh."""
@@ -161,7 +215,7 @@ class PlayoutController:
         self._media += len(chunk)
         self._delay_min.add(now, delay)
         self._delay_max.add(now, delay)
-        self._low.add(now, depth + self.shed + self._removed)
+        self._low.add(now, depth + self.shed)
 
         excess = self.excess()
         if excess <= 0 or len(chunk) == 0:

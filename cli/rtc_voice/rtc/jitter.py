@@ -5,8 +5,14 @@ playout timer), so a buffer here decides, per packet, which frame to hand on:
 
 - in order and nothing to wait for: at once (about 20 ms median on a clean path, as the
   immediate buffer);
-- a hold-back of `target` frames absorbs jitter: the target follows the measured interarrival
-  jitter (RFC 3550's estimator, in ms) and shrinks again when the path calms;
+- a hold-back of `target` frames lets a packet that was overtaken still take its place. The
+  target follows the reordering seen (how far behind the newest packet a late one arrived,
+  the deepest within `REORDER_MEMORY_S`) and shrinks by one frame a second once that has
+  passed. Delay jitter alone does not raise it: a frame held here is released only when a later
+  packet arrives, so holding back in-order packets never rides out a late one, it only adds
+  latency. Riding out late arrivals is the speaker buffer's job (audio/playout.py), which
+  plays in time. The interarrival jitter (RFC 3550's estimator, in ms) is still measured and
+  reported as `jitter_ms`;
 - a missing frame is waited for only until `target + 1` later ones have arrived, then given up
   (counted as concealed: the frame after it arrives with a timestamp gap, and the audio stage
   fills that gap with a short fade instead of silence or a click). aiortc waits for 16 packets
@@ -32,6 +38,8 @@ MAX_TARGET = 6  # frames (120 ms)
 MAX_MERGE = 3  # frames in one handed-on packet (60 ms; Opus allows up to 120 ms)
 TRIM_SLACK = 6  # frames beyond the target before the oldest is dropped (unmergeable packets)
 SEQ_MOD = 1 << 16
+REORDER_MEMORY_S = 10.0  # how long a reordering keeps its hold-back
+SHRINK_EVERY_S = 1.0  # then the hold-back shrinks one frame per this
 
 P = TypeVar("P")
 
@@ -97,28 +105,48 @@ class AdaptiveJitter(Generic[P]):
         self._pending: dict[int, tuple[int, P]] = {}  # seq -> (timestamp, payload)
         self._newest: int | None = None
         self._last: tuple[float, int] | None = None  # (arrival, timestamp) for the estimator
+        self._reorders: list[tuple[float, int]] = []  # (arrival, depth), deepest last kept
+        self._changed = 0.0  # arrival when the target last changed
 
     def _measure(self, arrival: float, timestamp: int) -> None:
+        """RFC 3550's interarrival jitter, for reporting (the hold-back does not follow it)."""
         if self._last is not None:
             last_arrival, last_ts = self._last
             transit = (arrival - last_arrival) * 1000 - (timestamp - last_ts) * 1000 / CLOCK_HZ
             self.jitter_ms += (abs(transit) - self.jitter_ms) / 16
         self._last = (arrival, timestamp)
-        wanted = min(self.max_target, round(2 * self.jitter_ms / FRAME_MS))
+
+    def _adapt(self, arrival: float, reordered: int) -> None:
+        """Grow the hold-back at once to a reordering `reordered` frames deep (0: none this
+        time); shrink it one frame a second once no reordering that deep is remembered."""
+        if reordered > 0:
+            # a sliding maximum: shallower reorderings before a deeper one no longer matter
+            while self._reorders and self._reorders[-1][1] <= reordered:
+                self._reorders.pop()
+            self._reorders.append((arrival, reordered))
+        while self._reorders and self._reorders[0][0] < arrival - REORDER_MEMORY_S:
+            self._reorders.pop(0)
+        wanted = min(self.max_target, self._reorders[0][1] if self._reorders else 0)
         if wanted > self.target:
-            self.target = wanted  # grow at once
-        elif wanted < self.target and self.counts.released % 50 == 0:
-            self.target -= 1  # shrink slowly: one frame a second at most
+            self.target = wanted
+            self._changed = arrival
+        elif wanted < self.target and arrival - self._changed >= SHRINK_EVERY_S:
+            self.target -= 1
+            self._changed = arrival
         self.counts.targets.append(self.target)
 
     def add(self, seq: int, timestamp: int, payload: P, arrival: float) -> tuple[int, P] | None:
         """Take one packet; return (timestamp, payload) of the frame to hand on, or None."""
         if self._next is None:
             self._next = seq
+        behind = 0 if self._newest is None else _ahead(self._newest, seq)
         if _ahead(seq, self._next) < 0 or seq in self._pending:
             self.counts.late += 1
+            if behind > 0 and seq not in self._pending:  # overtaken, and too late for it
+                self._adapt(arrival, behind)
             return None
-        if self._newest is None or _ahead(seq, self._newest) > 0:
+        self._adapt(arrival, behind)
+        if self._newest is None or behind < 0:
             self._newest = seq
             self._measure(arrival, timestamp)
         self._pending[seq] = (timestamp, payload)
