@@ -3,7 +3,8 @@ name, and the per-packet decision it makes (delay, or drop) from a seeded random
 
 Jitter is a random extra delay per packet, uniform from 0 to twice the given figure (so its
 mean is the figure, and packets may overtake each other, as on a real jittery path); `delay` is
-a fixed delay added to every packet; `loss` drops packets independently at random.
+a fixed delay added to every packet; `loss` drops packets independently at random; `seed=N`
+makes the random fate repeatable (the same packets are lost in every run).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ PRESETS: dict[str, str] = {
     "mobile": "delay=40ms,jitter=30ms,loss=2%",
     "bad": "delay=80ms,jitter=60ms,loss=8%",
 }
-_TERM = re.compile(r"^(delay|jitter|loss)=(\d+(?:\.\d+)?)([a-z%]+)?$")
-_UNITS = {"delay": "ms", "jitter": "ms", "loss": "%"}
+_TERM = re.compile(r"^(delay|jitter|loss|seed)=(\d+(?:\.\d+)?)([a-z%]+)?$")
+_UNITS = {"delay": "ms", "jitter": "ms", "loss": "%", "seed": ""}
 
 
 class NetworkSpecError(ValueError):
@@ -56,14 +57,16 @@ def parse_network(spec: str) -> Impairment:
         match = _TERM.match(term)
         if match is None:
             raise NetworkSpecError(
-                f"cannot read '{term}' in '{spec}': expected delay=MS, jitter=MS, loss=PERCENT "
-                f"or a preset ({', '.join(PRESETS)})"
+                f"cannot read '{term}' in '{spec}': expected delay=MS, jitter=MS, loss=PERCENT, "
+                f"seed=N or a preset ({', '.join(PRESETS)})"
             )
         name, number, unit = match.group(1), float(match.group(2)), match.group(3)
+        if name == "seed" and (unit is not None or not number.is_integer()):
+            raise NetworkSpecError(f"'{term}' in '{spec}': seed is a whole number")
         if unit is not None and unit != _UNITS[name]:
             raise NetworkSpecError(f"'{term}' in '{spec}': {name} is given in {_UNITS[name]}")
         values[name] = number
-    if not values:
+    if not values.keys() - {"seed"}:
         raise NetworkSpecError(f"'{spec}' names no impairment")
     if values.get("loss", 0.0) > 100:
         raise NetworkSpecError(f"'{spec}': loss is at most 100%")
@@ -73,6 +76,7 @@ def parse_network(spec: str) -> Impairment:
         delay_ms=values.get("delay", 0.0),
         jitter_ms=values.get("jitter", 0.0),
         loss=values.get("loss", 0.0) / 100,
+        seed=int(values["seed"]) if "seed" in values else None,
     )
 
 
