@@ -12,7 +12,8 @@ import numpy as np
 
 from rtc_voice.audio.pcm import RATE, SILENCE_DBFS, Pcm, rms_dbfs
 from rtc_voice.audio.tracks import MicrophoneTrack, PcmTrack
-from rtc_voice.audio.wavfile import DeferredWriter, is_file_spec, read_audio
+from rtc_voice.audio.wavfile import DeferredWriter, read_audio
+from rtc_voice.paths import is_file_spec
 
 if TYPE_CHECKING:
     from rtc_voice.sinks import WriterThread
