@@ -16,6 +16,7 @@ from rtc_voice.audio.wavfile import DeferredWriter, read_audio
 from rtc_voice.paths import is_file_spec
 
 if TYPE_CHECKING:
+    from rtc_voice.audio.catalog import Device
     from rtc_voice.sinks import WriterThread
 
 
@@ -138,8 +139,16 @@ def open_microphone(spec: str | None) -> Microphone:
         return Microphone(PcmTrack(), f"file {path} ({len(pcm) / RATE:.1f} s)", pcm)
     from rtc_voice.audio import devices
 
-    device = devices.select(spec, "input")
-    return Microphone(MicrophoneTrack(devices.InputSource(device)), f"microphone {device}")
+    return device_microphone(devices.select(spec, "input"), open_now=True)
+
+
+def device_microphone(device: Device, *, open_now: bool = False) -> Microphone:
+    """A microphone device as a track; its stream opened now, or later with
+    `track.source.open()` (any thread: `talk` opens it while the call connects)."""
+    from rtc_voice.audio import devices
+
+    source = devices.InputSource(device, open_now=open_now)
+    return Microphone(MicrophoneTrack(source), f"microphone {device}")
 
 
 class Recorder:
