@@ -220,11 +220,11 @@ import typer; step()
 import rtc_voice.app; step()
 from rtc_voice.config import load_settings; load_settings(config_flag=None, flags={}); step()
 import rtc_voice.call.supervisor, rtc_voice.ui.modes, rtc_voice.tools; step()
+import rtc_voice.api; step()
+client = rtc_voice.api.httpx.AsyncClient(); step()
+import sounddevice; step()
 import numpy, av; step()
 import aiortc; step()
-import sounddevice; step()
-import httpx; step()
-client = httpx.AsyncClient(); step()
 import rtc_voice.audio.io, rtc_voice.rtc.peer; step()
 import livekit.rtc; step()
 import aiohttp; step()
@@ -235,11 +235,11 @@ STEP_NAMES = (
     "rtc_voice.app (CLI, rich console, config module)",
     "settings loaded",
     "rtc-voice's own modules (call, conversation, protocol, screen, tools)",
-    "numpy, av",
-    "aiortc",
-    "sounddevice (PortAudio started)",
-    "httpx",
+    "httpx, as rtc_voice.api loads it (the key request can go after this)",
     "httpx.AsyncClient (httpcore, TLS context)",
+    "sounddevice (PortAudio started)",
+    "numpy, av (after this, alongside the key request)",
+    "aiortc",
     "rtc-voice's media modules",
     "livekit.rtc (echo cancellation)",
     "aiohttp (the stock client's HTTP, for comparison)",
