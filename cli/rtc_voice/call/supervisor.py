@@ -327,14 +327,18 @@ class CallSupervisor:
             self._in_device = select(in_spec, "input") if in_device else None
             self._out_device = select(out_spec, "output") if out_device else None
 
-        # the HTTP client's imports and PortAudio's query, side by side (its C calls release
-        # the GIL); the media stack (aiortc, numpy) loads after the key request has gone,
-        # unless a file or --record needs it now
-        await asyncio.gather(asyncio.to_thread(_import_http), asyncio.to_thread(resolve))
+        def http_client() -> None:  # a worker thread: httpx's import and its TLS context
+            from rtc_voice.api import RealtimeApi
+
+            if not opts.local:  # the embedded server's URL is known once it runs (below)
+                self._api = RealtimeApi(self._base_url, timeout=settings.connect_timeout)
+
+        # the HTTP client and PortAudio's device query side by side (PortAudio's C calls
+        # release the GIL); the media stack (aiortc, numpy) loads once the key request has
+        # gone, unless a file or --record needs it now
+        await asyncio.gather(asyncio.to_thread(http_client), asyncio.to_thread(resolve))
         if not (in_device and out_device) or opts.record is not None:
             await asyncio.to_thread(_import_media)  # off the loop: the screen keeps drawing
-        from rtc_voice.api import RealtimeApi
-        from rtc_voice.rtc.ice import loopback_only
 
         def writer_failed(exc: BaseException) -> None:  # called on the writer thread
             loop.call_soon_threadsafe(self.fail, "file writer", exc)
@@ -374,9 +378,9 @@ class CallSupervisor:
             await self._server.start()
             self._base_url = self._server.base_url
             self._key = "sk-local-" + secrets.token_hex(8)  # the local server takes any key
-        host = urlsplit(self._base_url).hostname or ""
-        self._loopback = opts.local or loopback_only(host, settings.ice_servers)
-        self._api = RealtimeApi(self._base_url, timeout=settings.connect_timeout)
+            from rtc_voice.api import RealtimeApi
+
+            self._api = RealtimeApi(self._base_url, timeout=settings.connect_timeout)
 
     def _hook_microphone(self) -> None:
         """The call hears of the microphone's failures, silence and stalls; --record taps it."""
@@ -457,13 +461,16 @@ class CallSupervisor:
             self.dispatch(st.KeyMinted())
 
     async def _make_offer(self, result: asyncio.Future[Offer]) -> None:
+        assert self._mic_ready is not None
+        await self._mic_ready  # the track, made once the media stack is loaded (off the loop)
         from rtc_voice.errors import CallError
+        from rtc_voice.rtc.ice import loopback_only
         from rtc_voice.rtc.peer import make_offer
 
-        assert self._mic_ready is not None
-        await self._mic_ready  # the track, made once the media stack is loaded
         assert self.mic is not None
         settings = self.settings
+        host = urlsplit(self._base_url).hostname or ""
+        self._loopback = self.options.local or loopback_only(host, settings.ice_servers)
         try:
             async with asyncio.timeout(settings.connect_timeout):
                 offer = await make_offer(
