@@ -1162,12 +1162,6 @@ def _names_device(spec: str | None) -> bool:
     return not (spec is not None and spec.strip().lower() == "none") and not is_file_spec(spec)
 
 
-def _import_http() -> None:
-    """The HTTP client (httpx), all the key request needs: loaded before the media stack so
-    the request goes out while aiortc and numpy load."""
-    import rtc_voice.api  # noqa: F401
-
-
 def _import_media() -> None:
     """Load the media stack (aiortc, av, numpy, sounddevice, httpx): about a second on a slow
     machine, so it runs on a thread while the screen is already up."""
