@@ -21,6 +21,12 @@ BENCH_COMPARE_CLI=DIR adds "rtc-voice (DIR)": the same `talk`, importing rtc_voi
 the import costs of the talk path, one after another as `talk` meets them, in a fresh process
 each time (median of BENCH_RUNS), with aiohttp (the stock client's HTTP) for comparison.
 
+BENCH_HTTP_RTT_MS=N puts a relay between every client and the server that holds each piece of
+the server's HTTP replies N ms before passing it on: each request (the key, POST /calls) then
+takes a round trip like one over the Internet (100-300 ms to OpenAI), which is what the
+overlap of minting with loading and offering is for. WebRTC's own packets go direct on
+loopback, undelayed, so this models the HTTP round trips only.
+
 Reported: median, min and max over BENCH_RUNS runs (default 9) of process start ->
 `session.created`, start of minting -> `session.created`, and the mint request alone, with
 each rtc-voice figure as a difference and ratio to stock, and the target (within 50 ms of
@@ -49,6 +55,7 @@ EXE = str(Path(sys.executable).with_name("rtc-voice"))
 RUNS = int(os.environ.get("BENCH_RUNS", "9"))
 TARGET_MS = 50.0
 TIMEOUT_S = 30.0
+HTTP_RTT_MS = float(os.environ.get("BENCH_HTTP_RTT_MS", "0"))
 
 
 @dataclass
@@ -85,6 +92,56 @@ class Server:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+
+
+class DelayingRelay:
+    """A TCP relay to `url`'s server that passes each piece of its replies on `delay_s` after it
+    arrived (requests go straight through): one round trip of `delay_s` per HTTP request."""
+
+    def __init__(self, url: str, delay_s: float) -> None:
+        import socket
+        import threading
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._delay = delay_s
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        port = self._listener.getsockname()[1]
+        self.url = url.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{port}", 1)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self._upstream)
+            threading.Thread(target=self._pump, args=(client, server, 0.0), daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(server, client, self._delay), daemon=True
+            ).start()
+
+    @staticmethod
+    def _pump(source: object, sink: object, delay: float) -> None:
+        import contextlib
+        import socket
+
+        assert isinstance(source, socket.socket) and isinstance(sink, socket.socket)
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                arrived = time.monotonic()
+                time.sleep(max(0.0, arrived + delay - time.monotonic()))
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._listener.close()
 
 
 def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, dict[str, float]]:
@@ -135,16 +192,18 @@ def main() -> int:
         "COLUMNS": "120",
     }
     server = Server(env)
+    relay = DelayingRelay(server.url, HTTP_RTT_MS / 1000) if HTTP_RTT_MS else None
+    url = relay.url if relay is not None else server.url
     probe_out = Path(home) / "probe.json"
     clients = {
-        "stock aiortc": [PY, str(HERE / "stock_client.py"), server.url, "--until-session-created"],
-        "rtc-voice": [EXE, "talk", "--base-url", server.url, "--json"],
+        "stock aiortc": [PY, str(HERE / "stock_client.py"), url, "--until-session-created"],
+        "rtc-voice": [EXE, "talk", "--base-url", url, "--json"],
         "rtc-voice (probed)": [
             PY,
             str(HERE / "connect_probe.py"),
             "talk",
             "--base-url",
-            server.url,
+            url,
             "--json",
         ],
     }
@@ -156,7 +215,7 @@ def main() -> int:
             EXE,
             "talk",
             "--base-url",
-            server.url,
+            url,
             "--json",
         ]
     figures = {name: Figures() for name in clients}
@@ -180,11 +239,14 @@ def main() -> int:
                     if isinstance(value, float):
                         f.phases.setdefault(mark, []).append((value - start) * 1000)
     finally:
+        if relay is not None:
+            relay.close()
         server.stop()
     stock = figures["stock aiortc"]
     print(
         f"connect against `rtc-voice serve` in another process, {RUNS} interleaved runs per "
         "client (wall clock; ratios and differences against stock in the same run)"
+        + (f"; every HTTP request takes a {HTTP_RTT_MS:g} ms round trip" if relay else "")
     )
     for name, f in figures.items():
         print(f"{name}:")
@@ -220,11 +282,11 @@ import typer; step()
 import rtc_voice.app; step()
 from rtc_voice.config import load_settings; load_settings(config_flag=None, flags={}); step()
 import rtc_voice.call.supervisor, rtc_voice.ui.modes, rtc_voice.tools; step()
+import rtc_voice.api; step()
+client = rtc_voice.api.httpx.AsyncClient(); step()
+import sounddevice; step()
 import numpy, av; step()
 import aiortc; step()
-import sounddevice; step()
-import httpx; step()
-client = httpx.AsyncClient(); step()
 import rtc_voice.audio.io, rtc_voice.rtc.peer; step()
 import livekit.rtc; step()
 import aiohttp; step()
@@ -235,11 +297,11 @@ STEP_NAMES = (
     "rtc_voice.app (CLI, rich console, config module)",
     "settings loaded",
     "rtc-voice's own modules (call, conversation, protocol, screen, tools)",
-    "numpy, av",
-    "aiortc",
-    "sounddevice (PortAudio started)",
-    "httpx",
+    "httpx, as rtc_voice.api loads it (the key request can go after this)",
     "httpx.AsyncClient (httpcore, TLS context)",
+    "sounddevice (PortAudio started)",
+    "numpy, av (after this, alongside the key request)",
+    "aiortc",
     "rtc-voice's media modules",
     "livekit.rtc (echo cancellation)",
     "aiohttp (the stock client's HTTP, for comparison)",

@@ -3,9 +3,11 @@
 `python bench/connect_probe.py talk …` runs the real CLI. It adds no import the talk path does
 not make anyway (the call supervisor is imported by every `talk` before its event loop starts)
 and wraps, on the supervisor, only what it needs to see: when `_prepare` (imports, files,
-devices, HTTP client) starts and ends, when the key request starts and ends (wrapped on the
-instance's RealtimeApi once `_prepare` made it, so httpx is still imported where `talk` imports
-it), when the offer (peer, offer, ICE gathering) starts and ends, and when POST /calls starts.
+device names, HTTP client: what must fail before anything is sent) starts and ends, when the
+key request starts and ends (wrapped on the instance's RealtimeApi once `_prepare` made it, so
+httpx is still imported where `talk` imports it), when the offer (peer, offer, ICE gathering)
+starts and ends, when POST /calls starts, when the device streams and echo cancellation are
+opened (on their worker thread) and when media starts (the call and the devices both ready).
 Marks are `time.time()`; at exit they go, as JSON, to the file named by BENCH_PROBE_OUT.
 """
 
@@ -31,6 +33,8 @@ def _first(name: str) -> None:
 _prepare = supervisor.CallSupervisor._prepare
 _make_offer = supervisor.CallSupervisor._make_offer
 _open_call = supervisor.CallSupervisor._open_call
+_open_streams = supervisor.CallSupervisor._open_streams
+_start_media = supervisor.CallSupervisor._start_media_when_ready
 
 
 async def _probed_prepare(self: Any) -> None:
@@ -62,6 +66,19 @@ async def _probed_open_call(self: Any) -> None:
     _first("open_call_end")
 
 
+def _probed_open_streams(self: Any, loop: Any) -> Any:
+    _first("devices_open_start")  # a worker thread: setdefault on a dict is atomic
+    try:
+        return _open_streams(self, loop)
+    finally:
+        _first("devices_open_end")
+
+
+async def _probed_start_media(self: Any) -> None:
+    await _start_media(self)
+    _first("media_started")
+
+
 def _dump() -> None:
     path = os.environ.get("BENCH_PROBE_OUT")
     if path:
@@ -72,6 +89,8 @@ def _dump() -> None:
 supervisor.CallSupervisor._prepare = _probed_prepare  # type: ignore[method-assign]
 supervisor.CallSupervisor._make_offer = _probed_offer  # type: ignore[method-assign]
 supervisor.CallSupervisor._open_call = _probed_open_call  # type: ignore[method-assign]
+supervisor.CallSupervisor._open_streams = _probed_open_streams  # type: ignore[method-assign]
+supervisor.CallSupervisor._start_media_when_ready = _probed_start_media  # type: ignore[method-assign]
 atexit.register(_dump)
 
 if __name__ == "__main__":

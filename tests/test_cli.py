@@ -47,6 +47,22 @@ def test_importing_and_running_help_loads_no_heavy_modules() -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_the_http_client_loads_without_httpx_command_line_tool() -> None:
+    """httpx's __init__ loads its CLI (click, rich.syntax, pygments) unless that import fails;
+    api.py makes it fail while httpx loads, on `talk`'s path, and only then: httpx keeps its
+    `main` (its own fallback) and its CLI module can still be imported afterwards."""
+    code = (
+        "import sys\n"
+        "import rtc_voice.api\n"
+        "import httpx\n"
+        "print('pygments' in sys.modules, 'httpx._main' in sys.modules, callable(httpx.main))\n"
+        "import httpx._main\n"
+        "print(callable(httpx._main.main))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "True", "True"]
+
+
 def test_talk_to_a_remote_server_loads_no_local_server(tmp_path: Path) -> None:
     """The call's set-up time is the user's wait: `talk` without --local must not load the
     local server (aiohttp and the server's modules) just to check its flags, nor pydantic to

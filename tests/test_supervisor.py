@@ -209,3 +209,117 @@ async def test_the_offer_is_made_while_the_key_request_is_in_flight(tmp_path: Pa
         "/v1/realtime/calls",
     ]
     assert_all_tasks_done(call)
+
+
+# --- the devices open while the key is minted and the call is created ----------------------
+
+
+class SpeakerHook:
+    """Wraps audio.devices.OutputSink: each open first waits (bounded, on whichever thread opens
+    it) until the local server's log shows `waits_for`, noting what the server had seen by
+    then; `broken` then opens a device index PortAudio does not have (a real open failure)."""
+
+    def __init__(self, log: list[str], waits_for: str, *, broken: bool = False) -> None:
+        self.log, self.waits_for, self.broken = log, waits_for, broken
+        self.seen_at_open: list[str] = []
+        self.order: list[str] = []  # "opened" and "started", as they happen
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import dataclasses
+        import threading
+        import time
+
+        from rtc_voice.audio import devices
+
+        hook = self
+
+        class HookedSpeaker(devices.OutputSink):
+            def __init__(self, device: Any, **kwargs: Any) -> None:
+                deadline = time.monotonic() + 8.0
+                while time.monotonic() < deadline and not any(
+                    hook.waits_for in line for line in list(hook.log)
+                ):
+                    threading.Event().wait(0.01)  # not the loop's sleep: this may be any thread
+                hook.seen_at_open = list(hook.log)
+                if hook.broken:
+                    device = dataclasses.replace(device, index=10_000)
+                super().__init__(device, **kwargs)
+                hook.order.append("opened")
+
+            def start(self) -> None:
+                hook.order.append("started")
+                super().start()
+
+        monkeypatch.setattr(devices, "OutputSink", HookedSpeaker)
+
+
+async def _talk_with_devices(
+    hook: SpeakerHook, log: list[str], presenter: Recording
+) -> tuple[CallSupervisor, ExitCode, Any]:
+    from rtc_voice.credentials import ApiKey
+    from rtc_voice.localserver import LocalServer
+
+    server = LocalServer(log=log.append)
+    await server.start()
+    try:
+        settings = load_settings(env={"RTC_VOICE_BASE_URL": server.base_url})
+        opts = TalkOptions(max_duration=20)  # the default microphone and speaker
+        call = CallSupervisor(settings, opts, presenter, api_key=ApiKey("sk-test-key", "env"))
+        code = await call.run()
+    finally:
+        await server.stop()
+    return call, code, server
+
+
+@pytest.mark.audio
+async def test_the_key_and_the_call_go_out_while_the_speaker_opens(
+    tmp_path: Path, pulse: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening the devices no longer comes before the key request: the speaker's open waits
+    here until the server has minted the key and created the call (it would wait in vain if
+    the open came first), and media starts only once the speaker is open."""
+    log: list[str] = []
+    hook = SpeakerHook(log, " started: ")
+    hook.install(monkeypatch)
+
+    class HangUpWhenUp(Recording):
+        async def run(self) -> None:
+            await self.connected()
+            while "started" not in hook.order:  # noqa: ASYNC110 - media starts after the open
+                await asyncio.sleep(0.02)
+            assert self.controls is not None
+            self.controls.send(HangUp("test over"))
+            await asyncio.sleep(3600)  # cancelled on the way out
+
+    call, code, _ = await _talk_with_devices(hook, log, HangUpWhenUp())
+    assert code == ExitCode.OK, call.failure
+    minted = [line for line in hook.seen_at_open if line.startswith("minted ek_")]
+    created = [line for line in hook.seen_at_open if " started: " in line]
+    assert minted and created  # both before the speaker had opened
+    assert hook.order == ["opened", "started"]
+    assert any("(hung up)" in line for line in log)
+    assert_all_tasks_done(call)
+
+
+@pytest.mark.audio
+async def test_a_speaker_failing_after_the_call_was_created_hangs_it_up(
+    tmp_path: Path, pulse: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The speaker fails to open once the key is minted and the call created: the same sentence
+    and exit code as a speaker failing first, the created call hung up, nothing left open."""
+    log: list[str] = []
+    hook = SpeakerHook(log, " started: ", broken=True)
+    hook.install(monkeypatch)
+    presenter = Recording()
+    call, code, server = await _talk_with_devices(hook, log, presenter)
+    assert code == ExitCode.AUDIO
+    assert call.failure is not None
+    assert call.failure.message.startswith("Cannot open speaker ")
+    assert "rtc-voice devices --probe" in (call.failure.hint or "")
+    assert any(" started: " in line for line in hook.seen_at_open)  # the call existed
+    assert any("(hung up)" in line for line in log)  # and was hung up
+    assert server.calls == {}
+    assert call.mic is not None and call.mic.track.readyState == "ended"
+    assert call.mic.track.source._closed  # the microphone stream opened alongside is closed
+    assert "started" not in hook.order  # media never started
+    assert_all_tasks_done(call)

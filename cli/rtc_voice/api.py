@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from rtc_voice import __version__
 from rtc_voice.errors import (
@@ -27,6 +26,22 @@ from rtc_voice.errors import (
     RateLimitError,
     ServerError,
 )
+
+# httpx's __init__ imports its command-line tool, httpx._main (click, rich.syntax, pygments:
+# ~15 ms on `talk`'s path), inside `try: ... except ImportError`, its own fallback for installs
+# without the `cli` extra. rtc-voice never runs that tool, so while httpx loads the module is
+# marked absent (a None entry in sys.modules makes its import raise ImportError: the documented
+# import-system rule) and the mark is taken away after, so nothing else ever sees it. Done only
+# when httpx is not loaded yet; a test checks httpx still works and pygments stays unloaded.
+_skip_cli = "httpx" not in sys.modules and "httpx._main" not in sys.modules
+if _skip_cli:
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
+try:
+    import httpx
+finally:
+    if _skip_cli and sys.modules.get("httpx._main", 0) is None:
+        del sys.modules["httpx._main"]
+
 
 Sleep = Callable[[float], Awaitable[None]]
 MAX_RETRY_AFTER = 30.0

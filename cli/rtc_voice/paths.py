@@ -8,6 +8,20 @@ from pathlib import Path
 
 from rtc_voice.errors import FileError
 
+# Extensions taken as audio files (not device names) in --input and --output.
+AUDIO_EXTENSIONS = frozenset(
+    ".wav .wave .flac .mp3 .ogg .oga .opus .m4a .aac .aif .aiff .au .caf .webm .mka .wma".split()
+)
+
+
+def is_file_spec(spec: str | None) -> bool:
+    """An --input/--output value naming a file: an audio extension, or an existing file (here,
+    not in audio/wavfile.py, so telling a device from a file loads no numpy)."""
+    if not spec:
+        return False
+    path = Path(spec).expanduser()
+    return path.suffix.lower() in AUDIO_EXTENSIONS or path.is_file()
+
 
 def check_writable(path: Path, what: str = "file", hint: str | None = None) -> None:
     """Fail now, before any call, if `path` could not be created later."""

@@ -141,7 +141,7 @@ class InputSource:
     canceller); `input_latency_s` is PortAudio's ADC-to-callback time of the latest block.
     """
 
-    def __init__(self, device: Device, *, max_frames: int = 25) -> None:
+    def __init__(self, device: Device, *, max_frames: int = 25, open_now: bool = True) -> None:
         self.device = device
         self.dropped_frames = 0
         self.overflows = 0
@@ -151,14 +151,26 @@ class InputSource:
         self._pending_at = 0.0
         self._ready = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._stream, self.rate = _open("input", device, self._callback, 1)
-        self._resample = _StreamResampler(self.rate, RATE) if self.rate != RATE else None
+        self._stream: Any = None
+        self.rate = RATE
+        self._resample: _StreamResampler | None = None
         self._closed = False
         self.process: Callable[[Pcm], Pcm] | None = None
         self.input_latency_s = 0.0
         self.blocks = 0
+        if open_now:
+            self.open()
+
+    def open(self) -> None:
+        """Open the PortAudio stream (not started). `open_now=False` and this on a worker
+        thread let `talk` open the device while its call connects (PortAudio's calls release
+        the GIL); the source can be read (and wrapped in a track) before."""
+        stream, rate = _open("input", self.device, self._callback, 1)
+        self._resample = _StreamResampler(rate, RATE) if rate != RATE else None
+        self.rate, self._stream = rate, stream
 
     def start(self) -> None:
+        assert self._stream is not None, "InputSource.start() before open()"
         with quiet_stderr():
             self._stream.start()
 
@@ -217,6 +229,8 @@ class InputSource:
             return
         self._closed = True
         self._ready.set()
+        if self._stream is None:  # never opened
+            return
         with quiet_stderr(), contextlib.suppress(Exception):
             self._stream.stop()
             self._stream.close()
@@ -245,7 +259,16 @@ class OutputSink:
     once through `on_stalled`.
     """
 
-    def __init__(self, device: Device, *, prime_ms: int = 30, max_ms: int = 120) -> None:
+    def __init__(
+        self,
+        device: Device,
+        *,
+        prime_ms: int = 30,
+        max_ms: int = 120,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """`loop`: the event loop it reports to, when made on a worker thread (`talk` opens
+        the speaker while its call connects); by default the running one."""
         self.device = device
         self.description = f"speaker {device}"
         self._lock = threading.Lock()
@@ -263,7 +286,7 @@ class OutputSink:
         self.trimmed_samples = 0
         self.level_dbfs = SILENCE_DBFS
         self._closed = False
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._running = asyncio.Event()
         self._announced = False
         self._first_callback = 0.0

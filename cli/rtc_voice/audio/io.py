@@ -12,9 +12,11 @@ import numpy as np
 
 from rtc_voice.audio.pcm import RATE, SILENCE_DBFS, Pcm, rms_dbfs
 from rtc_voice.audio.tracks import MicrophoneTrack, PcmTrack, VoiceEncoder
-from rtc_voice.audio.wavfile import DeferredWriter, is_file_spec, read_audio
+from rtc_voice.audio.wavfile import DeferredWriter, read_audio
+from rtc_voice.paths import is_file_spec
 
 if TYPE_CHECKING:
+    from rtc_voice.audio.catalog import Device
     from rtc_voice.sinks import WriterThread
 
 
@@ -128,23 +130,30 @@ class Microphone:
 def open_microphone(spec: str | None) -> Microphone:
     """`none` (silence is sent: typing and --say only), an audio file (read fully now, so a
     bad file fails before anything starts) or a device; sent as mono Opus at a voice bitrate."""
-    mic = _open_microphone(spec)
-    mic.track.encoder = VoiceEncoder()
-    return mic
-
-
-def _open_microphone(spec: str | None) -> Microphone:
     if spec is not None and spec.strip().lower() == "none":
-        return Microphone(PcmTrack(), "no microphone (typing only)")
+        return _voiced(Microphone(PcmTrack(), "no microphone (typing only)"))
     if is_file_spec(spec):
         assert spec is not None
         path = Path(spec).expanduser()
         pcm = read_audio(path)
-        return Microphone(PcmTrack(), f"file {path} ({len(pcm) / RATE:.1f} s)", pcm)
+        return _voiced(Microphone(PcmTrack(), f"file {path} ({len(pcm) / RATE:.1f} s)", pcm))
     from rtc_voice.audio import devices
 
-    device = devices.select(spec, "input")
-    return Microphone(MicrophoneTrack(devices.InputSource(device)), f"microphone {device}")
+    return device_microphone(devices.select(spec, "input"), open_now=True)
+
+
+def device_microphone(device: Device, *, open_now: bool = False) -> Microphone:
+    """A microphone device as a track (mono Opus at a voice bitrate); its stream opened now, or
+    later with `track.source.open()` (any thread: `talk` opens it while the call connects)."""
+    from rtc_voice.audio import devices
+
+    source = devices.InputSource(device, open_now=open_now)
+    return _voiced(Microphone(MicrophoneTrack(source), f"microphone {device}"))
+
+
+def _voiced(mic: Microphone) -> Microphone:
+    mic.track.encoder = VoiceEncoder()
+    return mic
 
 
 class Recorder:

@@ -14,10 +14,6 @@ from rtc_voice.audio.pcm import RATE, Pcm
 from rtc_voice.errors import FileError
 from rtc_voice.paths import check_writable
 
-# Extensions taken as audio files (not device names) in --input and --output.
-AUDIO_EXTENSIONS = frozenset(
-    ".wav .wave .flac .mp3 .ogg .oga .opus .m4a .aac .aif .aiff .au .caf .webm .mka .wma".split()
-)
 # What can be written, by extension: (container format, codec). WAV has its own writer.
 WRITE_FORMATS = {
     ".flac": ("flac", "flac"),
@@ -26,14 +22,6 @@ WRITE_FORMATS = {
     ".opus": ("opus", "libopus"),
 }
 WRITABLE = ", ".join([".wav", *WRITE_FORMATS])
-
-
-def is_file_spec(spec: str | None) -> bool:
-    """An --input/--output value naming a file: an audio extension, or an existing file."""
-    if not spec:
-        return False
-    path = Path(spec).expanduser()
-    return path.suffix.lower() in AUDIO_EXTENSIONS or path.is_file()
 
 
 def is_wav_spec(spec: str | None) -> bool:

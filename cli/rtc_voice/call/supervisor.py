@@ -57,6 +57,7 @@ from rtc_voice.transcript import TranscriptWriter
 
 if TYPE_CHECKING:
     from rtc_voice.api import RealtimeApi
+    from rtc_voice.audio.catalog import Device
     from rtc_voice.audio.echo import EchoPath
     from rtc_voice.audio.io import Microphone, Recorder, Sink
     from rtc_voice.audio.pcm import Pcm
@@ -73,6 +74,7 @@ SNAPSHOT_TURNS = 60
 SNAPSHOT_LOG_LINES = 100  # enough to pick older entries in the log
 SAY_SETTLE_S = 0.5  # --say: quiet this long after a reply before the next message (or leaving)
 SAY_REPLY_WAIT_S = 60.0  # --say: longest wait for one reply
+DEVICE_OPEN_WAIT_S = 10.0  # leaving: longest wait for device streams still being opened
 
 
 class Presenter(Protocol):
@@ -148,6 +150,11 @@ class CallSupervisor:
         self.echo: EchoPath | None = None
         self.conn: RealtimeConnection | None = None
         self._offer: asyncio.Future[Offer] | None = None  # made while the key is minted
+        self._in_device: Device | None = None  # the microphone and speaker devices, if any,
+        self._out_device: Device | None = None  # named before anything is sent
+        self._mic_ready: asyncio.Future[None] | None = None  # the track exists (for the offer)
+        self._devices_ready: asyncio.Future[None] | None = None  # streams open: media can start
+        self._devices_job: asyncio.Future[str | None] | None = None  # the thread opening them
         self._api: RealtimeApi | None = None
         self._server: LocalServer | None = None
         self._writer: WriterThread | None = None
@@ -274,6 +281,8 @@ class CallSupervisor:
                 self._tg = tg
                 ui = self._spawn("screen", self.presenter.run())
                 await asyncio.sleep(0)  # the first frame, before the set-up's slow imports
+                self._mic_ready = loop.create_future()
+                self._devices_ready = loop.create_future()
                 assert ui is not None
                 try:
                     await self._prepare()
@@ -281,6 +290,7 @@ class CallSupervisor:
                     self.fail("set-up", exc)
                 else:
                     self.dispatch(st.Start(have_key=self._ephemeral is not None))
+                    self._spawn("audio devices", self._open_devices())
                 await self._ending.wait()
                 await self._teardown(keep=ui)
                 ui.cancel()
@@ -301,14 +311,34 @@ class CallSupervisor:
         self.quit("interrupted (Ctrl-C)", ExitCode.INTERRUPTED)
 
     async def _prepare(self) -> None:
-        """Files, devices, the embedded server and the HTTP client; errors here are the user's
-        input (a missing file, a bad device) and end the call before anything is sent."""
+        """What must fail before anything is sent: files, device names, the key, the embedded
+        server and the HTTP client (a missing file or a bad device is the user's input, and
+        ends the call before a key is minted). Opening the devices is slower and comes after,
+        alongside the key request, the offer and POST /calls (`_open_devices`)."""
         opts, settings = self.options, self.settings
         loop = asyncio.get_running_loop()
-        await asyncio.to_thread(_import_media)  # off the loop: the screen keeps drawing
-        from rtc_voice.api import RealtimeApi
-        from rtc_voice.audio.io import Recorder, open_microphone, open_speaker
-        from rtc_voice.rtc.ice import loopback_only
+        in_spec = opts.input if opts.input is not None else settings.input_device
+        out_spec = opts.output if opts.output is not None else settings.output_device
+        in_device, out_device = _names_device(in_spec), _names_device(out_spec)
+
+        def resolve() -> None:  # a worker thread: sounddevice's import queries PortAudio
+            from rtc_voice.audio.catalog import select
+
+            self._in_device = select(in_spec, "input") if in_device else None
+            self._out_device = select(out_spec, "output") if out_device else None
+
+        def http_client() -> None:  # a worker thread: httpx's import and its TLS context
+            from rtc_voice.api import RealtimeApi
+
+            if not opts.local:  # the embedded server's URL is known once it runs (below)
+                self._api = RealtimeApi(self._base_url, timeout=settings.connect_timeout)
+
+        # the HTTP client and PortAudio's device query side by side (PortAudio's C calls
+        # release the GIL); the media stack (aiortc, numpy) loads once the key request has
+        # gone, unless a file or --record needs it now
+        await asyncio.gather(asyncio.to_thread(http_client), asyncio.to_thread(resolve))
+        if not (in_device and out_device) or opts.record is not None:
+            await asyncio.to_thread(_import_media)  # off the loop: the screen keeps drawing
 
         def writer_failed(exc: BaseException) -> None:  # called on the writer thread
             loop.call_soon_threadsafe(self.fail, "file writer", exc)
@@ -317,32 +347,22 @@ class CallSupervisor:
         if opts.transcript is not None:
             self._transcript = TranscriptWriter(opts.transcript.expanduser(), self._writer)
         if opts.record is not None:
+            from rtc_voice.audio.io import Recorder
+
             self._recorder = Recorder(opts.record.expanduser(), self._writer)
-        self.mic = open_microphone(opts.input if opts.input is not None else settings.input_device)
-        self.sink = open_speaker(
-            opts.output if opts.output is not None else settings.output_device, self._writer
-        )
-        track = self.mic.track
-        track.on_error = lambda exc: self.fail("microphone", exc)
-        if self._recorder is not None:
-            track.tap = self._recorder.microphone
-        from rtc_voice.audio.tracks import MicrophoneTrack
+        if not in_device:  # an audio file (read now: a bad one fails first) or none
+            from rtc_voice.audio.io import open_microphone
 
-        if isinstance(track, MicrophoneTrack):
-            track.on_silent = self._mic_silent
-            track.on_stalled = self._mic_stalled
-        if hasattr(self.sink, "on_stalled"):
-            self.sink.on_stalled = self._speaker_stalled
-        from rtc_voice.audio import echo
+            self.mic = open_microphone(in_spec)
+            self._hook_microphone()
+        if not out_device:
+            from rtc_voice.audio.io import open_speaker
 
-        self.echo, echo_notice = echo.enable(
-            track,
-            self.sink,
-            settings.echo_cancellation,
-            noise_suppression=settings.noise_suppression,
-        )
-        if echo_notice:
-            self.presenter.notice(echo_notice, error=True)
+            self.sink = open_speaker(out_spec, self._writer)
+        if not (in_device and out_device):  # "on" with a file fails here, before anything
+            notice = self._enable_echo(self.mic.track if self.mic is not None else None)
+            if notice:
+                self.presenter.notice(notice, error=True)
 
         self._key = self.api_key.value if self.api_key else None
         if opts.local:
@@ -358,9 +378,78 @@ class CallSupervisor:
             await self._server.start()
             self._base_url = self._server.base_url
             self._key = "sk-local-" + secrets.token_hex(8)  # the local server takes any key
-        host = urlsplit(self._base_url).hostname or ""
-        self._loopback = opts.local or loopback_only(host, settings.ice_servers)
-        self._api = RealtimeApi(self._base_url, timeout=settings.connect_timeout)
+            from rtc_voice.api import RealtimeApi
+
+            self._api = RealtimeApi(self._base_url, timeout=settings.connect_timeout)
+
+    def _hook_microphone(self) -> None:
+        """The call hears of the microphone's failures, silence and stalls; --record taps it."""
+        from rtc_voice.audio.tracks import MicrophoneTrack
+
+        assert self.mic is not None
+        track = self.mic.track
+        track.on_error = lambda exc: self.fail("microphone", exc)
+        if self._recorder is not None:
+            track.tap = self._recorder.microphone
+        if isinstance(track, MicrophoneTrack):
+            track.on_silent = self._mic_silent
+            track.on_stalled = self._mic_stalled
+
+    def _enable_echo(self, track: object) -> str | None:
+        """Echo cancellation for this call (audio/echo.py): its notice, if it is off."""
+        from rtc_voice.audio import echo
+
+        self.echo, notice = echo.enable(
+            track,
+            self.sink,
+            self.settings.echo_cancellation,
+            noise_suppression=self.settings.noise_suppression,
+        )
+        return notice
+
+    async def _open_devices(self) -> None:
+        """The devices, while the key request, the offer and POST /calls are under way: the
+        microphone track first (the offer needs it, not its stream), then, on a worker thread,
+        the microphone and speaker streams and echo cancellation (livekit). Media starts once
+        both this and the call are done (`_start_media`). A failure here ends the call like
+        any other: its sentence and exit code, and a call already created is hung up."""
+        assert self._mic_ready is not None and self._devices_ready is not None
+        loop = asyncio.get_running_loop()
+        if self.mic is None:  # a microphone device: its track now, its stream on the thread
+            await asyncio.to_thread(_import_media)
+            from rtc_voice.audio.io import device_microphone
+
+            assert self._in_device is not None
+            self.mic = device_microphone(self._in_device)
+            self._hook_microphone()
+        self._mic_ready.set_result(None)
+        if self._in_device is not None or self._out_device is not None:
+            job = loop.run_in_executor(None, self._open_streams, loop)
+            self._devices_job = job
+            notice = await asyncio.shield(job)  # cancelled: the teardown waits for the thread
+            if notice:
+                self.presenter.notice(notice, error=True)
+        if self.sink is not None and hasattr(self.sink, "on_stalled"):
+            self.sink.on_stalled = self._speaker_stalled
+        self._devices_ready.set_result(None)
+
+    def _open_streams(self, loop: asyncio.AbstractEventLoop) -> str | None:
+        """On a worker thread (PortAudio's and livekit's C calls release the GIL): open the
+        device streams (not started) and set up echo cancellation. What it opens is kept on
+        `self` at once, so the teardown closes it even if a later step fails."""
+        from rtc_voice.audio.tracks import MicrophoneTrack
+
+        assert self.mic is not None
+        track = self.mic.track
+        if isinstance(track, MicrophoneTrack):
+            track.source.open()
+        if self._out_device is not None:
+            from rtc_voice.audio.devices import OutputSink
+
+            self.sink = OutputSink(self._out_device, loop=loop)
+        if self._in_device is not None and self._out_device is not None:
+            return self._enable_echo(track)
+        return None
 
     async def _mint(self, *, reconnecting: bool = False) -> None:
         assert self._api is not None and self._key is not None
@@ -372,11 +461,16 @@ class CallSupervisor:
             self.dispatch(st.KeyMinted())
 
     async def _make_offer(self, result: asyncio.Future[Offer]) -> None:
+        assert self._mic_ready is not None
+        await self._mic_ready  # the track, made once the media stack is loaded (off the loop)
         from rtc_voice.errors import CallError
+        from rtc_voice.rtc.ice import loopback_only
         from rtc_voice.rtc.peer import make_offer
 
         assert self.mic is not None
         settings = self.settings
+        host = urlsplit(self._base_url).hostname or ""
+        self._loopback = self.options.local or loopback_only(host, settings.ice_servers)
         try:
             async with asyncio.timeout(settings.connect_timeout):
                 offer = await make_offer(
@@ -410,8 +504,15 @@ class CallSupervisor:
         self.dispatch(st.CallOpened())
 
     def _start_media(self) -> None:
+        self._spawn("media", self._start_media_when_ready())
+
+    async def _start_media_when_ready(self) -> None:
+        """The call is up: start the speaker and microphone once the devices are open too,
+        then the call's own tasks (events, audio, link watch)."""
         from rtc_voice.audio.tracks import PcmTrack
 
+        assert self._devices_ready is not None
+        await self._devices_ready
         assert self.mic is not None and self.sink is not None
         opts = self.options
         self.sink.start()
@@ -962,6 +1063,8 @@ class CallSupervisor:
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        if self._devices_job is not None:  # a stream still opening is closed below, once open
+            await asyncio.wait([self._devices_job], timeout=DEVICE_OPEN_WAIT_S)
         conn, api = self.conn, self._api
         if self._offer is not None and self._offer.done() and self._offer.result().conn is not conn:
             await self._offer.result().conn.close()  # made, never used: the call ended first
@@ -1050,6 +1153,13 @@ def _rate_limits(limits: Sequence[Mapping[str, Any]]) -> tuple[RateLimit, ...]:
         RateLimit(str(r.get("name") or "?"), int(r.get("remaining") or 0), int(r.get("limit") or 0))
         for r in limits
     )
+
+
+def _names_device(spec: str | None) -> bool:
+    """An --input/--output value naming a device (not `none`, not an audio file)."""
+    from rtc_voice.paths import is_file_spec
+
+    return not (spec is not None and spec.strip().lower() == "none") and not is_file_spec(spec)
 
 
 def _import_media() -> None:
