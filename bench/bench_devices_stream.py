@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from rtc_voice.audio.devices import InputSource, OutputSink, select
+from rtc_voice.audio.devices import (
+    INPUT_BLOCKS_PER_SECOND,
+    OUTPUT_BLOCKS_PER_SECOND,
+    InputSource,
+    OutputSink,
+    select,
+)
 from rtc_voice.audio.pcm import FRAME_SAMPLES, RATE
 
 SETTLE_S = 4.0
@@ -71,10 +77,16 @@ def bare(seconds: float) -> float:
 
     common = {"samplerate": RATE, "channels": 1, "dtype": "int16", "latency": "low"}
     source = sd.InputStream(
-        device=select(None, "input").index, blocksize=RATE // 50, callback=heard, **common
+        device=select(None, "input").index,
+        blocksize=RATE // INPUT_BLOCKS_PER_SECOND,
+        callback=heard,
+        **common,
     )
     sink = sd.OutputStream(
-        device=select(None, "output").index, blocksize=RATE // 100, callback=play, **common
+        device=select(None, "output").index,
+        blocksize=RATE // OUTPUT_BLOCKS_PER_SECOND,
+        callback=play,
+        **common,
     )
     with source, sink:
         time.sleep(SETTLE_S)
