@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from rtc_voice.audio.pcm import RATE, SILENCE_DBFS, Pcm, rms_dbfs
-from rtc_voice.audio.tracks import MicrophoneTrack, PcmTrack, VoiceEncoder
+from rtc_voice.audio.tracks import MicrophoneTrack, PcmTrack
 from rtc_voice.audio.wavfile import DeferredWriter, read_audio
 from rtc_voice.paths import is_file_spec
 
@@ -129,31 +129,26 @@ class Microphone:
 
 def open_microphone(spec: str | None) -> Microphone:
     """`none` (silence is sent: typing and --say only), an audio file (read fully now, so a
-    bad file fails before anything starts) or a device; sent as mono Opus at a voice bitrate."""
+    bad file fails before anything starts) or a device."""
     if spec is not None and spec.strip().lower() == "none":
-        return _voiced(Microphone(PcmTrack(), "no microphone (typing only)"))
+        return Microphone(PcmTrack(), "no microphone (typing only)")
     if is_file_spec(spec):
         assert spec is not None
         path = Path(spec).expanduser()
         pcm = read_audio(path)
-        return _voiced(Microphone(PcmTrack(), f"file {path} ({len(pcm) / RATE:.1f} s)", pcm))
+        return Microphone(PcmTrack(), f"file {path} ({len(pcm) / RATE:.1f} s)", pcm)
     from rtc_voice.audio import devices
 
     return device_microphone(devices.select(spec, "input"), open_now=True)
 
 
 def device_microphone(device: Device, *, open_now: bool = False) -> Microphone:
-    """A microphone device as a track (mono Opus at a voice bitrate); its stream opened now, or
+    """A microphone device as a track; its stream opened now, or
     later with `track.source.open()` (any thread: `talk` opens it while the call connects)."""
     from rtc_voice.audio import devices
 
     source = devices.InputSource(device, open_now=open_now)
-    return _voiced(Microphone(MicrophoneTrack(source), f"microphone {device}"))
-
-
-def _voiced(mic: Microphone) -> Microphone:
-    mic.track.encoder = VoiceEncoder()
-    return mic
+    return Microphone(MicrophoneTrack(source), f"microphone {device}")
 
 
 class Recorder:
