@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -63,19 +64,9 @@ def test_the_http_client_loads_without_httpx_command_line_tool() -> None:
     assert out.stdout.split() == ["False", "False", "True", "True"]
 
 
-def test_talk_to_a_remote_server_loads_no_local_server(tmp_path: Path) -> None:
-    """The call's set-up time is the user's wait: `talk` without --local must not load the
-    local server (aiohttp and the server's modules) just to check its flags, nor pydantic to
-    read text options."""
-    code = (
-        "import sys\n"
-        "from rtc_voice.app import app\n"
-        "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
-        "    print('exit', exc.code)\n"
-        "import json\n"
-        "watched = ('aiortc', 'aiohttp', 'rtc_voice.localserver.', 'pydantic')\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(watched))))\n"
-    )
+def _talk_refused_at_minting(code: str, tmp_path: Path) -> Any:
+    """Run `code` (which calls the CLI, then prints one JSON line) as `talk` against a local
+    server that refuses the key; check it got as far as minting; return that JSON."""
     with ScriptedServer() as server:
         server.script(Reply(401, openai_error("Incorrect API key provided.", "invalid_api_key")))
         env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY, "XDG_CONFIG_HOME": str(tmp_path)}
@@ -90,7 +81,23 @@ def test_talk_to_a_remote_server_loads_no_local_server(tmp_path: Path) -> None:
         )
     lines = out.stdout.strip().splitlines()
     assert lines[-2] == f"exit {int(ExitCode.AUTH)}", out.stderr  # it got as far as minting
-    loaded = json.loads(lines[-1])
+    return json.loads(lines[-1])
+
+
+def test_talk_to_a_remote_server_loads_no_local_server(tmp_path: Path) -> None:
+    """The call's set-up time is the user's wait: `talk` without --local must not load the
+    local server (aiohttp and the server's modules) just to check its flags, nor pydantic to
+    read text options."""
+    code = (
+        "import sys\n"
+        "from rtc_voice.app import app\n"
+        "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
+        "    print('exit', exc.code)\n"
+        "import json\n"
+        "watched = ('aiortc', 'aiohttp', 'rtc_voice.localserver.', 'pydantic')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(watched))))\n"
+    )
+    loaded = _talk_refused_at_minting(code, tmp_path)
     assert "aiortc" in loaded  # the check sees real imports: the offer was being made
     pure = "rtc_voice.localserver.netem"  # checks --network; loads nothing else
     assert [m for m in loaded if not m.startswith("aiortc") and m != pure] == []
@@ -114,21 +121,7 @@ def test_talk_loads_the_media_stack_off_the_event_loop(tmp_path: Path) -> None:
         "import json\n"
         "print(json.dumps(where))\n"
     )
-    with ScriptedServer() as server:
-        server.script(Reply(401, openai_error("Incorrect API key provided.", "invalid_api_key")))
-        env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY, "XDG_CONFIG_HOME": str(tmp_path)}
-        argv = ["talk", "--base-url", server.base_url, "--json", "--input", "none"]
-        out = subprocess.run(
-            [sys.executable, "-c", code, *argv],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    lines = out.stdout.strip().splitlines()
-    assert lines[-2] == f"exit {int(ExitCode.AUTH)}", out.stderr
-    where = json.loads(lines[-1])
+    where = _talk_refused_at_minting(code, tmp_path)
     assert set(where) == {"aiortc", "numpy", "httpx"}
     assert "MainThread" not in where.values(), where
 
