@@ -374,6 +374,27 @@ async def test_a_cap_that_cuts_a_reply_is_followed_by_a_new_session(tmp_path: Pa
     assert call.conversation.turns()[-1].text == "I heard about 0.8 seconds of speech."
 
 
+@pytest.mark.timeout(60)
+async def test_a_call_that_is_only_waiting_to_leave_does_not_roll_over(tmp_path: Path) -> None:
+    """The input file is sent and answered; the call leaves once it has been quiet a moment.
+    A rollover window opening in that moment must not mint a key and open a session only to
+    hang it up (it once raced the cap's reconnect in the test above)."""
+    speech = np.concatenate([silence(300), tone(300, 800, dbfs=-18), silence(500)])
+    wav = write_wav(tmp_path / "q.wav", speech)
+    presenter = Recording()
+    options = TalkOptions(  # a 9 s cap: the rollover window opens at 4.5 s, as the call settles
+        local=True, input=str(wav), output="none", max_duration=30, session_seconds=9.0
+    )
+    call = CallSupervisor(load_settings(env={}), options, presenter, api_key=None)
+    assert await call.run() == ExitCode.OK, (call.end_reason, presenter.notices)
+    assert call.end_reason == "the input file was sent and answered"
+    assert [(t.role, t.status) for t in call.conversation.turns()] == [
+        ("user", "completed"),
+        ("assistant", "completed"),
+    ]
+    assert call.rollovers == [] and call.reconnects == []
+
+
 @pytest.mark.timeout(90)
 async def test_a_scripted_call_rolls_over_before_the_cap_and_every_question_is_answered(
     tmp_path: Path,

@@ -180,6 +180,7 @@ class CallSupervisor:
         self._lost_at: float | None = None  # monotonic: when the lost call went silent
         self._lost_reason = ""
         self.rollovers: list[float] = []  # seconds each background open took
+        self._leaving_when_quiet = False  # all input sent: the next quiet moment ends the call
         self.detected_at: list[float] = []  # clock(): each time the network was found lost
         self.resumed_at: list[float] = []  # clock(): each reconnect's call up, context sent
         self.switched_at: list[float] = []  # clock(): each rollover's switch
@@ -529,10 +530,12 @@ class CallSupervisor:
     async def _say_in_order(self, messages: Sequence[str]) -> None:
         """Type each --say message once the reply to the one before is over; then, if asked
         (or when no one can type), hang up."""
-        for text in messages:
+        leaving = bool(self.options.exit_after_reply and self.options.say)
+        for n, text in enumerate(messages, 1):
             self._send_text(text)
+            self._leaving_when_quiet = leaving and n == len(messages)
             await self._reply_done(SAY_REPLY_WAIT_S)
-        if self.options.exit_after_reply and self.options.say:
+        if leaving:
             self.quit("--say was answered" if len(messages) == 1 else "every --say was answered")
 
     def _busy(self) -> bool:
@@ -616,17 +619,23 @@ class CallSupervisor:
 
     async def _roll_over_when_due(self, conn: RealtimeConnection) -> None:
         """Near the session's end, at a quiet moment, move to a new session (see rollover.py).
-        If that fails, the cap still ends the old one and the reconnect path recovers."""
+        If that fails, the cap still ends the old one and the reconnect path recovers. A call
+        that only waits to leave (all input sent) does not roll over: the cap, should it come
+        first, still ends the session and the reconnect path carries on."""
         opened = self.clock()
         deadline = rollover.session_deadline(conn.session, time.time(), opened)
         start = rollover.rollover_start(deadline, self.settings.rollover_lead_seconds, opened)
         await asyncio.sleep(max(0.0, start - self.clock()))
         while self.clock() < deadline - ROLLOVER_MARGIN_S:
             conv = self.conversation
-            if self.conn is conn and rollover.quiet(
-                speaking=conv.speaking,
-                reply_running=conv.active_response is not None,
-                awaiting_transcripts=conv.awaiting_transcripts,
+            if (
+                self.conn is conn
+                and not self._leaving_when_quiet
+                and rollover.quiet(
+                    speaking=conv.speaking,
+                    reply_running=conv.active_response is not None,
+                    awaiting_transcripts=conv.awaiting_transcripts,
+                )
             ):
                 try:
                     await self._roll_over(conn)
@@ -1042,6 +1051,7 @@ class CallSupervisor:
 
     async def _finish_when_quiet(self) -> None:
         """The input file has been sent: leave once its replies are over (bounded)."""
+        self._leaving_when_quiet = True
         settle = self.settings.silence_duration_ms / 1000 + 1.0
         deadline = time.monotonic() + INPUT_GRACE_S
         quiet_since: float | None = None
