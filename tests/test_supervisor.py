@@ -4,6 +4,10 @@ a sentence (real local calls over loopback WebRTC; faults injected where they re
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from io import StringIO
 from pathlib import Path
@@ -323,3 +327,43 @@ async def test_a_speaker_failing_after_the_call_was_created_hangs_it_up(
     assert call.mic.track.source._closed  # the microphone stream opened alongside is closed
     assert "started" not in hook.order  # media never started
     assert_all_tasks_done(call)
+
+
+# --- what the talk path loads, and how ----------------------------------------------------
+
+BLAS_THREADS = """
+import ctypes, json, os
+from rtc_voice.call.supervisor import _import_media
+_import_media()
+lib = next(line.split()[-1] for line in open("/proc/self/maps") if "openblas" in line)
+blas = ctypes.CDLL(lib)
+get = None
+for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+             "openblas_get_num_threads"):
+    if hasattr(blas, name):
+        get = getattr(blas, name)
+        break
+print(json.dumps([get(), os.environ.get("OPENBLAS_NUM_THREADS")]))
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: OpenBLAS starts no threads")
+@pytest.mark.parametrize(("user_value", "threads"), [(None, 1), ("2", 2)])
+def test_the_media_stack_loads_numpy_with_one_blas_thread(
+    user_value: str | None, threads: int
+) -> None:
+    """numpy's OpenBLAS would start a spinning thread per core while the call connects: talk
+    loads it with one, unless the user set OPENBLAS_NUM_THREADS (then theirs holds); either way
+    the environment children inherit is the user's own."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if user_value is not None:
+        env["OPENBLAS_NUM_THREADS"] = user_value
+    out = subprocess.run(
+        [sys.executable, "-c", BLAS_THREADS],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert json.loads(out) == [threads, user_value]

@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import signal
+import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -1172,9 +1173,26 @@ def _names_device(spec: str | None) -> bool:
     return not (spec is not None and spec.strip().lower() == "none") and not is_file_spec(spec)
 
 
+BLAS_THREADS_ENV = "OPENBLAS_NUM_THREADS"
+
+
 def _import_media() -> None:
     """Load the media stack (aiortc, av, numpy, sounddevice, httpx): about a second on a slow
-    machine, so it runs on a thread while the screen is already up."""
+    machine, so it runs on a thread while the screen is already up.
+
+    numpy loads OpenBLAS, which starts a thread per core that spins while numpy loads (on two
+    cores: 60-100 ms of CPU taken from connecting, and the PortAudio query). rtc-voice does no
+    matrix algebra, so numpy loads with one BLAS thread unless the user set their own count;
+    the variable is read only when the library loads, and is removed again at once so tool
+    commands and other children inherit the user's environment unchanged."""
+    ours = BLAS_THREADS_ENV not in os.environ and "numpy" not in sys.modules
+    if ours:
+        os.environ[BLAS_THREADS_ENV] = "1"
+    try:
+        import numpy  # noqa: F401
+    finally:
+        if ours:
+            os.environ.pop(BLAS_THREADS_ENV, None)
     import rtc_voice.api
     import rtc_voice.audio.io
     import rtc_voice.audio.tracks
