@@ -367,3 +367,66 @@ def test_the_media_stack_loads_numpy_with_one_blas_thread(
         timeout=60,
     ).stdout
     assert json.loads(out) == [threads, user_value]
+
+
+@pytest.mark.audio
+async def test_echo_cancellation_is_set_up_after_media_starts_and_before_anything_plays(
+    tmp_path: Path, pulse: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading livekit and AEC3 no longer comes before the call is up: here the canceller is
+    made only once the assistant's first audio has arrived (it would wait in vain if media
+    waited for it), and still nothing reaches the speaker before echo cancellation is on;
+    what arrived meanwhile plays after."""
+    import threading
+    import time
+
+    from rtc_voice.audio import devices, echo
+    from rtc_voice.credentials import ApiKey
+    from rtc_voice.localserver import LocalServer
+
+    calls: list[CallSupervisor] = []
+    made: list[bool] = []  # per canceller: did the reply's audio arrive before it was made
+    writes: list[bool] = []  # per speaker write: was echo cancellation on
+
+    class SlowCanceller(echo.WebRtcCanceller):
+        def __init__(self, **kwargs: Any) -> None:
+            deadline = time.monotonic() + 8.0
+            while time.monotonic() < deadline and not getattr(calls[0], "_far_held", None):
+                threading.Event().wait(0.01)  # a worker thread: not the loop's sleep
+            made.append(bool(getattr(calls[0], "_far_held", None)))
+            super().__init__(**kwargs)
+
+    class WatchedSpeaker(devices.OutputSink):
+        def write(self, samples: Any) -> None:
+            writes.append(calls[0].echo is not None)
+            super().write(samples)
+
+    monkeypatch.setattr(echo, "WebRtcCanceller", SlowCanceller)
+    monkeypatch.setattr(devices, "OutputSink", WatchedSpeaker)
+
+    class HangUpAfterSomeAudio(Recording):
+        async def run(self) -> None:
+            await self.connected()
+            while len(writes) < 10:  # noqa: ASYNC110 - the reply playing
+                await asyncio.sleep(0.02)
+            assert self.controls is not None
+            self.controls.send(HangUp("test over"))
+            await asyncio.sleep(3600)  # cancelled on the way out
+
+    server = LocalServer()
+    await server.start()
+    try:
+        settings = load_settings(env={"RTC_VOICE_BASE_URL": server.base_url})
+        opts = TalkOptions(max_duration=20, say=("Hello there, how are you today?",))
+        call = CallSupervisor(
+            settings, opts, HangUpAfterSomeAudio(), api_key=ApiKey("sk-test-key", "env")
+        )
+        calls.append(call)
+        code = await call.run()
+    finally:
+        await server.stop()
+    assert code == ExitCode.OK, call.failure
+    assert made == [True]  # media ran, and the reply arrived, while AEC3 was being set up
+    assert len(writes) >= 10 and all(writes)  # played, and only with echo cancellation on
+    assert call.echo is not None and call.echo.stage.far_frames > 0  # it heard what played
+    assert_all_tasks_done(call)
