@@ -430,3 +430,76 @@ async def test_echo_cancellation_is_set_up_after_media_starts_and_before_anythin
     assert len(writes) >= 10 and all(writes)  # played, and only with echo cancellation on
     assert call.echo is not None and call.echo.stage.far_frames > 0  # it heard what played
     assert_all_tasks_done(call)
+
+
+class _NoLivekit:
+    """Stands in for echo.WebRtcCanceller when livekit cannot load (its real error)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from rtc_voice.audio.echo import NO_LIVEKIT_HINT
+        from rtc_voice.errors import AudioError
+
+        raise AudioError(
+            "Echo cancellation is unavailable: the livekit package cannot be loaded "
+            "(No module named 'livekit').",
+            hint=NO_LIVEKIT_HINT,
+        )
+
+
+@pytest.mark.audio
+@pytest.mark.parametrize("mode", ["on", "auto"])
+async def test_echo_cancellation_that_cannot_load_once_media_runs(
+    mode: str, tmp_path: Path, pulse: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """livekit missing, found out now after media starts: "on" still ends the call with the
+    same sentence and exit code (the call hung up, nothing left open); "auto" says echo
+    cancellation is off and the call goes on, its audio playing."""
+    from rtc_voice.audio import devices, echo
+    from rtc_voice.credentials import ApiKey
+    from rtc_voice.localserver import LocalServer
+
+    writes: list[int] = []
+
+    class CountedSpeaker(devices.OutputSink):
+        def write(self, samples: Any) -> None:
+            writes.append(len(samples))
+            super().write(samples)
+
+    monkeypatch.setattr(echo, "WebRtcCanceller", _NoLivekit)
+    monkeypatch.setattr(devices, "OutputSink", CountedSpeaker)
+
+    class HangUpAfterSomeAudio(Recording):
+        async def run(self) -> None:
+            await self.connected()
+            while len(writes) < 10:  # noqa: ASYNC110 - the reply playing
+                await asyncio.sleep(0.02)
+            assert self.controls is not None
+            self.controls.send(HangUp("test over"))
+            await asyncio.sleep(3600)  # cancelled on the way out
+
+    log: list[str] = []
+    server = LocalServer(log=log.append)
+    await server.start()
+    presenter = HangUpAfterSomeAudio()
+    try:
+        settings = load_settings(
+            env={"RTC_VOICE_BASE_URL": server.base_url}, flags={"echo_cancellation": mode}
+        )
+        opts = TalkOptions(max_duration=20, say=("Hello there, how are you today?",))
+        call = CallSupervisor(settings, opts, presenter, api_key=ApiKey("sk-test-key", "env"))
+        code = await call.run()
+    finally:
+        await server.stop()
+    assert call.echo is None
+    if mode == "on":
+        assert code == ExitCode.AUDIO
+        assert call.failure is not None
+        assert call.failure.message.startswith("Echo cancellation is unavailable")
+        assert any("(hung up)" in line for line in log)
+        assert server.calls == {}
+        assert writes == []  # nothing played without the echo cancellation asked for
+    else:
+        assert code == ExitCode.OK, call.failure
+        assert len(writes) >= 10
+        assert "Echo cancellation is off for this call." in presenter.err.getvalue()
+    assert_all_tasks_done(call)
