@@ -6,8 +6,9 @@ and wraps, on the supervisor, only what it needs to see: when `_prepare` (import
 device names, HTTP client: what must fail before anything is sent) starts and ends, when the
 key request starts and ends (wrapped on the instance's RealtimeApi once `_prepare` made it, so
 httpx is still imported where `talk` imports it), when the offer (peer, offer, ICE gathering)
-starts and ends, when POST /calls starts, when the device streams and echo cancellation are
-opened (on their worker thread) and when media starts (the call and the devices both ready).
+starts and ends, when POST /calls starts, when the device streams are
+opened (on their worker thread), when media starts (the call and the devices both ready) and
+when echo cancellation starts being set up and is on (after media starts).
 Marks are `time.time()`; at exit they go, as JSON, to the file named by BENCH_PROBE_OUT.
 """
 
@@ -35,6 +36,7 @@ _make_offer = supervisor.CallSupervisor._make_offer
 _open_call = supervisor.CallSupervisor._open_call
 _open_streams = supervisor.CallSupervisor._open_streams
 _start_media = supervisor.CallSupervisor._start_media_when_ready
+_start_echo = supervisor.CallSupervisor._start_echo
 
 
 async def _probed_prepare(self: Any) -> None:
@@ -79,6 +81,12 @@ async def _probed_start_media(self: Any) -> None:
     _first("media_started")
 
 
+async def _probed_start_echo(self: Any) -> None:
+    _first("echo_start")
+    await _start_echo(self)
+    _first("echo_on")
+
+
 def _dump() -> None:
     path = os.environ.get("BENCH_PROBE_OUT")
     if path:
@@ -91,6 +99,7 @@ supervisor.CallSupervisor._make_offer = _probed_offer  # type: ignore[method-ass
 supervisor.CallSupervisor._open_call = _probed_open_call  # type: ignore[method-assign]
 supervisor.CallSupervisor._open_streams = _probed_open_streams  # type: ignore[method-assign]
 supervisor.CallSupervisor._start_media_when_ready = _probed_start_media  # type: ignore[method-assign]
+supervisor.CallSupervisor._start_echo = _probed_start_echo  # type: ignore[method-assign]
 atexit.register(_dump)
 
 if __name__ == "__main__":

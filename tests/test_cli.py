@@ -64,6 +64,34 @@ def test_the_http_client_loads_without_httpx_command_line_tool() -> None:
     assert out.stdout.split() == ["False", "False", "True", "True"]
 
 
+def test_the_http_client_is_ready_for_its_first_request_where_it_is_made(tmp_path: Path) -> None:
+    """talk makes the HTTP client on a worker thread beside the PortAudio query; httpcore would
+    load anyio's asyncio backend on the first request (the key request, ~20 ms at the head of
+    the call). Made, the client has loaded it: its first request imports nothing."""
+    code = (
+        "import asyncio, json, sys\n"
+        "from rtc_voice.api import RealtimeApi\n"
+        "api = RealtimeApi(sys.argv[1])\n"
+        "before = set(sys.modules)\n"
+        "async def mint():\n"
+        "    secret = await api.create_client_secret('sk-test', {'session': {}})\n"
+        "    await api.aclose()\n"
+        "    return secret.value\n"
+        "value = asyncio.run(mint())\n"
+        "print(json.dumps([value, sorted(set(sys.modules) - before)]))\n"
+    )
+    with ScriptedServer() as server:
+        server.script(Reply(200, {"value": "ek_ready", "expires_at": 2**31, "session": {}}))
+        out = subprocess.run(
+            [sys.executable, "-c", code, server.base_url],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    assert json.loads(out) == ["ek_ready", []]
+
+
 def _talk_refused_at_minting(code: str, tmp_path: Path) -> Any:
     """Run `code` (which calls the CLI, then prints one JSON line) as `talk` against a local
     server that refuses the key; check it got as far as minting; return that JSON."""

@@ -4,6 +4,10 @@ a sentence (real local calls over loopback WebRTC; faults injected where they re
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from io import StringIO
 from pathlib import Path
@@ -322,4 +326,180 @@ async def test_a_speaker_failing_after_the_call_was_created_hangs_it_up(
     assert call.mic is not None and call.mic.track.readyState == "ended"
     assert call.mic.track.source._closed  # the microphone stream opened alongside is closed
     assert "started" not in hook.order  # media never started
+    assert_all_tasks_done(call)
+
+
+# --- what the talk path loads, and how ----------------------------------------------------
+
+BLAS_THREADS = """
+import ctypes, json, os
+from rtc_voice.call.supervisor import _import_media
+_import_media()
+lib = next(line.split()[-1] for line in open("/proc/self/maps") if "openblas" in line)
+blas = ctypes.CDLL(lib)
+get = None
+for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+             "openblas_get_num_threads"):
+    if hasattr(blas, name):
+        get = getattr(blas, name)
+        break
+print(json.dumps([get(), os.environ.get("OPENBLAS_NUM_THREADS")]))
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: OpenBLAS starts no threads")
+@pytest.mark.parametrize(("user_value", "threads"), [(None, 1), ("2", 2)])
+def test_the_media_stack_loads_numpy_with_one_blas_thread(
+    user_value: str | None, threads: int
+) -> None:
+    """numpy's OpenBLAS would start a spinning thread per core while the call connects: talk
+    loads it with one, unless the user set OPENBLAS_NUM_THREADS (then theirs holds); either way
+    the environment children inherit is the user's own."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if user_value is not None:
+        env["OPENBLAS_NUM_THREADS"] = user_value
+    out = subprocess.run(
+        [sys.executable, "-c", BLAS_THREADS],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert json.loads(out) == [threads, user_value]
+
+
+@pytest.mark.audio
+async def test_echo_cancellation_is_set_up_after_media_starts_and_before_anything_plays(
+    tmp_path: Path, pulse: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading livekit and AEC3 no longer comes before the call is up: here the canceller is
+    made only once the assistant's first audio has arrived (it would wait in vain if media
+    waited for it), and still nothing reaches the speaker before echo cancellation is on;
+    what arrived meanwhile plays after."""
+    import threading
+    import time
+
+    from rtc_voice.audio import devices, echo
+    from rtc_voice.credentials import ApiKey
+    from rtc_voice.localserver import LocalServer
+
+    calls: list[CallSupervisor] = []
+    made: list[bool] = []  # per canceller: did the reply's audio arrive before it was made
+    writes: list[bool] = []  # per speaker write: was echo cancellation on
+
+    class SlowCanceller(echo.WebRtcCanceller):
+        def __init__(self, **kwargs: Any) -> None:
+            deadline = time.monotonic() + 8.0
+            while time.monotonic() < deadline and not getattr(calls[0], "_far_held", None):
+                threading.Event().wait(0.01)  # a worker thread: not the loop's sleep
+            made.append(bool(getattr(calls[0], "_far_held", None)))
+            super().__init__(**kwargs)
+
+    class WatchedSpeaker(devices.OutputSink):
+        def write(self, samples: Any) -> None:
+            writes.append(calls[0].echo is not None)
+            super().write(samples)
+
+    monkeypatch.setattr(echo, "WebRtcCanceller", SlowCanceller)
+    monkeypatch.setattr(devices, "OutputSink", WatchedSpeaker)
+
+    class HangUpAfterSomeAudio(Recording):
+        async def run(self) -> None:
+            await self.connected()
+            while len(writes) < 10:  # noqa: ASYNC110 - the reply playing
+                await asyncio.sleep(0.02)
+            assert self.controls is not None
+            self.controls.send(HangUp("test over"))
+            await asyncio.sleep(3600)  # cancelled on the way out
+
+    server = LocalServer()
+    await server.start()
+    try:
+        settings = load_settings(env={"RTC_VOICE_BASE_URL": server.base_url})
+        opts = TalkOptions(max_duration=20, say=("Hello there, how are you today?",))
+        call = CallSupervisor(
+            settings, opts, HangUpAfterSomeAudio(), api_key=ApiKey("sk-test-key", "env")
+        )
+        calls.append(call)
+        code = await call.run()
+    finally:
+        await server.stop()
+    assert code == ExitCode.OK, call.failure
+    assert made == [True]  # media ran, and the reply arrived, while AEC3 was being set up
+    assert len(writes) >= 10 and all(writes)  # played, and only with echo cancellation on
+    assert call.echo is not None and call.echo.stage.far_frames > 0  # it heard what played
+    assert_all_tasks_done(call)
+
+
+class _NoLivekit:
+    """Stands in for echo.WebRtcCanceller when livekit cannot load (its real error)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from rtc_voice.audio.echo import NO_LIVEKIT_HINT
+        from rtc_voice.errors import AudioError
+
+        raise AudioError(
+            "Echo cancellation is unavailable: the livekit package cannot be loaded "
+            "(No module named 'livekit').",
+            hint=NO_LIVEKIT_HINT,
+        )
+
+
+@pytest.mark.audio
+@pytest.mark.parametrize("mode", ["on", "auto"])
+async def test_echo_cancellation_that_cannot_load_once_media_runs(
+    mode: str, tmp_path: Path, pulse: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """livekit missing, found out now after media starts: "on" still ends the call with the
+    same sentence and exit code (the call hung up, nothing left open); "auto" says echo
+    cancellation is off and the call goes on, its audio playing."""
+    from rtc_voice.audio import devices, echo
+    from rtc_voice.credentials import ApiKey
+    from rtc_voice.localserver import LocalServer
+
+    writes: list[int] = []
+
+    class CountedSpeaker(devices.OutputSink):
+        def write(self, samples: Any) -> None:
+            writes.append(len(samples))
+            super().write(samples)
+
+    monkeypatch.setattr(echo, "WebRtcCanceller", _NoLivekit)
+    monkeypatch.setattr(devices, "OutputSink", CountedSpeaker)
+
+    class HangUpAfterSomeAudio(Recording):
+        async def run(self) -> None:
+            await self.connected()
+            while len(writes) < 10:  # noqa: ASYNC110 - the reply playing
+                await asyncio.sleep(0.02)
+            assert self.controls is not None
+            self.controls.send(HangUp("test over"))
+            await asyncio.sleep(3600)  # cancelled on the way out
+
+    log: list[str] = []
+    server = LocalServer(log=log.append)
+    await server.start()
+    presenter = HangUpAfterSomeAudio()
+    try:
+        settings = load_settings(
+            env={"RTC_VOICE_BASE_URL": server.base_url}, flags={"echo_cancellation": mode}
+        )
+        opts = TalkOptions(max_duration=20, say=("Hello there, how are you today?",))
+        call = CallSupervisor(settings, opts, presenter, api_key=ApiKey("sk-test-key", "env"))
+        code = await call.run()
+    finally:
+        await server.stop()
+    assert call.echo is None
+    if mode == "on":
+        assert code == ExitCode.AUDIO
+        assert call.failure is not None
+        assert call.failure.message.startswith("Echo cancellation is unavailable")
+        assert any("(hung up)" in line for line in log)
+        assert server.calls == {}
+        assert writes == []  # nothing played without the echo cancellation asked for
+    else:
+        assert code == ExitCode.OK, call.failure
+        assert len(writes) >= 10
+        assert "Echo cancellation is off for this call." in presenter.err.getvalue()
     assert_all_tasks_done(call)

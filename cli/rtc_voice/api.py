@@ -43,6 +43,14 @@ finally:
         del sys.modules["httpx._main"]
 
 
+def _load_asyncio_backend() -> None:
+    """Import now what httpcore imports on its first request under asyncio (anyio's asyncio
+    backend and streams: ~20 ms), so the client is made ready where it is made (`talk` makes
+    it on a worker thread beside the PortAudio query) and the key request goes out at once."""
+    import anyio._backends._asyncio  # noqa: F401
+    import httpcore._backends.anyio  # noqa: F401
+
+
 Sleep = Callable[[float], Awaitable[None]]
 MAX_RETRY_AFTER = 30.0
 
@@ -124,6 +132,8 @@ class RealtimeApi:
             transport=transport,
             trust_env=True,
         )
+        if transport is None:
+            _load_asyncio_backend()
 
     async def __aenter__(self) -> RealtimeApi:
         return self

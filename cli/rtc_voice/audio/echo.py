@@ -299,27 +299,45 @@ def enable(
 ) -> tuple[EchoPath | None, str | None]:
     """Echo cancellation for a call, if `mode` and the ends allow it: (path, notice). "auto"
     turns it on when both ends are devices; "on" insists (an error if it cannot)."""
+    if not wanted(mic_track, sink, mode):
+        return None, None
+    canceller, notice = make_canceller(mode, noise_suppression=noise_suppression)
+    return (attach(mic_track, sink, canceller) if canceller is not None else None), notice
+
+
+def wanted(mic_track: Any, sink: Any, mode: Mode) -> bool:
+    """Whether a call with these ends gets echo cancellation: with "auto" or "on" when both are
+    devices; "on" with a file or no output is an error, raised here (before the call)."""
     from rtc_voice.audio.devices import OutputSink
     from rtc_voice.audio.tracks import MicrophoneTrack
 
     if mode == "off":
-        return None, None
+        return False
     devices = isinstance(mic_track, MicrophoneTrack) and isinstance(sink, OutputSink)
-    if not devices:
-        if mode == "on":
-            raise AudioError(
-                "Echo cancellation needs a microphone and a speaker device; this call uses a "
-                "file or no output.",
-                hint='Set audio.echo_cancellation = "auto" to use it only when it applies.',
-            )
-        return None, None
+    if not devices and mode == "on":
+        raise AudioError(
+            "Echo cancellation needs a microphone and a speaker device; this call uses a "
+            "file or no output.",
+            hint='Set audio.echo_cancellation = "auto" to use it only when it applies.',
+        )
+    return devices
+
+
+def make_canceller(mode: Mode, *, noise_suppression: bool) -> tuple[Canceller | None, str | None]:
+    """AEC3, or (None, why not) when livekit cannot load and `mode` is "auto" ("on": the error).
+    Loads livekit (~40 ms of CPU): callers on an event loop run it on a worker thread."""
     try:
-        canceller = WebRtcCanceller(noise_suppression=noise_suppression)
+        return WebRtcCanceller(noise_suppression=noise_suppression), None
     except AudioError as exc:
         if mode == "on":
             raise
         return None, f"{exc.message} Echo cancellation is off for this call."
-    return EchoPath(mic_track.source, sink, EchoStage(canceller)), None
+
+
+def attach(mic_track: Any, sink: OutputSink, canceller: Canceller) -> EchoPath:
+    """Put `canceller` between the microphone's stream and the call, fed what `sink` plays
+    (running streams included: on the event loop, where the microphone's frames arrive)."""
+    return EchoPath(mic_track.source, sink, EchoStage(canceller))
 
 
 # --- the echo test (`rtc-voice devices --echo-test`) -------------------------------------------

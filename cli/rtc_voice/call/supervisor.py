@@ -15,11 +15,12 @@ import json
 import os
 import secrets
 import signal
+import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from rtc_voice.call import rollover
@@ -58,6 +59,7 @@ from rtc_voice.transcript import TranscriptWriter
 if TYPE_CHECKING:
     from rtc_voice.api import RealtimeApi
     from rtc_voice.audio.catalog import Device
+    from rtc_voice.audio.devices import OutputSink
     from rtc_voice.audio.echo import EchoPath
     from rtc_voice.audio.io import Microphone, Recorder, Sink
     from rtc_voice.audio.pcm import Pcm
@@ -154,7 +156,8 @@ class CallSupervisor:
         self._out_device: Device | None = None  # named before anything is sent
         self._mic_ready: asyncio.Future[None] | None = None  # the track exists (for the offer)
         self._devices_ready: asyncio.Future[None] | None = None  # streams open: media can start
-        self._devices_job: asyncio.Future[str | None] | None = None  # the thread opening them
+        self._devices_job: asyncio.Future[None] | None = None  # the thread opening them
+        self._far_held: list[Pcm] | None = None  # the assistant's audio, while AEC is set up
         self._api: RealtimeApi | None = None
         self._server: LocalServer | None = None
         self._writer: WriterThread | None = None
@@ -411,9 +414,10 @@ class CallSupervisor:
     async def _open_devices(self) -> None:
         """The devices, while the key request, the offer and POST /calls are under way: the
         microphone track first (the offer needs it, not its stream), then, on a worker thread,
-        the microphone and speaker streams and echo cancellation (livekit). Media starts once
-        both this and the call are done (`_start_media`). A failure here ends the call like
-        any other: its sentence and exit code, and a call already created is hung up."""
+        the microphone and speaker streams. Media starts once both this and the call are done
+        (`_start_media`); echo cancellation follows (`_start_echo`). A failure here ends the
+        call like any other: its sentence and exit code, and a call already created is hung
+        up."""
         assert self._mic_ready is not None and self._devices_ready is not None
         loop = asyncio.get_running_loop()
         if self.mic is None:  # a microphone device: its track now, its stream on the thread
@@ -427,17 +431,15 @@ class CallSupervisor:
         if self._in_device is not None or self._out_device is not None:
             job = loop.run_in_executor(None, self._open_streams, loop)
             self._devices_job = job
-            notice = await asyncio.shield(job)  # cancelled: the teardown waits for the thread
-            if notice:
-                self.presenter.notice(notice, error=True)
+            await asyncio.shield(job)  # cancelled: the teardown waits for the thread
         if self.sink is not None and hasattr(self.sink, "on_stalled"):
             self.sink.on_stalled = self._speaker_stalled
         self._devices_ready.set_result(None)
 
-    def _open_streams(self, loop: asyncio.AbstractEventLoop) -> str | None:
-        """On a worker thread (PortAudio's and livekit's C calls release the GIL): open the
-        device streams (not started) and set up echo cancellation. What it opens is kept on
-        `self` at once, so the teardown closes it even if a later step fails."""
+    def _open_streams(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On a worker thread (PortAudio's C calls release the GIL): open the device streams
+        (not started). What it opens is kept on `self` at once, so the teardown closes it even
+        if a later step fails."""
         from rtc_voice.audio.tracks import MicrophoneTrack
 
         assert self.mic is not None
@@ -448,9 +450,6 @@ class CallSupervisor:
             from rtc_voice.audio.devices import OutputSink
 
             self.sink = OutputSink(self._out_device, loop=loop)
-        if self._in_device is not None and self._out_device is not None:
-            return self._enable_echo(track)
-        return None
 
     async def _mint(self, *, reconnecting: bool = False) -> None:
         assert self._api is not None and self._key is not None
@@ -516,16 +515,48 @@ class CallSupervisor:
         await self._devices_ready
         assert self.mic is not None and self.sink is not None
         opts = self.options
+        echo_wanted = (
+            self._in_device is not None
+            and self._out_device is not None
+            and self.settings.echo_cancellation != "off"
+        )
+        if echo_wanted:
+            self._far_held = []  # nothing the assistant says plays before echo cancellation
         self.sink.start()
         if isinstance(self.mic.track, PcmTrack) and self.mic.file_pcm is not None:
             self.mic.track.on_drained = self._input_drained
         self.mic.start()
         self._start_call_tasks()
+        if echo_wanted:
+            self._spawn("echo cancellation", self._start_echo())
         self._spawn("network stats", self._read_stats())
         if opts.max_duration:
             self._spawn("--max-duration timer", self._hang_up_after(opts.max_duration))
         if opts.say or self._typed_early:
             self._spawn("--say", self._say_in_order([*self._typed_early, *opts.say]))
+
+    async def _start_echo(self) -> None:
+        """Echo cancellation for a call on two devices, once media runs: loading livekit and
+        AEC3 costs ~40 ms of CPU that would otherwise come before the call is up. Until it is
+        on, the assistant's audio is held (`_play`), so the speaker plays only silence and the
+        microphone has no echo to cancel; then what was held plays. "on" and livekit missing
+        ends the call with its sentence, as before; "auto" says so and plays without it."""
+        from rtc_voice.audio import echo
+
+        assert self.mic is not None and self.sink is not None
+        settings = self.settings
+        canceller, notice = await asyncio.to_thread(
+            echo.make_canceller,
+            settings.echo_cancellation,
+            noise_suppression=settings.noise_suppression,
+        )
+        if canceller is not None:
+            self.echo = echo.attach(self.mic.track, cast("OutputSink", self.sink), canceller)
+        if notice:
+            self.presenter.notice(notice, error=True)
+        held, self._far_held = self._far_held, None
+        for samples in held or ():
+            self._play(samples)
 
     async def _say_in_order(self, messages: Sequence[str]) -> None:
         """Type each --say message once the reply to the one before is over; then, if asked
@@ -983,6 +1014,8 @@ class CallSupervisor:
             )
 
     def _flush_playback(self) -> None:
+        if self._far_held is not None:
+            self._far_held.clear()
         if self.sink is not None:
             self.sink.flush()
         if self._recorder is not None:
@@ -1004,7 +1037,11 @@ class CallSupervisor:
         await receive_pcm(await conn.remote_audio, play)
 
     def _play(self, samples: Pcm) -> None:
-        """The assistant's audio, as it arrives: to the speaker and the recording."""
+        """The assistant's audio, as it arrives: to the speaker and the recording (held while
+        echo cancellation is being set up: `_start_echo`)."""
+        if self._far_held is not None:
+            self._far_held.append(samples)
+            return
         assert self.sink is not None
         self.sink.write(samples)
         if self.health.awaiting_reply:
@@ -1172,9 +1209,26 @@ def _names_device(spec: str | None) -> bool:
     return not (spec is not None and spec.strip().lower() == "none") and not is_file_spec(spec)
 
 
+BLAS_THREADS_ENV = "OPENBLAS_NUM_THREADS"
+
+
 def _import_media() -> None:
     """Load the media stack (aiortc, av, numpy, sounddevice, httpx): about a second on a slow
-    machine, so it runs on a thread while the screen is already up."""
+    machine, so it runs on a thread while the screen is already up.
+
+    numpy loads OpenBLAS, which starts a thread per core that spins while numpy loads (on two
+    cores: 60-100 ms of CPU taken from connecting, and the PortAudio query). rtc-voice does no
+    matrix algebra, so numpy loads with one BLAS thread unless the user set their own count;
+    the variable is read only when the library loads, and is removed again at once so tool
+    commands and other children inherit the user's environment unchanged."""
+    ours = BLAS_THREADS_ENV not in os.environ and "numpy" not in sys.modules
+    if ours:
+        os.environ[BLAS_THREADS_ENV] = "1"
+    try:
+        import numpy  # noqa: F401
+    finally:
+        if ours:
+            os.environ.pop(BLAS_THREADS_ENV, None)
     import rtc_voice.api
     import rtc_voice.audio.io
     import rtc_voice.audio.tracks
