@@ -122,13 +122,30 @@ def test_talk_to_a_remote_server_loads_no_local_server(tmp_path: Path) -> None:
         "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
         "    print('exit', exc.code)\n"
         "import json\n"
-        "watched = ('aiortc', 'aiohttp', 'rtc_voice.localserver.', 'pydantic')\n"
+        "watched = ('aiortc', 'aiohttp', 'rtc_voice.localserver', 'pydantic')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(watched))))\n"
     )
     loaded = _talk_refused_at_minting(code, tmp_path)
     assert "aiortc" in loaded  # the check sees real imports: the offer was being made
-    pure = "rtc_voice.localserver.netem"  # checks --network; loads nothing else
-    assert [m for m in loaded if not m.startswith("aiortc") and m != pure] == []
+    assert [m for m in loaded if not m.startswith("aiortc")] == []
+
+
+def test_talk_loads_no_machinery_it_was_not_asked_for(tmp_path: Path) -> None:
+    """Up to the call, `talk` with only get_time, no --transcript and no --network loads
+    neither the tool runners, the MCP table parser, the transcript writer nor the network
+    rehearsal: each loads where it is first used."""
+    code = (
+        "import sys\n"
+        "from rtc_voice.app import app\n"
+        "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
+        "    print('exit', exc.code)\n"
+        "import json\n"
+        "watched = ('rtc_voice.tools.runners', 'rtc_voice.tools.mcp', 'rtc_voice.transcript',\n"
+        "           'rtc_voice.localserver', 'rtc_voice.call.supervisor')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(watched))))\n"
+    )
+    loaded = _talk_refused_at_minting(code, tmp_path)
+    assert loaded == ["rtc_voice.call.supervisor"]  # it got to the call: the check is real
 
 
 def test_talk_loads_the_media_stack_off_the_event_loop(tmp_path: Path) -> None:

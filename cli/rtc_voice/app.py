@@ -979,7 +979,6 @@ def serve(
 def _network_rehearsal(network: str | None, drop_after: float | None, drops: int) -> Any:
     """The local server's --network / --drop-after / --drops, checked (usage errors)."""
     from rtc_voice.errors import UsageError
-    from rtc_voice.localserver.netem import NetworkSpecError, parse_network
 
     if drop_after is not None and drop_after <= 0:
         raise UsageError(f"Invalid --drop-after {drop_after:g}: expected more than 0 seconds.")
@@ -987,6 +986,8 @@ def _network_rehearsal(network: str | None, drop_after: float | None, drops: int
         raise UsageError(f"Invalid --drops {drops}: expected 1 or more.")
     if network is None:
         return None
+    from rtc_voice.localserver.netem import NetworkSpecError, parse_network  # only with --network
+
     try:
         return parse_network(network)
     except NetworkSpecError as exc:

@@ -16,13 +16,15 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rtc_voice.errors import ConfigError, UsageError
 from rtc_voice.protocol import defaults as protocol
 from rtc_voice.protocol.defaults import EAGERNESS, VOICES
-from rtc_voice.tools import mcp as mcpspec
 from rtc_voice.tools import spec as toolspec
+
+if TYPE_CHECKING:
+    from rtc_voice.tools import mcp as mcpspec  # loaded where [mcp.NAME] tables are read
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ENV_PREFIX = "RTC_VOICE_"
@@ -604,6 +606,8 @@ def read_file(path: Path) -> dict[str, object]:
     if tools:
         flat["tools"] = tools
     if servers:
+        from rtc_voice.tools import mcp as mcpspec
+
         flat["mcp"] = {
             label: mcpspec.parse_mcp(label, value, path, text) for label, value in servers.items()
         }
@@ -756,6 +760,8 @@ def effective_json(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def example_toml() -> str:
     """The documented example configuration, generated from `FIELDS`."""
+    from rtc_voice.tools import mcp as mcpspec
+
     lines = [
         "# rtc-voice configuration. Copy to the path `rtc-voice config path` prints, or run",
         "# `rtc-voice config init`. Precedence: command-line flags > environment > this file >",
