@@ -35,6 +35,63 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
         assert f"│ {command} " in result.stdout
 
 
+def test_a_command_line_naming_a_command_builds_only_that_command() -> None:
+    """Typer builds every command's options before dispatching; the entry point builds only
+    the one named, and the whole app wherever the root itself answers."""
+    from rtc_voice.app import _app_for
+
+    def built(args: list[str]) -> list[str]:
+        narrowed = _app_for(args)
+        return [i.name or i.callback.__name__ for i in narrowed.registered_commands] + [
+            str(i.name) for i in narrowed.registered_groups
+        ]
+
+    assert built(["talk", "--json"]) == ["talk"]
+    assert built(["--debug", "devices", "--json"]) == ["devices"]
+    assert built(["config", "show"]) == ["config"]
+    everything = ["token", "talk", "devices", "serve", "auth", "config"]
+    for args in ([], ["--help"], ["--help", "talk"], ["-V"], ["tlak"], ["--debug"]):
+        assert sorted(built(args)) == sorted(everything), args
+    assert _app_for(["--help"]) is app
+
+
+NARROWED_CASES = [
+    ["talk", "--help"],
+    ["devices", "--help"],
+    ["token", "--help"],
+    ["serve", "--help"],
+    ["auth", "--help"],
+    ["auth", "login", "--help"],
+    ["config"],
+    ["config", "show", "--help"],
+    ["talk", "--bogus"],
+    ["talk", "--max-duration", "soon"],
+    ["devices", "--jsn"],
+    ["--debug", "serve", "--port", "x"],
+    ["token", "extra"],
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("argv", NARROWED_CASES, ids=" ".join)
+def test_help_errors_and_exit_codes_are_those_of_the_whole_app(argv: list[str]) -> None:
+    """What the entry point prints and returns with only the named command built is what the
+    whole app prints and returns."""
+    whole = "import sys\nfrom rtc_voice.app import app\napp(sys.argv[1:], prog_name='rtc-voice')\n"
+    env = {**os.environ, "COLUMNS": "100", "TERM": "dumb"}
+    runs = [
+        subprocess.run(
+            [sys.executable, *start, *argv], capture_output=True, text=True, env=env, timeout=30
+        )
+        for start in (["-c", whole], ["-m", "rtc_voice"])
+    ]
+    assert runs[0].returncode in (0, 2), runs[0].stderr
+    assert runs[0].stdout + runs[0].stderr  # something was printed
+    assert [(r.returncode, r.stdout, r.stderr) for r in runs[1:]] == [
+        (runs[0].returncode, runs[0].stdout, runs[0].stderr)
+    ]
+
+
 def test_importing_and_running_help_loads_no_heavy_modules() -> None:
     code = (
         "import sys\n"

@@ -7,7 +7,9 @@ that need them, so `rtc-voice --help` stays fast.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+import os
 import sys
 import time
 import traceback
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from typer.core import TyperGroup
+from typer.main import get_command_name
 
 from rtc_voice import __version__
 from rtc_voice.config import Settings
@@ -996,6 +999,35 @@ def _network_rehearsal(network: str | None, drop_after: float | None, drops: int
         ) from None
 
 
+def _app_for(args: list[str]) -> typer.Typer:
+    """The app to run `args` with. Typer builds the click command of every registered command
+    (each option's parameter, help and coercion) before it dispatches, though a run uses one:
+    when the command line names a command first (after `--debug` at most), a copy of `app`
+    holding only that command or group is built instead. Anything else (no command, `--help`,
+    `--version`, an unknown name, shell completion) gets the whole app, so the root's help and
+    errors list every command."""
+    if "_RTC_VOICE_COMPLETE" in os.environ:
+        return app
+    rest = list(args)
+    while rest and rest[0] == "--debug":
+        rest.pop(0)
+    if not rest:
+        return app
+    name = rest[0]
+    commands = [
+        info
+        for info in app.registered_commands
+        if (info.name or get_command_name(getattr(info.callback, "__name__", ""))) == name
+    ]
+    groups = [info for info in app.registered_groups if info.name == name]
+    if not commands and not groups:
+        return app
+    narrowed = copy.copy(app)
+    narrowed.registered_commands = commands
+    narrowed.registered_groups = groups
+    return narrowed
+
+
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="rtc-voice")
+    _app_for(sys.argv[1:])(prog_name="rtc-voice")
