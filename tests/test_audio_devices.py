@@ -189,6 +189,25 @@ def test_devices_loads_portaudio_and_nothing_heavy() -> None:
     assert out.stdout.strip().splitlines()[-1] == "[] True"
 
 
+def test_devices_loads_none_of_talks_machinery() -> None:
+    """Reading settings for `devices` loads neither the tool declarations nor the call's
+    modules: only the command that runs is built, and settings need no tool machinery."""
+    code = (
+        "import sys\n"
+        "from rtc_voice.app import main\n"
+        "sys.argv = ['rtc-voice', 'devices']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "watched = ('rtc_voice.tools', 'rtc_voice.call', 'rtc_voice.protocol.server')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(watched)))\n"
+    )
+    env = {**os.environ, "COLUMNS": "120"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert "Audio devices" in out.stdout and "Microphone: #" in out.stdout  # it listed them
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_devices_probe_reports_every_device_openable(runner: CliRunner) -> None:
     result = runner.invoke(app, ["devices", "--probe", "--json"])
     assert result.exit_code == 0, result.output
