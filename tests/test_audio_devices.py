@@ -369,3 +369,57 @@ def test_alsa_error_messages_do_not_reach_stderr() -> None:
         assert int(done.stdout) < 0, done.stderr  # the open really failed in ALSA
     assert "ALSA lib" in runs["bare"].stderr  # what a user saw before
     assert "ALSA lib" not in runs["loaded"].stderr
+
+
+QUIET_WINDOWS = """
+import os, sys, threading
+from rtc_voice.audio.catalog import quiet_stderr
+
+def other_thread():
+    print("a warning from another thread", file=sys.stderr, flush=True)
+
+with quiet_stderr():
+    os.write(2, b"ALSA lib pcm.c:2664:(snd_pcm_open_noupdate) Unknown PCM cards.pcm.rear\\n")
+    os.write(2, b"Expression 'ret' failed in 'src/hostapi/alsa/pa_linux_alsa.c', line: 1736\\n")
+    os.write(2, b"Cannot connect to server socket err = No such file or directory\\n")
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join()
+    os.write(2, b"JackShmReadWritePtr::~JackShmReadWritePtr - Init not done for -1\\n")
+
+# two threads' windows overlapping: the first closes while the second is open
+first_open, second_open, first_closed = threading.Event(), threading.Event(), threading.Event()
+
+def second():
+    first_open.wait()
+    with quiet_stderr():
+        second_open.set()
+        first_closed.wait()
+        os.write(2, b"ALSA lib conf.c:5180:(snd_config_expand) Evaluate error\\n")
+        print("written while the second window was open", file=sys.stderr, flush=True)
+
+worker = threading.Thread(target=second)
+worker.start()
+with quiet_stderr():
+    first_open.set()
+    second_open.wait()
+first_closed.set()
+worker.join()
+print("after every window", file=sys.stderr, flush=True)
+"""
+
+
+@pytest.mark.timeout(30)
+def test_quiet_stderr_drops_portaudios_noise_and_nothing_else() -> None:
+    """PortAudio loads and lists devices on a worker thread inside `quiet_stderr` while other
+    threads go on: their stderr must get through, ALSA's, PortAudio's and JACK's must not, and
+    windows on two threads at once must leave stderr working."""
+    out = subprocess.run(
+        [sys.executable, "-c", QUIET_WINDOWS], capture_output=True, text=True, timeout=20
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.splitlines() == [
+        "a warning from another thread",
+        "written while the second window was open",
+        "after every window",
+    ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from types import ModuleType
@@ -33,22 +35,90 @@ NO_DEVICES_HINT = (
 _sd: ModuleType | None = None
 
 
+# What PortAudio and the libraries under it (ALSA, its plugins, JACK) print on their own while
+# they load, list devices or open streams: dropped. Any other line passes.
+_NOISE = re.compile(
+    rb"ALSA lib |ALSA ERROR|Expression '.*' failed in '|PaAlsa|PortAudio|Cannot get card index"
+    rb"|Cannot connect to server |jack server is not running|JackShmReadWritePtr"
+    rb"|Cannot lock down |bt_audio_service_open"
+)
+_quiet_lock = threading.Lock()
+_quiet_depth = 0  # windows open, over all threads; the first opens the filter, the last closes it
+_quiet_state: tuple[int, int, threading.Thread] | None = None  # saved stderr, pipe's write end
+
+
+def _forward(read_fd: int, saved_fd: int) -> None:
+    """The filter's thread: pass each line read from the pipe to the real stderr unless it is
+    PortAudio's or ALSA's noise; at end of file (the window closed and nothing else holds the
+    pipe, say a child process started meanwhile) pass what is left and close both ends."""
+    pending = b""
+    try:
+        while chunk := os.read(read_fd, 65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            _write_all(saved_fd, b"".join(line + b"\n" for line in lines if not _NOISE.match(line)))
+        if not _NOISE.match(pending):
+            _write_all(saved_fd, pending)
+    except OSError:
+        pass
+    finally:
+        os.close(read_fd)
+        os.close(saved_fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 @contextlib.contextmanager
 def quiet_stderr() -> Iterator[None]:
-    """Silence C-level stderr (ALSA's probing noise) for the duration; Python's too."""
-    try:
-        saved = os.dup(2)
-    except OSError:
+    """Drop PortAudio's and ALSA's own noise on C-level stderr (fd 2) for the duration.
+
+    fd 2 belongs to the whole process, and this runs on worker threads (sounddevice loads on
+    one while the screen draws): so fd 2 goes through a pipe whose reader passes on every line
+    that is not that noise (a message or a traceback from another thread is kept, in order).
+    Windows opened on several threads at once share one pipe; the last to close restores fd 2.
+    """
+    if not _open_quiet():
         yield
         return
-    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        _close_quiet()
+
+
+def _open_quiet() -> bool:
+    global _quiet_depth, _quiet_state
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            try:
+                saved = os.dup(2)
+            except OSError:
+                return False
+            read_fd, write_fd = os.pipe()
+            os.dup2(write_fd, 2)
+            reader = threading.Thread(
+                target=_forward, args=(read_fd, saved), name="rtc-voice-stderr", daemon=True
+            )
+            reader.start()
+            _quiet_state = (saved, write_fd, reader)
+        _quiet_depth += 1
+        return True
+
+
+def _close_quiet() -> None:
+    global _quiet_depth, _quiet_state
+    with _quiet_lock:
+        _quiet_depth -= 1
+        if _quiet_depth or _quiet_state is None:
+            return
+        saved, write_fd, reader = _quiet_state
+        _quiet_state = None
+        os.dup2(saved, 2)  # the reader closes `saved` only at end of file, after this
+        os.close(write_fd)
+    reader.join(1.0)  # passes on what is still in the pipe before the caller goes on
 
 
 _alsa_handler: Any = None  # kept alive: ALSA holds a pointer to it
