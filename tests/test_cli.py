@@ -188,9 +188,10 @@ def test_talk_to_a_remote_server_loads_no_local_server(tmp_path: Path) -> None:
 
 
 def test_talk_loads_no_machinery_it_was_not_asked_for(tmp_path: Path) -> None:
-    """Up to the call, `talk` with only get_time, no --transcript and no --network loads
-    neither the tool runners, the MCP table parser, the transcript writer nor the network
-    rehearsal: each loads where it is first used."""
+    """Up to the call, `talk` with only get_time, no --transcript, no --network and no audio
+    file loads neither the tool runners, the MCP table parser, the transcript writer, the
+    network rehearsal nor the audio file reader and writers: each loads where it is first
+    used."""
     code = (
         "import sys\n"
         "from rtc_voice.app import app\n"
@@ -198,11 +199,19 @@ def test_talk_loads_no_machinery_it_was_not_asked_for(tmp_path: Path) -> None:
         "    print('exit', exc.code)\n"
         "import json\n"
         "watched = ('rtc_voice.tools.runners', 'rtc_voice.tools.mcp', 'rtc_voice.transcript',\n"
-        "           'rtc_voice.localserver', 'rtc_voice.call.supervisor')\n"
+        "           'rtc_voice.localserver', 'rtc_voice.call.supervisor', 'rtc_voice.audio.')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(watched))))\n"
     )
     loaded = _talk_refused_at_minting(code, tmp_path)
-    assert loaded == ["rtc_voice.call.supervisor"]  # it got to the call: the check is real
+    # it got to the call and opened the speaker (--input none): the check sees real imports
+    assert {"rtc_voice.call.supervisor", "rtc_voice.audio.io"} <= set(loaded)
+    unasked = (
+        "rtc_voice.tools.",
+        "rtc_voice.transcript",
+        "rtc_voice.localserver",
+        "rtc_voice.audio.wavfile",
+    )
+    assert [m for m in loaded if m.startswith(unasked)] == []
 
 
 def test_talk_loads_the_media_stack_off_the_event_loop(tmp_path: Path) -> None:
