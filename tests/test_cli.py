@@ -252,6 +252,58 @@ def test_options_given_or_not_keep_typers_checks_and_values(runner: CliRunner) -
     assert json.loads(shown.stdout)["model"]["source"] == "default"
 
 
+def test_a_plain_number_option_loads_no_pydantic() -> None:
+    """`talk --max-duration 60` or `token --ttl 600` paid for importing pydantic (about 60 ms)
+    to read a number; a plain number is read without it."""
+    code = (
+        "import sys\n"
+        "from rtc_voice.app import app\n"
+        "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
+        "    print('exit', exc.code)\n"
+        "print('pydantic' in sys.modules)\n"
+    )
+    argv = ["talk", "--max-duration", "60", "--token", "sk-not-ephemeral"]
+    out = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=30
+    )
+    assert "--token takes an ephemeral key" in out.stderr  # read the number, went on
+    assert out.stdout.split() == ["exit", str(int(ExitCode.USAGE)), "False"]
+
+
+NUMBERS = ["0", "7", "60", "8765", "-1", "1.5", "0.25", "-0.5", "12.000", "007", "1e3", "inf"]
+NUMBERS += ["nan", " 5", "5 ", "1_000", "+5", "1.", ".5", "abc", "", "\u0663", "9" * 19, "9" * 18]
+
+
+@pytest.mark.parametrize("command, option", [("talk", "max_duration"), ("serve", "port")])
+def test_plain_numbers_are_read_as_typers_own_coercion_reads_them(
+    command: str, option: str
+) -> None:
+    """The entry point reads plain numbers itself (no pydantic); for every text, and for the
+    option's default, it answers what Typer's coercion answers: the same value of the same
+    type, or the same error."""
+    import typer.main
+    from typer._coercion import build_runtime_param
+
+    from rtc_voice.app import _CoerceGivenValues
+
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    param = next(p for p in click_command.params if p.name == option)
+    ctx = typer.Context(click_command)
+
+    def answer(coercion: Any, value: object) -> tuple[str, object]:
+        try:
+            result = coercion.coerce(value, param=param, ctx=ctx)
+        except Exception as exc:
+            return type(exc).__name__, str(exc)
+        return type(result).__name__, repr(result)  # repr: nan == nan
+
+    values: list[object] = [*NUMBERS, param.default]
+    ours = [answer(_CoerceGivenValues(build_runtime_param), value) for value in values]
+    typers = [answer(build_runtime_param(param.type_descriptor), value) for value in values]
+    assert ours == typers
+    assert ("float", "7.0") in typers or ("int", "7") in typers  # a plain number was read
+
+
 def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:
     with ScriptedServer() as server:
         server.script(Reply(200, {"value": "ek_x", "expires_at": 1}, delay=5))

@@ -10,6 +10,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -48,14 +49,23 @@ def _hide_flag_types(command: Any, ctx: Any) -> None:
         _hide_flag_types(sub, ctx)
 
 
+_PLAIN_NUMBER = {  # numbers the coercion below reads itself (up to 18 digits, no exponent)
+    int: re.compile(r"-?(?:0|[1-9][0-9]{0,17})"),
+    float: re.compile(r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,18})?"),
+}
+
+
 class _CoerceGivenValues:
     """Typer (0.2x) coerces each option through a pydantic TypeAdapter built on first use, even
     an option the user left out, so every command paid for importing pydantic (about 60 ms, a
     quarter of `rtc-voice devices`). An option left out (None) needs no coercion: Typer's own
     coerce returns None for it (or () for a repeatable one) before touching the adapter; nor
     does a text option (str, no custom parser), whose adapter returns the text it is given.
-    This stand-in answers those two cases the same way and hands every other value to Typer's
-    real coercion, built then, so values, messages and exit codes stay Typer's."""
+    This stand-in answers those two cases the same way, and a whole number or decimal option
+    without bounds given a plain number (`--max-duration 60`, `serve --port 0`) or left at its
+    default (already of its type), where the adapter's answer is `int(text)`/`float(text)` or
+    the value itself (a test compares them); it hands every other value to Typer's real
+    coercion, built then, so values, messages and exit codes stay Typer's."""
 
     def __init__(self, build: Any) -> None:
         self._build = build
@@ -64,12 +74,20 @@ class _CoerceGivenValues:
         if value is None:
             return () if param.multiple or param.nargs == -1 else None
         described = param.type_descriptor
-        if (
-            type(value) is str
-            and described.annotation is str
-            and described.parameter_info.parser is None
-        ):
+        kind, info = described.annotation, described.parameter_info
+        if info.parser is None and type(value) is kind and kind is str:
             return value
+        if (
+            kind in _PLAIN_NUMBER
+            and info.parser is None
+            and getattr(info, "min", None) is None
+            and getattr(info, "max", None) is None
+            and not (param.multiple or param.nargs != 1)
+        ):
+            if type(value) is kind:
+                return value
+            if type(value) is str and _PLAIN_NUMBER[kind].fullmatch(value):
+                return kind(value)
         param._runtime_param = real = self._build(described)
         return real.coerce(value, param=param, ctx=ctx)
 
