@@ -129,8 +129,11 @@ class Ring:
             self.dropped += overflow
         start = (self._read + self._size) % self.capacity
         first = min(count, self.capacity - start)
-        self._data[start : start + first] = samples[:first]
-        self._data[: count - first] = samples[first:]
+        if first == count:  # no wrap (the usual case): one copy
+            self._data[start : start + count] = samples
+        else:
+            self._data[start : start + first] = samples[:first]
+            self._data[: count - first] = samples[first:]
         self._size += count
 
     def discard(self, count: int) -> int:
@@ -146,7 +149,8 @@ class Ring:
         count = min(len(out), self._size)
         first = min(count, self.capacity - self._read)
         out[:first] = self._data[self._read : self._read + first]
-        out[first:count] = self._data[: count - first]
+        if first < count:
+            out[first:count] = self._data[: count - first]
         self._read = (self._read + count) % self.capacity
         self._size -= count
         return count
