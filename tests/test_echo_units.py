@@ -81,6 +81,20 @@ def test_the_canceller_removes_over_25_db_of_room_echo_after_a_second(
     assert removed >= 25, f"only {removed:.1f} dB removed"
 
 
+def test_the_canceller_is_told_the_stream_delay_only_when_it_changes() -> None:
+    """AEC3 keeps the last stream delay it was given; each call to set it is a round trip
+    through livekit's FFI, 100 times a second if made per frame."""
+    canceller = WebRtcCanceller()
+    told: list[int] = []
+    set_delay = canceller._apm.set_stream_delay_ms
+    canceller._apm.set_stream_delay_ms = lambda ms: (told.append(ms), set_delay(ms))  # type: ignore[method-assign]
+    frame = (np.sin(np.arange(TEN_MS) / 7) * 3000).astype(np.int16)
+    for delay in [40] * 50 + [44] * 50 + [900] * 3:  # out of range: clamped to 500
+        canceller.far(frame)
+        assert len(canceller.near(frame // 4, delay)) == TEN_MS
+    assert told == [40, 44, 500]
+
+
 @pytest.mark.timeout(30)
 def test_double_talk_keeps_the_user_within_6_db(voices: tuple[Pcm, Pcm]) -> None:
     """The user talks over the assistant 3 s into the call: the whole stage (canceller and

@@ -80,7 +80,9 @@ class WebRtcCanceller:
     def near(self, frame: Pcm, delay_ms: int) -> Pcm:
         delay_ms = max(0, min(500, delay_ms))
         self._near[:] = frame
-        self._apm.set_stream_delay_ms(delay_ms)
+        if delay_ms != self._delay_ms:  # AEC3 keeps the last delay it was given; each call
+            self._apm.set_stream_delay_ms(delay_ms)  # is a protobuf round trip through FFI
+            self._delay_ms = delay_ms
         self._apm.process_stream(self._near_frame)
         return self._near.copy()
 
