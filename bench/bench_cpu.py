@@ -3,9 +3,18 @@
   - rtc-voice with the live screen (a real terminal: tmux, 110x32), the way a person runs it;
   - rtc-voice plain (`talk` with its output in a pipe: the line presenter);
   - rtc-voice with the live screen and --no-aec (no echo canceller: the stock client has none);
-  - the stock aiortc client (bench/stock_client.py);
+  - the stock aiortc client (bench/stock_client.py): aiortc's generated silence up, no
+    microphone, a plain sounddevice OutputStream for the speaker;
+  - the stock aiortc client with a microphone (`stock_client.py --mic`): the default
+    microphone through a plain sounddevice InputStream into an aiortc track, the way Semantic
+    Kernel's aiortc sample sends it (still no echo canceller);
   - rtc-voice's microphone + speaker streams alone, no call (bench/bench_devices_stream.py);
   - bare PortAudio streams with empty callbacks (the floor under the line above).
+
+With BENCH_BEFORE=DIR (another checkout of rtc-voice, e.g. `git worktree add /tmp/before main`
+or `git archive main | tar -x -C /tmp/before`), the live screen and the streams alone are also
+measured with DIR's code (PYTHONPATH=DIR/cli, DIR/bench/bench_devices_stream.py), interleaved
+in the same rounds: before and after side by side.
 
 Each call goes to the click server (bench/click_server.py, its own process: a continuous 20 ms
 audio stream down) with the default microphone up and the default speaker playing. CPU = user +
@@ -52,21 +61,32 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
     return proc, line.split("listening on ")[1].strip()
 
 
+BEFORE = os.environ.get("BENCH_BEFORE")
+
+
 def measure(client: str, url: str, tmp: Path) -> float:
     """CPU share (% of one core) of one client over the steady window."""
     pidfile = tmp / f"{uuid.uuid4().hex}.pid"
     duration = str(SECONDS + SETTLE_S + 3)
+    env = {**os.environ, "OPENAI_API_KEY": "sk-bench-0000000000000000"}
+    here = HERE
+    if client.endswith(", before"):
+        assert BEFORE is not None
+        client = client.removesuffix(", before")
+        env["PYTHONPATH"] = str(Path(BEFORE) / "cli")
+        here = Path(BEFORE) / "bench"
     if client == "stock":
         argv = [PY, str(HERE / "stock_client.py"), url, duration]
+    elif client == "stock + mic":
+        argv = [PY, str(HERE / "stock_client.py"), "--mic", url, duration]
     elif client == "devices":
-        argv = [PY, str(HERE / "bench_devices_stream.py"), duration]
+        argv = [PY, str(here / "bench_devices_stream.py"), duration]
     elif client == "bare":
         argv = [PY, str(HERE / "bench_devices_stream.py"), "--bare", duration]
     else:
         argv = [PY, "-m", "rtc_voice", "talk", "--base-url", url, "--max-duration", duration]
         if client == "live, no aec":
             argv.append("--no-aec")
-    env = {**os.environ, "OPENAI_API_KEY": "sk-bench-0000000000000000"}
     tmux_socket = None
     if client in ("live screen", "live, no aec"):
         tmux_socket = f"rtc-voice-bench-{uuid.uuid4().hex[:8]}"
@@ -74,7 +94,7 @@ def measure(client: str, url: str, tmp: Path) -> float:
         exports = " ".join(
             f"{k}={shlex.quote(v)}"
             for k, v in env.items()
-            if k.startswith(("PULSE_", "OPENAI_", "XDG_", "PATH", "HOME"))
+            if k.startswith(("PULSE_", "OPENAI_", "XDG_", "PATH", "HOME", "PYTHONPATH"))
         )
         subprocess.run(
             [
@@ -112,14 +132,28 @@ NAMES = {
     "plain": "rtc-voice, plain output",
     "live, no aec": "rtc-voice, live, --no-aec",
     "stock": "stock aiortc client",
+    "stock + mic": "stock aiortc client + mic",
     "devices": "rtc-voice mic+speaker alone",
     "bare": "bare PortAudio streams",
+    "live screen, before": "BEFORE: live screen",
+    "devices, before": "BEFORE: mic+speaker alone",
 }
 
 
 def main() -> int:
     live = ["live screen", "live, no aec"] if shutil.which("tmux") else []
-    clients = [*live[:1], "plain", *live[1:], "stock", "devices", "bare"]
+    before = BEFORE is not None
+    clients = [
+        *live[:1],
+        *(["live screen, before"] if before and live else []),
+        "plain",
+        *live[1:],
+        "stock",
+        "stock + mic",
+        "devices",
+        *(["devices, before"] if before else []),
+        "bare",
+    ]
     server, url = start_server()
     shares: dict[str, list[float]] = {c: [] for c in clients}
     try:
@@ -131,6 +165,7 @@ def main() -> int:
         server.terminate()
         server.wait(10)
     stock = statistics.median(shares["stock"])
+    stock_mic = statistics.median(shares["stock + mic"])
     print(
         f"client CPU, full duplex, {SECONDS:g} s steady window x {ROUNDS} rounds "
         f"(load {os.getloadavg()[0]:.1f} at the end):"
@@ -139,8 +174,11 @@ def main() -> int:
         median = statistics.median(values)
         print(
             f"  {NAMES[client]:29} {median:5.1f}% of one core "
-            f"(runs: {', '.join(f'{v:.1f}' for v in values)}) = {median / stock:.2f}x stock"
+            f"(runs: {', '.join(f'{v:.1f}' for v in values)}) = {median / stock:.2f}x stock, "
+            f"{median / stock_mic:.2f}x stock + mic"
         )
+    if before:
+        print(f"  (BEFORE = {BEFORE})")
     if not live:
         print("  (tmux is not installed: the live screen was not measured)")
     return 0

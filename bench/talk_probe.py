@@ -111,7 +111,8 @@ def _write(self: Any, samples: Any) -> None:
 def _callback(self: Any, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
     _original_callback(self, outdata, frames, time_info, status)
     now = time.monotonic()
-    loud = np.flatnonzero(np.abs(outdata[:, 0].astype(np.int32)) > THRESHOLD)
+    played = np.frombuffer(outdata, np.int16)  # the raw stream's buffer: mono int16 bytes
+    loud = np.flatnonzero(np.abs(played.astype(np.int32)) > THRESHOLD)
     if len(loud) and now - _last[0] > REFRACTORY_S:
         _last[0] = now
         offset = loud[0] / self.rate

@@ -251,22 +251,10 @@ async def test_a_microphone_that_stops_is_reported_once_and_timing_goes_on() -> 
         mic.stop()
 
 
-class _SlowDeviceBuffer:
-    """A device buffer that takes its time to accept a block (as a busy host can), so a writer
-    that touches the callback's scratch memory meanwhile gets caught."""
-
-    def __init__(self, frames: int) -> None:
-        self.data = np.zeros((frames, 1), np.int16)
-
-    def __setitem__(self, key: object, value: np.ndarray) -> None:
-        time.sleep(0.0005)
-        self.data[key] = value  # type: ignore[index]
-
-
 async def test_trimming_in_write_never_corrupts_a_block_being_played() -> None:
-    """The callback copies its block out after releasing the lock; `write` trimming the ring at
-    the same moment must not touch that block. Samples carry their own position, so each
-    played block must count up by one."""
+    """The callback fills PortAudio's buffer while `write` trims the ring from the loop's
+    thread; no block may come out torn. Samples carry their own position, so each played block
+    must count up by one."""
     import threading
     from types import SimpleNamespace
 
@@ -278,9 +266,10 @@ async def test_trimming_in_write_never_corrupts_a_block_being_played() -> None:
 
     def device() -> None:  # a fake PortAudio thread pulling 10 ms blocks
         while not stop.is_set():
-            out = _SlowDeviceBuffer(480)
+            out = bytearray(480 * 2)  # what the raw stream hands the callback: int16 bytes
             sink._callback(out, 480, info, status)
-            block = out.data[:, 0].astype(np.int32)
+            block = np.frombuffer(out, np.int16).astype(np.int32)
+            time.sleep(0.0005)
             nonzero = block[block != 0]
             if len(nonzero) > 1 and np.any(np.diff(nonzero) % 30000 != 1):
                 bad.append(block)

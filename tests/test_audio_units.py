@@ -53,6 +53,17 @@ def test_downmix_averages_channels() -> None:
     assert to_mono(mono, 1).tolist() == [1, 2, 3]
 
 
+def test_downmix_of_two_channels_is_the_floor_of_the_mean_at_full_scale() -> None:
+    """Stereo (every decoded Opus frame) takes its own fast path; it must give exactly the
+    integer mean, rounded down, that any other channel count gets, extremes included."""
+    rng = np.random.default_rng(3)
+    stereo = rng.integers(-32768, 32768, 2 * 960).astype(np.int16)
+    stereo[:4] = [-32768, -32768, 32767, -32768]
+    expected = stereo.reshape(-1, 2).astype(np.int64).sum(axis=1) // 2
+    assert to_mono(stereo, 2).tolist() == expected.tolist()
+    assert to_mono(stereo.reshape(1, -1), 2).tolist() == expected.tolist()  # as decoders give it
+
+
 @pytest.mark.parametrize("rate_in", [8000, 16000, 22050, 24000, 44100])
 def test_resampling_keeps_frequency_level_and_duration(rate_in: int) -> None:
     src = tone(700, 500, dbfs=-12, rate=rate_in)

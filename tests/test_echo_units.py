@@ -19,7 +19,7 @@ from rtc_voice.audio.echo import (
     ResidualGate,
     WebRtcCanceller,
 )
-from rtc_voice.audio.pcm import FRAME_SAMPLES, RATE, CapturedFrame, Pcm, rms_dbfs
+from rtc_voice.audio.pcm import FRAME_SAMPLES, RATE, SILENCE_DBFS, CapturedFrame, Pcm, rms_dbfs
 from rtc_voice.audio.tracks import FIRST_FRAME_SECONDS, STALL_SECONDS, MicrophoneTrack
 from tests.echo_room import ASSISTANT_VOICE, speech
 
@@ -79,6 +79,20 @@ def test_the_canceller_removes_over_25_db_of_room_echo_after_a_second(
     after = slice(RATE, len(out))
     removed = rms_dbfs(echo[after].astype(np.int16)) - rms_dbfs(out[after])
     assert removed >= 25, f"only {removed:.1f} dB removed"
+
+
+def test_the_canceller_is_told_the_stream_delay_only_when_it_changes() -> None:
+    """AEC3 keeps the last stream delay it was given; each call to set it is a round trip
+    through livekit's FFI, 100 times a second if made per frame."""
+    canceller = WebRtcCanceller()
+    told: list[int] = []
+    set_delay = canceller._apm.set_stream_delay_ms
+    canceller._apm.set_stream_delay_ms = lambda ms: (told.append(ms), set_delay(ms))  # type: ignore[method-assign]
+    frame = (np.sin(np.arange(TEN_MS) / 7) * 3000).astype(np.int16)
+    for delay in [40] * 50 + [44] * 50 + [900] * 3:  # out of range: clamped to 500
+        canceller.far(frame)
+        assert len(canceller.near(frame // 4, delay)) == TEN_MS
+    assert told == [40, 44, 500]
 
 
 @pytest.mark.timeout(30)
@@ -152,6 +166,22 @@ def test_gate_is_strict_while_converging_and_open_when_the_far_end_is_silent() -
         gate.far(-120.0)
     quiet = frames(-60)
     assert not gate.far_active and gate.apply(quiet, rms_dbfs(quiet)) is quiet
+
+
+def test_gate_far_envelope_is_the_loudest_far_frame_of_its_span() -> None:
+    """The envelope is kept up to date frame by frame (not recomputed on every read); it must
+    equal the loudest of the last span's frames at every step, as the loud ones come and go."""
+    rng = np.random.default_rng(7)
+    gate = ResidualGate(span_ms=80)  # 8 frames
+    assert gate.far_envelope_dbfs == SILENCE_DBFS
+    levels: list[float] = []
+    for step in range(400):
+        level = float(rng.choice([-120.0, -60.0, -30.0, -10.0, rng.uniform(-90, -5)]))
+        if step % 50 < 10:
+            level = -10.0  # runs of equal loud frames leave the span one by one
+        gate.far(level)
+        levels.append(level)
+        assert gate.far_envelope_dbfs == max(levels[-8:])
 
 
 def test_meter_reports_energy_removed_once_there_is_enough() -> None:

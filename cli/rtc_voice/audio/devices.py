@@ -4,6 +4,10 @@ re-exported here so callers keep one import).
 PortAudio callbacks here only copy samples: the input callback hands each block to the event
 loop with `call_soon_threadsafe`; the output callback fills its buffer from a preallocated ring
 (silence when it runs dry, counted as an underrun). Resampling and levels happen on the loop.
+
+The streams are sounddevice's raw ones: a callback gets PortAudio's buffer itself (a cffi
+buffer), not a NumPy array sounddevice builds for it on every call. The speaker calls back 200
+times a second, so what its callback costs counts (bench/bench_devices_stream.py).
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ def _open(
 ) -> tuple[Any, int]:
     """Open at 48 kHz if the device can, else at its own rate (the caller resamples)."""
     sd = sounddevice()
-    cls = sd.InputStream if kind == "input" else sd.OutputStream
+    cls = sd.RawInputStream if kind == "input" else sd.RawOutputStream
     rates = [RATE] + (
         [int(device.default_samplerate)] if int(device.default_samplerate) != RATE else []
     )
@@ -175,35 +179,46 @@ class InputSource:
             self._stream.start()
 
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
-        # PortAudio's thread: copy and hand over, nothing else.
-        block = indata[:, 0].copy()
+        # PortAudio's thread: copy and hand over, nothing else. `indata` is PortAudio's buffer
+        # (mono int16 bytes), valid only during this call.
+        block = bytearray(indata)
         latency = _latency(time_info.currentTime, time_info.inputBufferAdcTime, -1.0)
         try:
             self._loop.call_soon_threadsafe(
-                self._deliver, block, time.monotonic(), bool(status.input_overflow), latency
+                self._deliver,
+                block,
+                time.monotonic(),
+                bool(status and status.input_overflow),
+                latency,
             )
         except RuntimeError:  # the loop has closed under us
             pass
 
     def _deliver(
-        self, block: Pcm, captured_at: float, overflow: bool, latency: float = -1.0
+        self, data: bytearray | Pcm, captured_at: float, overflow: bool, latency: float = -1.0
     ) -> None:
         self.overflows += overflow
         self.blocks += 1
         if latency >= 0.0:
             self.input_latency_s = latency
+        block: Pcm = np.frombuffer(data, np.int16) if isinstance(data, bytearray) else data
         if self._resample is not None:
             block = self._resample(block)
         if len(self._pending) == 0:
             self._pending_at = captured_at
-        self._pending = np.concatenate([self._pending, block]) if len(self._pending) else block
+            self._pending = block  # the usual case: one whole frame, no copy
+        else:
+            self._pending = np.concatenate([self._pending, block])
         while len(self._pending) >= FRAME_SAMPLES:
-            samples = self._pending[:FRAME_SAMPLES].copy()
+            if len(self._pending) == FRAME_SAMPLES:  # nothing shares it: hand it on as it is
+                samples, self._pending = self._pending, self._pending[:0]
+            else:
+                samples = self._pending[:FRAME_SAMPLES].copy()
+                self._pending = self._pending[FRAME_SAMPLES:]
             raw_dbfs = rms_dbfs(samples)
             if self.process is not None:
                 samples = self.process(samples)
             frame = CapturedFrame(samples, self._pending_at, raw_dbfs)
-            self._pending = self._pending[FRAME_SAMPLES:]
             self._pending_at = captured_at
             if len(self._frames) >= self._max_frames:
                 self._frames.popleft()
@@ -214,6 +229,8 @@ class InputSource:
 
     async def read(self, stall_after: float | None = None) -> CapturedFrame | None:
         """The next frame; None if none came within `stall_after` s (device gone or stuck)."""
+        if self._frames:  # already here: no timer to arm
+            return self._frames.popleft()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(stall_after):
                 while not self._frames:
@@ -278,7 +295,6 @@ class OutputSink:
         self._max = self.rate * max_ms // 1000
         self._primed = False
         self._starved = False
-        self._scratch = np.zeros(self.rate, dtype=np.int16)
         self._resample = _StreamResampler(RATE, self.rate) if self.rate != RATE else None
         self.played_samples = 0
         self.underruns = 0
@@ -312,10 +328,12 @@ class OutputSink:
         await self._running.wait()
 
     def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
-        # PortAudio's thread: copy from the ring, fill the rest with silence, count.
+        # PortAudio's thread: copy from the ring, fill the rest with silence, count. `outdata`
+        # is PortAudio's buffer (mono int16 bytes); it is filled in place, under the lock, so a
+        # trim in `write` can never touch samples on their way out.
         now = time.monotonic()
         self._last_callback = now
-        if status.output_underflow:
+        if status and status.output_underflow:
             self.device_underruns += 1
         self.output_latency_s = _latency(
             time_info.outputBufferDacTime, time_info.currentTime, self.output_latency_s
@@ -327,20 +345,20 @@ class OutputSink:
                 self._announced = True
                 with contextlib.suppress(RuntimeError):
                     self._loop.call_soon_threadsafe(self._running.set)
-        scratch = self._scratch[:frames]
+        out = np.frombuffer(outdata, np.int16)
         with self._lock:
             if not self._primed and len(self._ring) >= self._prime:
                 self._primed = True
-            got = self._ring.read_into(scratch) if self._primed else 0
+            got = self._ring.read_into(out) if self._primed else 0
             if self._primed and got < frames:
                 self._starved = True  # an underrun if more audio follows (see write)
                 self._primed = False
-        scratch[got:] = 0
+            if got < frames:
+                out[got:] = 0
         self.played_samples += got
         if self.tap_enabled:
             with self._tap_lock:
-                self._tap.write(scratch)
-        outdata[:] = scratch.reshape(-1, 1)
+                self._tap.write(out)
 
     def _finished(self) -> None:
         # PortAudio's thread, once the stream has stopped: by close(), or by an error.
@@ -389,7 +407,7 @@ class OutputSink:
             self._ring.write(samples)
             # before the device plays in real time, what piles up would only add latency
             excess = len(self._ring) - (self._max if self._running.is_set() else self._prime)
-            if excess > 0:  # never through `_scratch`: the callback owns it, outside the lock
+            if excess > 0:
                 removed = self._ring.discard(excess)
                 self.trimmed_samples += removed
                 self.playout.note_removed(removed)

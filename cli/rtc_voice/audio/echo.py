@@ -80,7 +80,9 @@ class WebRtcCanceller:
     def near(self, frame: Pcm, delay_ms: int) -> Pcm:
         delay_ms = max(0, min(500, delay_ms))
         self._near[:] = frame
-        self._apm.set_stream_delay_ms(delay_ms)
+        if delay_ms != self._delay_ms:  # AEC3 keeps the last delay it was given; each call
+            self._apm.set_stream_delay_ms(delay_ms)  # is a protobuf round trip through FFI
+            self._delay_ms = delay_ms
         self._apm.process_stream(self._near_frame)
         return self._near.copy()
 
@@ -123,6 +125,7 @@ class ResidualGate:
         self.floor = 10 ** (-attenuation_db / 20)
         self.far_floor_dbfs = far_floor_dbfs
         self._far: collections.deque[float] = collections.deque(maxlen=max(1, span_ms // 10))
+        self._envelope = SILENCE_DBFS  # max(self._far), kept current by far()
         self._hold_frames = hold_ms // 10
         self._hold = 0
         self.gain = 1.0
@@ -130,7 +133,13 @@ class ResidualGate:
         self.echo_heard = False
 
     def far(self, level_dbfs: float) -> None:
-        self._far.append(level_dbfs)
+        far = self._far
+        leaving = far[0] if len(far) == far.maxlen else SILENCE_DBFS
+        far.append(level_dbfs)
+        if len(far) == 1 or level_dbfs >= self._envelope:
+            self._envelope = level_dbfs
+        elif leaving >= self._envelope:  # the loudest frame left the span: look again
+            self._envelope = max(far)
 
     def heard(self, raw_dbfs: float) -> None:
         """The microphone's level before cancellation, once per 10 ms frame."""
@@ -142,7 +151,7 @@ class ResidualGate:
 
     @property
     def far_envelope_dbfs(self) -> float:
-        return max(self._far, default=SILENCE_DBFS)
+        return self._envelope
 
     @property
     def far_active(self) -> bool:
@@ -174,6 +183,19 @@ class ResidualGate:
         return out
 
 
+def _power(frame: Pcm) -> float:
+    """Mean square of int16 samples (a dot product: the cheapest way numpy has)."""
+    as_float = frame.astype(np.float64)
+    return float(as_float.dot(as_float)) / len(frame) if len(frame) else 0.0
+
+
+def _dbfs(power: float) -> float:
+    """`rms_dbfs` from a mean square."""
+    if power <= 0.0:
+        return SILENCE_DBFS
+    return max(SILENCE_DBFS, 10.0 * math.log10(power / (32768.0**2)))
+
+
 class EchoMeter:
     """Pure: echo removed (dB), from energy before and after cancellation over the last ~second
     of frames where the far end was playing and the microphone heard something."""
@@ -185,8 +207,12 @@ class EchoMeter:
         self._frames = 0
 
     def update(self, before: Pcm, after: Pcm) -> None:
-        self._before = self._before * self._decay + float(np.mean(np.square(before, dtype=float)))
-        self._after = self._after * self._decay + float(np.mean(np.square(after, dtype=float)))
+        self.update_power(_power(before), _power(after))
+
+    def update_power(self, before: float, after: float) -> None:
+        """The same, from each frame's mean square (what `_power` gives)."""
+        self._before = self._before * self._decay + before
+        self._after = self._after * self._decay + after
         self._frames += 1
 
     @property
@@ -232,18 +258,21 @@ class EchoStage:
         """Microphone samples (a multiple of 10 ms) with the echo removed; every far frame
         played so far is fed first."""
         out = np.empty_like(near)
+        gate = self.gate
         for start in range(0, len(near) - TEN_MS + 1, TEN_MS):
             self._feed_far()
             frame = near[start : start + TEN_MS]
             cleaned = self.canceller.near(frame, delay_ms)
-            raw_dbfs = rms_dbfs(frame)
-            self.gate.heard(raw_dbfs)
-            if self.gate.far_active and raw_dbfs > HEARD_DBFS:
-                self.meter.update(frame, cleaned)
+            raw_power = _power(frame)
+            raw_dbfs = _dbfs(raw_power)
+            gate.heard(raw_dbfs)
+            cleaned_power = _power(cleaned)
+            if gate.far_active and raw_dbfs > HEARD_DBFS:
+                self.meter.update_power(raw_power, cleaned_power)
                 removed = self.meter.removed_db
                 if removed is not None and removed >= ECHO_HEARD_DB:
-                    self.gate.echo_heard = True
-            out[start : start + TEN_MS] = self.gate.apply(cleaned, rms_dbfs(cleaned))
+                    gate.echo_heard = True
+            out[start : start + TEN_MS] = gate.apply(cleaned, _dbfs(cleaned_power))
             self.near_frames += 1
         return out
 

@@ -41,6 +41,12 @@ def to_mono(samples: npt.NDArray[np.int16], channels: int) -> Pcm:
     if channels == 1:
         mono: Pcm = samples.astype(np.int16, copy=False)
         return mono
+    flat = samples.reshape(-1)
+    if channels == 2:  # every decoded Opus frame: strided adds, ~6x faster than sum(axis=1)
+        pair = np.add(flat[0::2], flat[1::2], dtype=np.int32)
+        pair >>= 1  # floor division by 2, as below
+        stereo_mixed: Pcm = pair.astype(np.int16)
+        return stereo_mixed
     frames = samples.reshape(-1, channels).astype(np.int32)
     mixed: Pcm = (frames.sum(axis=1) // channels).astype(np.int16)
     return mixed
@@ -129,8 +135,11 @@ class Ring:
             self.dropped += overflow
         start = (self._read + self._size) % self.capacity
         first = min(count, self.capacity - start)
-        self._data[start : start + first] = samples[:first]
-        self._data[: count - first] = samples[first:]
+        if first == count:  # no wrap (the usual case): one copy
+            self._data[start : start + count] = samples
+        else:
+            self._data[start : start + first] = samples[:first]
+            self._data[: count - first] = samples[first:]
         self._size += count
 
     def discard(self, count: int) -> int:
@@ -146,7 +155,8 @@ class Ring:
         count = min(len(out), self._size)
         first = min(count, self.capacity - self._read)
         out[:first] = self._data[self._read : self._read + first]
-        out[first:count] = self._data[: count - first]
+        if first < count:
+            out[first:count] = self._data[: count - first]
         self._read = (self._read + count) % self.capacity
         self._size -= count
         return count
