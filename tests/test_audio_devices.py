@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,6 +190,25 @@ def test_devices_loads_portaudio_and_nothing_heavy() -> None:
     assert out.stdout.strip().splitlines()[-1] == "[] True"
 
 
+def test_devices_loads_none_of_talks_machinery() -> None:
+    """Reading settings for `devices` loads neither the tool declarations nor the call's
+    modules: only the command that runs is built, and settings need no tool machinery."""
+    code = (
+        "import sys\n"
+        "from rtc_voice.app import main\n"
+        "sys.argv = ['rtc-voice', 'devices']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "watched = ('rtc_voice.tools', 'rtc_voice.call', 'rtc_voice.protocol.server')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(watched)))\n"
+    )
+    env = {**os.environ, "COLUMNS": "120"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert "Audio devices" in out.stdout and "Microphone: #" in out.stdout  # it listed them
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_devices_probe_reports_every_device_openable(runner: CliRunner) -> None:
     result = runner.invoke(app, ["devices", "--probe", "--json"])
     assert result.exit_code == 0, result.output
@@ -339,3 +359,75 @@ def test_alsa_error_messages_do_not_reach_stderr() -> None:
         assert int(done.stdout) < 0, done.stderr  # the open really failed in ALSA
     assert "ALSA lib" in runs["bare"].stderr  # what a user saw before
     assert "ALSA lib" not in runs["loaded"].stderr
+
+
+QUIET_WINDOWS = """
+import os, sys, threading
+from rtc_voice.audio.catalog import quiet_stderr
+
+def other_thread():
+    print("a warning from another thread", file=sys.stderr, flush=True)
+
+with quiet_stderr():
+    os.write(2, b"ALSA lib pcm.c:2664:(snd_pcm_open_noupdate) Unknown PCM cards.pcm.rear\\n")
+    os.write(2, b"Expression 'ret' failed in 'src/hostapi/alsa/pa_linux_alsa.c', line: 1736\\n")
+    os.write(2, b"Cannot connect to server socket err = No such file or directory\\n")
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join()
+    os.write(2, b"JackShmReadWritePtr::~JackShmReadWritePtr - Init not done for -1\\n")
+
+# two threads' windows overlapping: the first closes while the second is open
+first_open, second_open, first_closed = threading.Event(), threading.Event(), threading.Event()
+
+def second():
+    first_open.wait()
+    with quiet_stderr():
+        second_open.set()
+        first_closed.wait()
+        os.write(2, b"ALSA lib conf.c:5180:(snd_config_expand) Evaluate error\\n")
+        print("written while the second window was open", file=sys.stderr, flush=True)
+
+worker = threading.Thread(target=second)
+worker.start()
+with quiet_stderr():
+    first_open.set()
+    second_open.wait()
+first_closed.set()
+worker.join()
+print("after every window", file=sys.stderr, flush=True)
+
+# stderr moved between windows (as pytest's capture does): a window passes lines on to the
+# stderr of its time and puts that one back
+moved = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+os.dup2(moved, 2)
+with quiet_stderr():
+    os.write(2, b"ALSA lib pulse.c:242:(pulse_connect) PulseAudio: Unable to connect\\n")
+    os.write(2, b"to the moved stderr, in a window\\n")
+print("to the moved stderr, after", file=sys.stderr, flush=True)
+"""
+
+
+@pytest.mark.timeout(30)
+def test_quiet_stderr_drops_portaudios_noise_and_nothing_else(tmp_path: Path) -> None:
+    """PortAudio loads and lists devices on a worker thread inside `quiet_stderr` while other
+    threads go on: their stderr must get through, ALSA's, PortAudio's and JACK's must not, and
+    windows on two threads at once must leave stderr working."""
+    moved = tmp_path / "moved-stderr"
+    moved.touch()
+    out = subprocess.run(
+        [sys.executable, "-c", QUIET_WINDOWS, str(moved)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.splitlines() == [  # in order: a window passes its lines on as it closes
+        "a warning from another thread",
+        "written while the second window was open",
+        "after every window",
+    ]
+    assert moved.read_text().splitlines() == [
+        "to the moved stderr, in a window",
+        "to the moved stderr, after",
+    ]

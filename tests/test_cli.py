@@ -35,6 +35,63 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
         assert f"│ {command} " in result.stdout
 
 
+def test_a_command_line_naming_a_command_builds_only_that_command() -> None:
+    """Typer builds every command's options before dispatching; the entry point builds only
+    the one named, and the whole app wherever the root itself answers."""
+    from rtc_voice.app import _app_for
+
+    def built(args: list[str]) -> list[str]:
+        narrowed = _app_for(args)
+        return [i.name or i.callback.__name__ for i in narrowed.registered_commands] + [
+            str(i.name) for i in narrowed.registered_groups
+        ]
+
+    assert built(["talk", "--json"]) == ["talk"]
+    assert built(["--debug", "devices", "--json"]) == ["devices"]
+    assert built(["config", "show"]) == ["config"]
+    everything = ["token", "talk", "devices", "serve", "auth", "config"]
+    for args in ([], ["--help"], ["--help", "talk"], ["-V"], ["tlak"], ["--debug"]):
+        assert sorted(built(args)) == sorted(everything), args
+    assert _app_for(["--help"]) is app
+
+
+NARROWED_CASES = [
+    ["talk", "--help"],
+    ["devices", "--help"],
+    ["token", "--help"],
+    ["serve", "--help"],
+    ["auth", "--help"],
+    ["auth", "login", "--help"],
+    ["config"],
+    ["config", "show", "--help"],
+    ["talk", "--bogus"],
+    ["talk", "--max-duration", "soon"],
+    ["devices", "--jsn"],
+    ["--debug", "serve", "--port", "x"],
+    ["token", "extra"],
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("argv", NARROWED_CASES, ids=" ".join)
+def test_help_errors_and_exit_codes_are_those_of_the_whole_app(argv: list[str]) -> None:
+    """What the entry point prints and returns with only the named command built is what the
+    whole app prints and returns."""
+    whole = "import sys\nfrom rtc_voice.app import app\napp(sys.argv[1:], prog_name='rtc-voice')\n"
+    env = {**os.environ, "COLUMNS": "100", "TERM": "dumb"}
+    runs = [
+        subprocess.run(
+            [sys.executable, *start, *argv], capture_output=True, text=True, env=env, timeout=30
+        )
+        for start in (["-c", whole], ["-m", "rtc_voice"])
+    ]
+    assert runs[0].returncode in (0, 2), runs[0].stderr
+    assert runs[0].stdout + runs[0].stderr  # something was printed
+    assert [(r.returncode, r.stdout, r.stderr) for r in runs[1:]] == [
+        (runs[0].returncode, runs[0].stdout, runs[0].stderr)
+    ]
+
+
 def test_importing_and_running_help_loads_no_heavy_modules() -> None:
     code = (
         "import sys\n"
@@ -122,13 +179,39 @@ def test_talk_to_a_remote_server_loads_no_local_server(tmp_path: Path) -> None:
         "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
         "    print('exit', exc.code)\n"
         "import json\n"
-        "watched = ('aiortc', 'aiohttp', 'rtc_voice.localserver.', 'pydantic')\n"
+        "watched = ('aiortc', 'aiohttp', 'rtc_voice.localserver', 'pydantic')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(watched))))\n"
     )
     loaded = _talk_refused_at_minting(code, tmp_path)
     assert "aiortc" in loaded  # the check sees real imports: the offer was being made
-    pure = "rtc_voice.localserver.netem"  # checks --network; loads nothing else
-    assert [m for m in loaded if not m.startswith("aiortc") and m != pure] == []
+    assert [m for m in loaded if not m.startswith("aiortc")] == []
+
+
+def test_talk_loads_no_machinery_it_was_not_asked_for(tmp_path: Path) -> None:
+    """Up to the call, `talk` with only get_time, no --transcript, no --network and no audio
+    file loads neither the tool runners, the MCP table parser, the transcript writer, the
+    network rehearsal nor the audio file reader and writers: each loads where it is first
+    used."""
+    code = (
+        "import sys\n"
+        "from rtc_voice.app import app\n"
+        "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
+        "    print('exit', exc.code)\n"
+        "import json\n"
+        "watched = ('rtc_voice.tools.runners', 'rtc_voice.tools.mcp', 'rtc_voice.transcript',\n"
+        "           'rtc_voice.localserver', 'rtc_voice.call.supervisor', 'rtc_voice.audio.')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(watched))))\n"
+    )
+    loaded = _talk_refused_at_minting(code, tmp_path)
+    # it got to the call and opened the speaker (--input none): the check sees real imports
+    assert {"rtc_voice.call.supervisor", "rtc_voice.audio.io"} <= set(loaded)
+    unasked = (
+        "rtc_voice.tools.",
+        "rtc_voice.transcript",
+        "rtc_voice.localserver",
+        "rtc_voice.audio.wavfile",
+    )
+    assert [m for m in loaded if m.startswith(unasked)] == []
 
 
 def test_talk_loads_the_media_stack_off_the_event_loop(tmp_path: Path) -> None:
@@ -167,6 +250,58 @@ def test_options_given_or_not_keep_typers_checks_and_values(runner: CliRunner) -
     )
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.stdout)["model"]["source"] == "default"
+
+
+def test_a_plain_number_option_loads_no_pydantic() -> None:
+    """`talk --max-duration 60` or `token --ttl 600` paid for importing pydantic (about 60 ms)
+    to read a number; a plain number is read without it."""
+    code = (
+        "import sys\n"
+        "from rtc_voice.app import app\n"
+        "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
+        "    print('exit', exc.code)\n"
+        "print('pydantic' in sys.modules)\n"
+    )
+    argv = ["talk", "--max-duration", "60", "--token", "sk-not-ephemeral"]
+    out = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=30
+    )
+    assert "--token takes an ephemeral key" in out.stderr  # read the number, went on
+    assert out.stdout.split() == ["exit", str(int(ExitCode.USAGE)), "False"]
+
+
+NUMBERS = ["0", "7", "60", "8765", "-1", "1.5", "0.25", "-0.5", "12.000", "007", "1e3", "inf"]
+NUMBERS += ["nan", " 5", "5 ", "1_000", "+5", "1.", ".5", "abc", "", "\u0663", "9" * 19, "9" * 18]
+
+
+@pytest.mark.parametrize("command, option", [("talk", "max_duration"), ("serve", "port")])
+def test_plain_numbers_are_read_as_typers_own_coercion_reads_them(
+    command: str, option: str
+) -> None:
+    """The entry point reads plain numbers itself (no pydantic); for every text, and for the
+    option's default, it answers what Typer's coercion answers: the same value of the same
+    type, or the same error."""
+    import typer.main
+    from typer._coercion import build_runtime_param
+
+    from rtc_voice.app import _CoerceGivenValues
+
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    param = next(p for p in click_command.params if p.name == option)
+    ctx = typer.Context(click_command)
+
+    def answer(coercion: Any, value: object) -> tuple[str, object]:
+        try:
+            result = coercion.coerce(value, param=param, ctx=ctx)
+        except Exception as exc:
+            return type(exc).__name__, str(exc)
+        return type(result).__name__, repr(result)  # repr: nan == nan
+
+    values: list[object] = [*NUMBERS, param.default]
+    ours = [answer(_CoerceGivenValues(build_runtime_param), value) for value in values]
+    typers = [answer(build_runtime_param(param.type_descriptor), value) for value in values]
+    assert ours == typers
+    assert ("float", "7.0") in typers or ("int", "7") in typers  # a plain number was read
 
 
 def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:

@@ -7,7 +7,10 @@ that need them, so `rtc-voice --help` stays fast.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+import os
+import re
 import sys
 import time
 import traceback
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from typer.core import TyperGroup
+from typer.main import get_command_name
 
 from rtc_voice import __version__
 from rtc_voice.config import Settings
@@ -45,14 +49,23 @@ def _hide_flag_types(command: Any, ctx: Any) -> None:
         _hide_flag_types(sub, ctx)
 
 
+_PLAIN_NUMBER = {  # numbers the coercion below reads itself (up to 18 digits, no exponent)
+    int: re.compile(r"-?(?:0|[1-9][0-9]{0,17})"),
+    float: re.compile(r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,18})?"),
+}
+
+
 class _CoerceGivenValues:
     """Typer (0.2x) coerces each option through a pydantic TypeAdapter built on first use, even
     an option the user left out, so every command paid for importing pydantic (about 60 ms, a
     quarter of `rtc-voice devices`). An option left out (None) needs no coercion: Typer's own
     coerce returns None for it (or () for a repeatable one) before touching the adapter; nor
     does a text option (str, no custom parser), whose adapter returns the text it is given.
-    This stand-in answers those two cases the same way and hands every other value to Typer's
-    real coercion, built then, so values, messages and exit codes stay Typer's."""
+    This stand-in answers those two cases the same way, and a whole number or decimal option
+    without bounds given a plain number (`--max-duration 60`, `serve --port 0`) or left at its
+    default (already of its type), where the adapter's answer is `int(text)`/`float(text)` or
+    the value itself (a test compares them); it hands every other value to Typer's real
+    coercion, built then, so values, messages and exit codes stay Typer's."""
 
     def __init__(self, build: Any) -> None:
         self._build = build
@@ -61,12 +74,20 @@ class _CoerceGivenValues:
         if value is None:
             return () if param.multiple or param.nargs == -1 else None
         described = param.type_descriptor
-        if (
-            type(value) is str
-            and described.annotation is str
-            and described.parameter_info.parser is None
-        ):
+        kind, info = described.annotation, described.parameter_info
+        if info.parser is None and type(value) is kind and kind is str:
             return value
+        if (
+            kind in _PLAIN_NUMBER
+            and info.parser is None
+            and getattr(info, "min", None) is None
+            and getattr(info, "max", None) is None
+            and not (param.multiple or param.nargs != 1)
+        ):
+            if type(value) is kind:
+                return value
+            if type(value) is str and _PLAIN_NUMBER[kind].fullmatch(value):
+                return kind(value)
         param._runtime_param = real = self._build(described)
         return real.coerce(value, param=param, ctx=ctx)
 
@@ -979,7 +1000,6 @@ def serve(
 def _network_rehearsal(network: str | None, drop_after: float | None, drops: int) -> Any:
     """The local server's --network / --drop-after / --drops, checked (usage errors)."""
     from rtc_voice.errors import UsageError
-    from rtc_voice.localserver.netem import NetworkSpecError, parse_network
 
     if drop_after is not None and drop_after <= 0:
         raise UsageError(f"Invalid --drop-after {drop_after:g}: expected more than 0 seconds.")
@@ -987,6 +1007,8 @@ def _network_rehearsal(network: str | None, drop_after: float | None, drops: int
         raise UsageError(f"Invalid --drops {drops}: expected 1 or more.")
     if network is None:
         return None
+    from rtc_voice.localserver.netem import NetworkSpecError, parse_network  # only with --network
+
     try:
         return parse_network(network)
     except NetworkSpecError as exc:
@@ -995,6 +1017,35 @@ def _network_rehearsal(network: str | None, drop_after: float | None, drops: int
         ) from None
 
 
+def _app_for(args: list[str]) -> typer.Typer:
+    """The app to run `args` with. Typer builds the click command of every registered command
+    (each option's parameter, help and coercion) before it dispatches, though a run uses one:
+    when the command line names a command first (after `--debug` at most), a copy of `app`
+    holding only that command or group is built instead. Anything else (no command, `--help`,
+    `--version`, an unknown name, shell completion) gets the whole app, so the root's help and
+    errors list every command."""
+    if "_RTC_VOICE_COMPLETE" in os.environ:
+        return app
+    rest = list(args)
+    while rest and rest[0] == "--debug":
+        rest.pop(0)
+    if not rest:
+        return app
+    name = rest[0]
+    commands = [
+        info
+        for info in app.registered_commands
+        if (info.name or get_command_name(getattr(info.callback, "__name__", ""))) == name
+    ]
+    groups = [info for info in app.registered_groups if info.name == name]
+    if not commands and not groups:
+        return app
+    narrowed = copy.copy(app)
+    narrowed.registered_commands = commands
+    narrowed.registered_groups = groups
+    return narrowed
+
+
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="rtc-voice")
+    _app_for(sys.argv[1:])(prog_name="rtc-voice")

@@ -16,13 +16,20 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rtc_voice.errors import ConfigError, UsageError
 from rtc_voice.protocol import defaults as protocol
 from rtc_voice.protocol.defaults import EAGERNESS, VOICES
-from rtc_voice.tools import mcp as mcpspec
-from rtc_voice.tools import spec as toolspec
+
+if TYPE_CHECKING:  # loaded where [tools.NAME] and [mcp.NAME] tables are read
+    from rtc_voice.tools import mcp as mcpspec
+    from rtc_voice.tools import spec as toolspec
+
+# The environment tools get (tools.env): these variables by default, never the API key, whatever
+# the allow-list says. Here, not in tools/spec.py, so reading settings loads no tool machinery.
+SECRET_ENV = ("OPENAI_API_KEY",)
+DEFAULT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ENV_PREFIX = "RTC_VOICE_"
@@ -81,7 +88,7 @@ class Settings:
     # tools: the [tools.NAME] tables; the built-in get_time; a command's environment allow-list
     tools: Mapping[str, toolspec.ToolSpec] = field(default_factory=dict)
     get_time: bool = True
-    tool_env: tuple[str, ...] = toolspec.DEFAULT_ENV
+    tool_env: tuple[str, ...] = DEFAULT_ENV
     approval_timeout: float = 30.0
     mcp: Mapping[str, mcpspec.McpSpec] = field(default_factory=dict)  # [mcp.NAME] servers
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
@@ -238,7 +245,7 @@ def _env_names(raw: object) -> tuple[str, ...]:
     for item in items:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", item):
             raise ValueError('a list of environment variable names such as ["PATH", "HOME"]')
-        if item in toolspec.SECRET_ENV:
+        if item in SECRET_ENV:
             raise ValueError(f"names other than {item}: tools never get the API key")
     return items
 
@@ -447,7 +454,7 @@ FIELDS: tuple[Field, ...] = (
         _env_names,
         "Environment variables a command tool receives (the allow-list; nothing else is passed, "
         "and never OPENAI_API_KEY).",
-        "[" + ", ".join(f'"{name}"' for name in toolspec.DEFAULT_ENV) + "]",
+        "[" + ", ".join(f'"{name}"' for name in DEFAULT_ENV) + "]",
     ),
     Field(
         "tools.approval_timeout",
@@ -604,6 +611,8 @@ def read_file(path: Path) -> dict[str, object]:
     if tools:
         flat["tools"] = tools
     if servers:
+        from rtc_voice.tools import mcp as mcpspec
+
         flat["mcp"] = {
             label: mcpspec.parse_mcp(label, value, path, text) for label, value in servers.items()
         }
@@ -619,6 +628,8 @@ def _declared_tools(table: dict[str, Any], path: Path, text: str) -> dict[str, t
     tables = {name: value for name, value in section.items() if isinstance(value, dict)}
     for name in tables:
         del section[name]
+    from rtc_voice.tools import spec as toolspec
+
     return {name: toolspec.parse_tool(name, value, path, text) for name, value in tables.items()}
 
 
@@ -756,6 +767,9 @@ def effective_json(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def example_toml() -> str:
     """The documented example configuration, generated from `FIELDS`."""
+    from rtc_voice.tools import mcp as mcpspec
+    from rtc_voice.tools import spec as toolspec
+
     lines = [
         "# rtc-voice configuration. Copy to the path `rtc-voice config path` prints, or run",
         "# `rtc-voice config init`. Precedence: command-line flags > environment > this file >",

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import re
+import sys
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from types import ModuleType
 from typing import Any, Literal
@@ -33,22 +36,131 @@ NO_DEVICES_HINT = (
 _sd: ModuleType | None = None
 
 
+# What PortAudio and the libraries under it (ALSA, its plugins, JACK) print on their own while
+# they load, list devices or open streams: dropped. Any other line passes.
+_NOISE = re.compile(
+    rb"ALSA lib |ALSA ERROR|Expression '.*' failed in '|PaAlsa|PortAudio|Cannot get card index"
+    rb"|Cannot connect to server |jack server is not running|JackShmReadWritePtr"
+    rb"|Cannot lock down |bt_audio_service_open"
+)
+_quiet_lock = threading.Lock()  # opening and closing windows
+_quiet_depth = 0  # windows open, over all threads; the first points fd 2 at the filter
+_filter: _Filter | None = None  # made by the first window, kept for the life of the process
+
+
+class _Filter:
+    """One pipe and one reader thread for the life of the process; fd 2 points at the pipe
+    while a window is open. The reader passes each line on to `target`, the stderr fd 2 was
+    when the window opened, unless it is PortAudio's or ALSA's noise."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        self.target = -1  # a dup of the stderr to pass lines on to; -1 before the first window
+        self.pending = b""  # a line begun but not ended
+        self.handled = threading.Condition()  # held while handling what was read
+
+    def forward(self) -> None:
+        import select
+
+        with contextlib.suppress(OSError):
+            while True:
+                select.select([self.read_fd], [], [])  # without the lock: a closer may look
+                with self.handled:
+                    chunk = os.read(self.read_fd, 65536)
+                    if not chunk:
+                        return
+                    *lines, self.pending = (self.pending + chunk).split(b"\n")
+                    self._pass_on(line + b"\n" for line in lines)
+                    self.handled.notify_all()
+
+    def _pass_on(self, lines: Iterable[bytes]) -> None:
+        kept = b"".join(line for line in lines if not _NOISE.match(line))
+        with contextlib.suppress(OSError):
+            _write_all(self.target, kept)
+
+    def _unread(self) -> int:
+        import fcntl
+        import termios
+
+        count = bytearray(4)
+        fcntl.ioctl(self.read_fd, termios.FIONREAD, count)
+        return int.from_bytes(count, sys.byteorder)
+
+    def drain(self) -> None:
+        """Wait until the reader has passed on all that is in the pipe (waits only when
+        something is: beside a busy thread each wait costs switches of the interpreter lock),
+        then pass on a line left unended."""
+        with self.handled:
+            deadline = 1.0
+            while self._unread() and self.handled.wait(deadline):
+                pass
+            if self.pending:
+                self._pass_on([self.pending])
+                self.pending = b""
+
+    def retarget(self, saved: int) -> None:
+        with self.handled:
+            if self.target >= 0:
+                os.close(self.target)
+            self.target = saved
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 @contextlib.contextmanager
 def quiet_stderr() -> Iterator[None]:
-    """Silence C-level stderr (ALSA's probing noise) for the duration; Python's too."""
-    try:
-        saved = os.dup(2)
-    except OSError:
+    """Drop PortAudio's and ALSA's own noise on C-level stderr (fd 2) for the duration.
+
+    fd 2 belongs to the whole process, and this runs on worker threads (sounddevice loads on
+    one while the screen draws): so fd 2 is pointed at a pipe whose reader passes on every line
+    that is not that noise: a message or a traceback from another thread is kept, and reaches
+    stderr before the window closes. Windows opened on several threads at once share the pipe;
+    the last to close puts fd 2 back.
+    """
+    if os.name != "posix" or not _open_quiet():
         yield
         return
-    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        _close_quiet()
+
+
+def _open_quiet() -> bool:
+    global _quiet_depth, _filter
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            try:
+                saved = os.dup(2)
+            except OSError:
+                return False
+            os.set_inheritable(saved, False)
+            if _filter is None:
+                import _thread
+                import atexit
+
+                _filter = _Filter()
+                # _thread: Thread.start() would wait until the new thread has run
+                _thread.start_new_thread(_filter.forward, ())
+                atexit.register(_filter.drain)  # what is still in the pipe at exit
+            _filter.retarget(saved)
+            os.dup2(_filter.write_fd, 2)
+        _quiet_depth += 1
+        return True
+
+
+def _close_quiet() -> None:
+    global _quiet_depth
+    with _quiet_lock:
+        _quiet_depth -= 1
+        if _quiet_depth or _filter is None:
+            return
+        _filter.drain()  # what the window's writers wrote reaches its stderr first
+        os.dup2(_filter.target, 2)
 
 
 _alsa_handler: Any = None  # kept alive: ALSA holds a pointer to it

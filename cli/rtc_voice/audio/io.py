@@ -12,7 +12,6 @@ import numpy as np
 
 from rtc_voice.audio.pcm import RATE, SILENCE_DBFS, Pcm, rms_dbfs
 from rtc_voice.audio.tracks import MicrophoneTrack, PcmTrack
-from rtc_voice.audio.wavfile import DeferredWriter, read_audio
 from rtc_voice.paths import is_file_spec
 
 if TYPE_CHECKING:
@@ -78,6 +77,8 @@ class FileSink(NullSink):
 
     def __init__(self, path: Path, thread: WriterThread | None = None) -> None:
         super().__init__()
+        from rtc_voice.audio.wavfile import DeferredWriter  # files only: loaded where used
+
         self.description = f"file {path}"
         self._writer = DeferredWriter(path, what="output file")
         self._thread = thread
@@ -134,6 +135,8 @@ def open_microphone(spec: str | None) -> Microphone:
         return Microphone(PcmTrack(), "no microphone (typing only)")
     if is_file_spec(spec):
         assert spec is not None
+        from rtc_voice.audio.wavfile import read_audio
+
         path = Path(spec).expanduser()
         pcm = read_audio(path)
         return Microphone(PcmTrack(), f"file {path} ({len(pcm) / RATE:.1f} s)", pcm)
@@ -160,6 +163,8 @@ class Recorder:
     arrive; the file writes run on `thread` when given (off the event loop)."""
 
     def __init__(self, path: Path, thread: WriterThread | None = None) -> None:
+        from rtc_voice.audio.wavfile import DeferredWriter
+
         self._writer = DeferredWriter(path, channels=2, what="recording")
         self._thread = thread
         self._right: collections.deque[Pcm] = collections.deque()

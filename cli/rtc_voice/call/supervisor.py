@@ -54,7 +54,6 @@ from rtc_voice.sinks import WriterThread
 from rtc_voice.tools import ToolRegistry, default_registry
 from rtc_voice.tools.approval import Approvals, Policy
 from rtc_voice.tools.calls import ToolCalls, ToolRecord
-from rtc_voice.transcript import TranscriptWriter
 
 if TYPE_CHECKING:
     from rtc_voice.api import RealtimeApi
@@ -66,6 +65,7 @@ if TYPE_CHECKING:
     from rtc_voice.localserver import LocalServer
     from rtc_voice.rtc.peer import Offer, RealtimeConnection
     from rtc_voice.tools.approval import PendingApproval
+    from rtc_voice.transcript import TranscriptWriter
 
 JSON = dict[str, Any]
 ROLLOVER_MARGIN_S = 1.0  # no new rollover this close to the cap: the cap path takes over
@@ -349,6 +349,8 @@ class CallSupervisor:
 
         self._writer = WriterThread(on_error=writer_failed)
         if opts.transcript is not None:
+            from rtc_voice.transcript import TranscriptWriter  # only when asked for
+
             self._transcript = TranscriptWriter(opts.transcript.expanduser(), self._writer)
         if opts.record is not None:
             from rtc_voice.audio.io import Recorder

@@ -115,7 +115,6 @@ def build_registry(
     import shutil
 
     from rtc_voice.errors import ConfigError, UsageError
-    from rtc_voice.tools.runners import command_env, declared_tool
 
     if no_tools and chosen:
         raise UsageError("--tool and --no-tools contradict each other.", hint="Pick one.")
@@ -137,8 +136,8 @@ def build_registry(
     if no_tools:
         return ToolRegistry()
     names = list(dict.fromkeys(chosen)) if chosen else available
-    env = command_env(settings.tool_env, secrets)
     registry = ToolRegistry()
+    env: dict[str, str] | None = None
     for name in names:
         if name == "get_time":
             registry.add(get_time())
@@ -146,6 +145,11 @@ def build_registry(
         if name in settings.mcp:
             registry.servers.append(settings.mcp[name].definition())
             continue
+        # the runners load only for a declared tool (not on the way to a call with get_time)
+        from rtc_voice.tools.runners import command_env, declared_tool
+
+        if env is None:
+            env = command_env(settings.tool_env, secrets)
         spec = settings.tools[name]
         if spec.command is not None:
             program = spec.command[0]

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rtc_voice.config import DEFAULT_ENV as DEFAULT_ENV  # what commands get (tools.env)
+from rtc_voice.config import SECRET_ENV as SECRET_ENV  # never handed to a command
 from rtc_voice.errors import ConfigError
 
 Approval = Literal["ask", "never"]
@@ -24,9 +26,6 @@ DEFAULT_TIMEOUT = 10.0
 MAX_TIMEOUT = 600.0
 EMPTY_PARAMETERS: Mapping[str, Any] = {"type": "object", "properties": {}}
 BUILTIN_NAMES = ("get_time",)
-# Never handed to a command, whatever the allow-list says.
-SECRET_ENV = ("OPENAI_API_KEY",)
-DEFAULT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 
 @dataclass(frozen=True)
