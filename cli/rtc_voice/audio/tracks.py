@@ -81,7 +81,7 @@ def frame_to_mono(frame: object) -> Pcm:
     if not isinstance(frame, av.AudioFrame) or frame.format.name != "s16":
         raise TypeError(f"expected an s16 audio frame, got {frame!r}")
     samples: Pcm = frame.to_ndarray().reshape(-1).astype(np.int16, copy=False)
-    return to_mono(samples, frame.layout.nb_channels)
+    return to_mono(samples, len(frame.layout.channels))  # PyAV 12 has no nb_channels
 
 
 MAX_CONCEAL_SAMPLES = RATE // 10  # fill at most 100 ms: a longer gap is an outage, not a loss
