@@ -149,6 +149,17 @@ def test_the_http_client_is_ready_for_its_first_request_where_it_is_made(tmp_pat
     assert json.loads(out) == ["ek_ready", []]
 
 
+# Python source for `python -c`: runs the console-script entry point (`main`, which builds only
+# the command it runs) on the arguments after the code, and prints its exit code as `exit N`;
+# a test appends what it prints after that.
+RUN_CLI = (
+    "import sys\n"
+    "from rtc_voice.app import main\n"
+    "try:\n    main()\nexcept SystemExit as exc:\n"
+    "    print('exit', exc.code)\n"
+)
+
+
 def _talk_refused_at_minting(code: str, tmp_path: Path) -> Any:
     """Run `code` (which calls the CLI, then prints one JSON line) as `talk` against a local
     server that refuses the key; check it got as far as minting; return that JSON."""
@@ -174,11 +185,7 @@ def test_talk_to_a_remote_server_loads_no_local_server(tmp_path: Path) -> None:
     local server (aiohttp and the server's modules) just to check its flags, nor pydantic to
     read text options."""
     code = (
-        "import sys\n"
-        "from rtc_voice.app import app\n"
-        "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
-        "    print('exit', exc.code)\n"
-        "import json\n"
+        RUN_CLI + "import json\n"
         "watched = ('aiortc', 'aiohttp', 'rtc_voice.localserver', 'pydantic')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(watched))))\n"
     )
@@ -193,11 +200,7 @@ def test_talk_loads_no_machinery_it_was_not_asked_for(tmp_path: Path) -> None:
     network rehearsal nor the audio file reader and writers: each loads where it is first
     used."""
     code = (
-        "import sys\n"
-        "from rtc_voice.app import app\n"
-        "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
-        "    print('exit', exc.code)\n"
-        "import json\n"
+        RUN_CLI + "import json\n"
         "watched = ('rtc_voice.tools.runners', 'rtc_voice.tools.mcp', 'rtc_voice.transcript',\n"
         "           'rtc_voice.localserver', 'rtc_voice.call.supervisor', 'rtc_voice.audio.')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(watched))))\n"
@@ -225,11 +228,7 @@ def test_talk_loads_the_media_stack_off_the_event_loop(tmp_path: Path) -> None:
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name in heavy:\n"
         "            where.setdefault(name, threading.current_thread().name)\n"
-        "sys.meta_path.insert(0, Watch())\n"
-        "from rtc_voice.app import app\n"
-        "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
-        "    print('exit', exc.code)\n"
-        "import json\n"
+        "sys.meta_path.insert(0, Watch())\n" + RUN_CLI + "import json\n"
         "print(json.dumps(where))\n"
     )
     where = _talk_refused_at_minting(code, tmp_path)
@@ -255,13 +254,7 @@ def test_options_given_or_not_keep_typers_checks_and_values(runner: CliRunner) -
 def test_a_plain_number_option_loads_no_pydantic() -> None:
     """`talk --max-duration 60` or `token --ttl 600` paid for importing pydantic (about 60 ms)
     to read a number; a plain number is read without it."""
-    code = (
-        "import sys\n"
-        "from rtc_voice.app import app\n"
-        "try:\n    app(sys.argv[1:], prog_name='rtc-voice')\nexcept SystemExit as exc:\n"
-        "    print('exit', exc.code)\n"
-        "print('pydantic' in sys.modules)\n"
-    )
+    code = RUN_CLI + "print('pydantic' in sys.modules)\n"
     argv = ["talk", "--max-duration", "60", "--token", "sk-not-ephemeral"]
     out = subprocess.run(
         [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=30
