@@ -369,6 +369,23 @@ def test_the_media_stack_loads_numpy_with_one_blas_thread(
     assert json.loads(out) == [threads, user_value]
 
 
+class HangUpAfterSomeAudio(Recording):
+    """Hangs up once the speaker has taken 10 writes (`writes`, filled by a watched speaker):
+    the reply is playing."""
+
+    def __init__(self, writes: list[Any]) -> None:
+        super().__init__()
+        self.writes = writes
+
+    async def run(self) -> None:
+        await self.connected()
+        while len(self.writes) < 10:  # noqa: ASYNC110 - the reply playing
+            await asyncio.sleep(0.02)
+        assert self.controls is not None
+        self.controls.send(HangUp("test over"))
+        await asyncio.sleep(3600)  # cancelled on the way out
+
+
 @pytest.mark.audio
 async def test_echo_cancellation_is_set_up_after_media_starts_and_before_anything_plays(
     tmp_path: Path, pulse: object, monkeypatch: pytest.MonkeyPatch
@@ -404,22 +421,13 @@ async def test_echo_cancellation_is_set_up_after_media_starts_and_before_anythin
     monkeypatch.setattr(echo, "WebRtcCanceller", SlowCanceller)
     monkeypatch.setattr(devices, "OutputSink", WatchedSpeaker)
 
-    class HangUpAfterSomeAudio(Recording):
-        async def run(self) -> None:
-            await self.connected()
-            while len(writes) < 10:  # noqa: ASYNC110 - the reply playing
-                await asyncio.sleep(0.02)
-            assert self.controls is not None
-            self.controls.send(HangUp("test over"))
-            await asyncio.sleep(3600)  # cancelled on the way out
-
     server = LocalServer()
     await server.start()
     try:
         settings = load_settings(env={"RTC_VOICE_BASE_URL": server.base_url})
         opts = TalkOptions(max_duration=20, say=("Hello there, how are you today?",))
         call = CallSupervisor(
-            settings, opts, HangUpAfterSomeAudio(), api_key=ApiKey("sk-test-key", "env")
+            settings, opts, HangUpAfterSomeAudio(writes), api_key=ApiKey("sk-test-key", "env")
         )
         calls.append(call)
         code = await call.run()
@@ -468,19 +476,10 @@ async def test_echo_cancellation_that_cannot_load_once_media_runs(
     monkeypatch.setattr(echo, "WebRtcCanceller", _NoLivekit)
     monkeypatch.setattr(devices, "OutputSink", CountedSpeaker)
 
-    class HangUpAfterSomeAudio(Recording):
-        async def run(self) -> None:
-            await self.connected()
-            while len(writes) < 10:  # noqa: ASYNC110 - the reply playing
-                await asyncio.sleep(0.02)
-            assert self.controls is not None
-            self.controls.send(HangUp("test over"))
-            await asyncio.sleep(3600)  # cancelled on the way out
-
     log: list[str] = []
     server = LocalServer(log=log.append)
     await server.start()
-    presenter = HangUpAfterSomeAudio()
+    presenter = HangUpAfterSomeAudio(writes)
     try:
         settings = load_settings(
             env={"RTC_VOICE_BASE_URL": server.base_url}, flags={"echo_cancellation": mode}
