@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from rtc_voice.audio.pcm import RATE, SILENCE_DBFS, Pcm, rms_dbfs
+from rtc_voice.audio.pcm import RATE, SILENCE_DBFS, Pcm, mean_square, power_dbfs, rms_dbfs
 from rtc_voice.errors import AudioError
 
 if TYPE_CHECKING:
@@ -183,19 +183,6 @@ class ResidualGate:
         return out
 
 
-def _power(frame: Pcm) -> float:
-    """Mean square of int16 samples (a dot product: the cheapest way numpy has)."""
-    as_float = frame.astype(np.float64)
-    return float(as_float.dot(as_float)) / len(frame) if len(frame) else 0.0
-
-
-def _dbfs(power: float) -> float:
-    """`rms_dbfs` from a mean square."""
-    if power <= 0.0:
-        return SILENCE_DBFS
-    return max(SILENCE_DBFS, 10.0 * math.log10(power / (32768.0**2)))
-
-
 class EchoMeter:
     """Pure: echo removed (dB), from energy before and after cancellation over the last ~second
     of frames where the far end was playing and the microphone heard something."""
@@ -207,10 +194,10 @@ class EchoMeter:
         self._frames = 0
 
     def update(self, before: Pcm, after: Pcm) -> None:
-        self.update_power(_power(before), _power(after))
+        self.update_power(mean_square(before), mean_square(after))
 
     def update_power(self, before: float, after: float) -> None:
-        """The same, from each frame's mean square (what `_power` gives)."""
+        """The same, from each frame's mean square (what `mean_square` gives)."""
         self._before = self._before * self._decay + before
         self._after = self._after * self._decay + after
         self._frames += 1
@@ -263,16 +250,16 @@ class EchoStage:
             self._feed_far()
             frame = near[start : start + TEN_MS]
             cleaned = self.canceller.near(frame, delay_ms)
-            raw_power = _power(frame)
-            raw_dbfs = _dbfs(raw_power)
+            raw_power = mean_square(frame)
+            raw_dbfs = power_dbfs(raw_power)
             gate.heard(raw_dbfs)
-            cleaned_power = _power(cleaned)
+            cleaned_power = mean_square(cleaned)
             if gate.far_active and raw_dbfs > HEARD_DBFS:
                 self.meter.update_power(raw_power, cleaned_power)
                 removed = self.meter.removed_db
                 if removed is not None and removed >= ECHO_HEARD_DB:
                     gate.echo_heard = True
-            out[start : start + TEN_MS] = gate.apply(cleaned, _dbfs(cleaned_power))
+            out[start : start + TEN_MS] = gate.apply(cleaned, power_dbfs(cleaned_power))
             self.near_frames += 1
         return out
 
