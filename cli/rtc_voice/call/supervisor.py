@@ -511,17 +511,15 @@ class CallSupervisor:
     async def _start_media_when_ready(self) -> None:
         """The call is up: start the speaker and microphone once the devices are open too,
         then the call's own tasks (events, audio, link watch)."""
+        from rtc_voice.audio import echo  # numpy only; livekit loads in _start_echo
         from rtc_voice.audio.tracks import PcmTrack
 
         assert self._devices_ready is not None
         await self._devices_ready
         assert self.mic is not None and self.sink is not None
         opts = self.options
-        echo_wanted = (
-            self._in_device is not None
-            and self._out_device is not None
-            and self.settings.echo_cancellation != "off"
-        )
+        # two devices (a file or no output was settled in _prepare)
+        echo_wanted = echo.wanted(self.mic.track, self.sink, self.settings.echo_cancellation)
         if echo_wanted:
             self._far_held = []  # nothing the assistant says plays before echo cancellation
         self.sink.start()
