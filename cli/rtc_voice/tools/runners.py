@@ -16,8 +16,9 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
+from rtc_voice.config import SECRET_ENV  # never handed to a command
 from rtc_voice.tools import Tool, ToolFailed
-from rtc_voice.tools.spec import SECRET_ENV, ToolSpec
+from rtc_voice.tools.spec import ToolSpec
 
 OUTPUT_CAP = 16 * 1024  # bytes of output the model gets
 READ_LIMIT = 4 * 1024 * 1024  # bytes of an HTTP body read (and counted) before it is left

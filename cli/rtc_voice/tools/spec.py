@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rtc_voice.config import DEFAULT_ENV as DEFAULT_ENV  # what commands get (tools.env)
-from rtc_voice.config import SECRET_ENV as SECRET_ENV  # never handed to a command
 from rtc_voice.errors import ConfigError
 
 Approval = Literal["ask", "never"]
