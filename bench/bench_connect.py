@@ -46,8 +46,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from installed import installed_env
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.relay
+
+from tests.relay import TcpRelay
 
 HERE = Path(__file__).parent
 PY = sys.executable
@@ -92,56 +97,6 @@ class Server:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
-
-
-class DelayingRelay:
-    """A TCP relay to `url`'s server that passes each piece of its replies on `delay_s` after it
-    arrived (requests go straight through): one round trip of `delay_s` per HTTP request."""
-
-    def __init__(self, url: str, delay_s: float) -> None:
-        import socket
-        import threading
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(url)
-        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self._delay = delay_s
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        port = self._listener.getsockname()[1]
-        self.url = url.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{port}", 1)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        import socket
-        import threading
-
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self._upstream)
-            threading.Thread(target=self._pump, args=(client, server, 0.0), daemon=True).start()
-            threading.Thread(
-                target=self._pump, args=(server, client, self._delay), daemon=True
-            ).start()
-
-    @staticmethod
-    def _pump(source: object, sink: object, delay: float) -> None:
-        import contextlib
-        import socket
-
-        assert isinstance(source, socket.socket) and isinstance(sink, socket.socket)
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                arrived = time.monotonic()
-                time.sleep(max(0.0, arrived + delay - time.monotonic()))
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self._listener.close()
 
 
 def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, dict[str, float]]:
@@ -192,8 +147,11 @@ def main() -> int:
         "COLUMNS": "120",
     }
     server = Server(env)
-    relay = DelayingRelay(server.url, HTTP_RTT_MS / 1000) if HTTP_RTT_MS else None
-    url = relay.url if relay is not None else server.url
+    url, relay = server.url, None
+    if HTTP_RTT_MS:  # every reply passes a relay that holds it HTTP_RTT_MS
+        parts = urlsplit(url)
+        relay = TcpRelay((parts.hostname or "127.0.0.1", parts.port or 80), HTTP_RTT_MS / 1000)
+        url = url.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{relay.port}", 1)
     probe_out = Path(home) / "probe.json"
     clients = {
         "stock aiortc": [PY, str(HERE / "stock_client.py"), url, "--until-session-created"],

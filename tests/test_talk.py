@@ -19,6 +19,7 @@ from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
 from rtc_voice.config import load_settings
 from rtc_voice.errors import ExitCode
 from rtc_voice.ui.plain import LinePresenter
+from tests.relay import TcpRelay
 from tests.rtc_client import validate_client_event, validate_server_event
 from tests.support import FAKE_KEY, Lines, Reply, ScriptedServer, openai_error, rtc_voice
 
@@ -551,52 +552,6 @@ def test_a_run_that_fails_before_the_call_leaves_recordings_alone(
     assert f"Cannot write the recording {nowhere}: the folder" in early.stderr
 
 
-class CountingProxy:
-    """A TCP relay to `upstream` that counts the connections it accepted (real sockets)."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        import socket
-        import threading
-
-        self.connections = 0
-        self._sockets: list[Any] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._upstream = upstream
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        import socket
-        import threading
-
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            server = socket.create_connection(self._upstream)
-            self._sockets += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: Any, sink: Any) -> None:
-        import contextlib
-
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(1)  # SHUT_WR: pass the end on
-
-    def close(self) -> None:
-        self._listener.close()
-        for sock in self._sockets:
-            sock.close()
-
-
 def test_mint_call_and_hang_up_share_one_http_connection(
     tmp_path: Path, served: tuple[subprocess.Popen[str], str]
 ) -> None:
@@ -606,7 +561,7 @@ def test_mint_call_and_hang_up_share_one_http_connection(
 
     proc, url = served
     upstream = urlsplit(url)
-    proxy = CountingProxy((upstream.hostname or "127.0.0.1", upstream.port or 80))
+    proxy = TcpRelay((upstream.hostname or "127.0.0.1", upstream.port or 80))
     try:
         done = talk(
             tmp_path,
