@@ -104,15 +104,18 @@ async def test_a_failing_microphone_track_ends_the_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """aiortc would swallow this and stop the track: the microphone would go silent unnoticed
-    until --max-duration."""
+    until --max-duration. Only the microphone's track fails (the one the call hooked): the
+    embedded local server's reply track is a PcmTrack too, and failing it instead leaves the
+    microphone running until --max-duration."""
     original = PcmTrack._next_frame
     frames = 0
 
     async def failing(self: PcmTrack) -> Any:
         nonlocal frames
-        frames += 1
-        if frames == 25:
-            raise RuntimeError("the capture buffer is gone")
+        if self.on_error is not None:
+            frames += 1
+            if frames == 25:
+                raise RuntimeError("the capture buffer is gone")
         return await original(self)
 
     monkeypatch.setattr(PcmTrack, "_next_frame", failing)
