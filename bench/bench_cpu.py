@@ -9,7 +9,9 @@
     microphone through a plain sounddevice InputStream into an aiortc track, the way Semantic
     Kernel's aiortc sample sends it (still no echo canceller);
   - rtc-voice's microphone + speaker streams alone, no call (bench/bench_devices_stream.py);
-  - bare PortAudio streams with empty callbacks (the floor under the line above).
+  - bare PortAudio streams with empty callbacks (the floor under the line above);
+  - bare PortAudio streams as the stock client with a mic opens them (default latency, blocking
+    speaker writes): the same floor for the stock clients.
 
 With BENCH_BEFORE=DIR (another checkout of rtc-voice, e.g. `git worktree add /tmp/before main`
 or `git archive main | tar -x -C /tmp/before`), the live screen and the streams alone are also
@@ -83,6 +85,8 @@ def measure(client: str, url: str, tmp: Path) -> float:
         argv = [PY, str(here / "bench_devices_stream.py"), duration]
     elif client == "bare":
         argv = [PY, str(HERE / "bench_devices_stream.py"), "--bare", duration]
+    elif client == "bare, stock":
+        argv = [PY, str(HERE / "bench_devices_stream.py"), "--bare-stock", duration]
     else:
         argv = [PY, "-m", "rtc_voice", "talk", "--base-url", url, "--max-duration", duration]
         if client == "live, no aec":
@@ -135,6 +139,7 @@ NAMES = {
     "stock + mic": "stock aiortc client + mic",
     "devices": "rtc-voice mic+speaker alone",
     "bare": "bare PortAudio streams",
+    "bare, stock": "bare streams, stock style",
     "live screen, before": "BEFORE: live screen",
     "devices, before": "BEFORE: mic+speaker alone",
 }
@@ -153,6 +158,7 @@ def main() -> int:
         "devices",
         *(["devices, before"] if before else []),
         "bare",
+        "bare, stock",
     ]
     server, url = start_server()
     shares: dict[str, list[float]] = {c: [] for c in clients}
