@@ -203,7 +203,12 @@ def test_devices_loads_none_of_talks_machinery() -> None:
     )
     env = {**os.environ, "COLUMNS": "120"}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=60,
     )
     assert "Audio devices" in out.stdout and "Microphone: #" in out.stdout  # it listed them
     assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime
+import ipaddress
 import json
+import ssl
 import time
+from pathlib import Path
 
+import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
+from rtc_voice.api import tls_verification
 from rtc_voice.app import app
 from rtc_voice.config import load_settings
 from rtc_voice.errors import ExitCode
@@ -292,3 +303,81 @@ def test_a_base_url_without_v1_gets_a_hint_that_leads_somewhere(
     assert result.exit_code == ExitCode.BAD_REQUEST
     assert "Invalid URL (POST /realtime/client_secrets)" in result.stderr
     assert f"Hint: The base URL usually ends in /v1; it is {bare}" in result.stderr
+
+
+# TLS: the client for a plain-http base URL (the local server) loads no CA bundle (~40 ms of
+# CPU on the way to a call), and can still never make an unverified TLS connection.
+
+
+def self_signed_tls_server_context(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context with a fresh self-signed certificate for 127.0.0.1, and the cert file."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file
+
+
+async def test_a_plain_http_client_trusts_no_certificate_and_fails_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for proxy in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+        monkeypatch.delenv(proxy.upper(), raising=False)
+    server_context, cert_file = self_signed_tls_server_context(tmp_path)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_context)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    try:
+        context = tls_verification("http://127.0.0.1:8000/v1")
+        assert isinstance(context, ssl.SSLContext)
+        assert context.cert_store_stats()["x509_ca"] == 0  # no CA bundle loaded
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            async with httpx.AsyncClient(verify=context) as client:
+                await client.get(url)
+        # the same server, with its certificate trusted: it answers (the failure was the check)
+        trusting = ssl.create_default_context(cafile=cert_file)
+        async with httpx.AsyncClient(verify=trusting) as client:
+            assert (await client.get(url)).text == "ok"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def test_https_and_proxied_clients_keep_httpx_verification(monkeypatch: pytest.MonkeyPatch) -> None:
+    for proxy in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+        monkeypatch.delenv(proxy.upper(), raising=False)
+    assert tls_verification("https://api.openai.com/v1") is True
+    monkeypatch.setenv("HTTP_PROXY", "https://proxy.example:3128")  # TLS to the proxy itself
+    assert tls_verification("http://127.0.0.1:8000/v1") is True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -49,6 +50,20 @@ def _load_asyncio_backend() -> None:
     it on a worker thread beside the PortAudio query) and the key request goes out at once."""
     import anyio._backends._asyncio  # noqa: F401
     import httpcore._backends.anyio  # noqa: F401
+
+
+def tls_verification(base_url: str) -> ssl.SSLContext | bool:
+    """What the client verifies TLS with: httpx's default (certifi's CAs) for an https base URL
+    or behind a proxy from the environment. For a plain-http base URL (the local server) a
+    context that trusts no certificate at all: this client sends only to `base_url` and follows
+    no redirects, so it makes no TLS connection, and if it ever did one it would fail closed,
+    never unverified. Loading the CA bundle would cost ~40 ms of CPU on the way to the call."""
+    import urllib.request
+
+    proxied = any(k in ("http", "https", "all") for k in urllib.request.getproxies())
+    if urlsplit(base_url).scheme != "http" or proxied:
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates; trusts none
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -131,6 +146,7 @@ class RealtimeApi:
             headers={"User-Agent": f"rtc-voice/{__version__}"},
             transport=transport,
             trust_env=True,
+            verify=tls_verification(self.base_url),
         )
         if transport is None:
             _load_asyncio_backend()
