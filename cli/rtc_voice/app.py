@@ -954,9 +954,14 @@ def serve(
         try:
             await server.start()
         except OSError as exc:
+            import errno
+
+            in_use = exc.errno in (errno.EADDRINUSE, errno.EACCES)
             raise NetworkError(
                 f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
-                hint="Pick another --port (0 chooses a free one) or stop the other server.",
+                hint="Pick another --port (0 chooses a free one) or stop the other server."
+                if in_use
+                else "Check --host: it must be an address of this machine, such as 127.0.0.1.",
             ) from None
         stop = asyncio.Event()
 
