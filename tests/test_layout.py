@@ -12,7 +12,7 @@ from rich.console import Console
 from rtc_voice.call.controls import HangUp, Question, RateLimit, StatusItem
 from rtc_voice.conversation import Message, Turn
 from rtc_voice.eventlog import LogLine
-from rtc_voice.ui.render import Rows, View, compose, footer_lines, is_compact
+from rtc_voice.ui.render import HELP_TEXT, Rows, View, compose, footer_lines, is_compact
 
 SIZES = [(200, 60), (120, 40), (80, 24), (60, 20), (40, 12)]
 LONG_NOTICE = (
@@ -209,3 +209,39 @@ def test_other_issues_items_fit_as_status_items(width: int, height: int) -> None
     assert "q quit" in text
     if not is_compact(width, height):
         assert "rtt 42 ms" in text and "echo cancelling · 31 dB removed" in text
+
+
+def call_view(**changes: object) -> View:
+    """A plain call as `talk --local` shows it: two turns, rate limits, network and echo items."""
+    view = View(
+        model="gpt-realtime",
+        voice="marin",
+        phase="connected",
+        elapsed_s=37,
+        left_s=3562,
+        turns=[
+            Message("u1", "user", text="hello there", status="completed", started_at=1e9),
+            Message("a1", "assistant", text="You said: hello NEWEST", started_at=1e9),
+        ],
+        tokens_in=46,
+        tokens_out=66,
+        cost_usd=0.0039,
+        rate_limits=(RateLimit("requests", 4999, 5000), RateLimit("tokens", 395000, 400000)),
+        status_items=(
+            StatusItem("rtt 1 ms · jitter 0 ms · loss 0.0%", short="rtt 1 ms", priority=30),
+            StatusItem("echo cancelling", short="AEC", style="cyan"),
+        ),
+    )
+    for name, value in changes.items():
+        setattr(view, name, value)
+    return view
+
+
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (100, 30), (140, 45)])
+def test_the_help_panel_shows_every_key_at_common_sizes(width: int, height: int) -> None:
+    """At 80x24 the help box used to stop one line short: 'q hang up and quit' was cut off."""
+    text = "\n".join(emulate(call_view(show_help=True), width, height))
+    for line in HELP_TEXT.plain.splitlines():
+        words = line.split()[-2:]  # a line's end: the one a cut (or wrap) would lose
+        assert " ".join(words) in " ".join(text.split()), f"{line!r} missing:\n{text}"
+    assert "hello NEWEST" in text  # the conversation keeps its newest turn

@@ -503,6 +503,7 @@ def notice_lines(view: View, width: int, compact: bool) -> list[Text]:
 
 
 SIDE_LINES = 8  # the log or help panel's inner height, when there is room
+MIN_BODY_LINES = 3  # the conversation lines the help panel leaves when it takes more
 
 
 class BoxRow:
@@ -646,7 +647,10 @@ def compose(view: View, width: int, height: int) -> Frame:
     rows: list[Text | BoxRow] = [*top]
     if compact:
         # no boxes: a title rule per section; the side panel takes up to half of what is left
-        side = min(side_size + 1, (left - 2) // 2) if side_open else 0
+        room = (left - 2) // 2
+        if view.show_help:  # help is read whole: it takes what the conversation can spare
+            room = max(room, left - MIN_BODY_LINES)
+        side = min(side_size + 1, room) if side_open else 0
         if side_open and side < 1 and left >= 2:
             side = left - 1  # too small for both: the panel the user opened wins
         body = left - side
@@ -661,7 +665,10 @@ def compose(view: View, width: int, height: int) -> Frame:
             rows.extend(fit(line, width) for line in side_lines[: side - 1])
             rows.extend(Text("") for _ in range(side - 1 - len(side_lines[: side - 1])))
     else:
-        side = min(side_size, max(SIDE_LINES, left // 2)) + 2 if side_open else 0
+        room = max(SIDE_LINES, left // 2)
+        if view.show_help:  # read whole: the conversation keeps MIN_BODY_LINES inside its box
+            room = max(room, left - 4 - MIN_BODY_LINES)
+        side = min(side_size, room) + 2 if side_open else 0
         body = left - side - 2
         lines, scroll = conversation_lines(view.turns, width - 4, body, view.scroll)
         title = "conversation" + (" (scrolled back: End returns)" if view.scroll else "")
