@@ -3,6 +3,7 @@ whatever is on, the key hints and the typing prompt stay on the screen and no li
 
 from __future__ import annotations
 
+import dataclasses
 from io import StringIO
 
 import pyte
@@ -12,7 +13,15 @@ from rich.console import Console
 from rtc_voice.call.controls import HangUp, Question, RateLimit, StatusItem
 from rtc_voice.conversation import Message, Turn
 from rtc_voice.eventlog import LogLine
-from rtc_voice.ui.render import HELP_TEXT, Rows, View, compose, footer_lines, is_compact
+from rtc_voice.ui.render import (
+    HELP_TEXT,
+    Rows,
+    View,
+    compose,
+    footer_lines,
+    is_compact,
+    pretty_json,
+)
 
 SIZES = [(200, 60), (120, 40), (80, 24), (60, 20), (40, 12)]
 LONG_NOTICE = (
@@ -245,3 +254,24 @@ def test_the_help_panel_shows_every_key_at_common_sizes(width: int, height: int)
         words = line.split()[-2:]  # a line's end: the one a cut (or wrap) would lose
         assert " ".join(words) in " ".join(text.split()), f"{line!r} missing:\n{text}"
     assert "hello NEWEST" in text  # the conversation keeps its newest turn
+
+
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (100, 30), (140, 45)])
+def test_an_events_json_gets_the_room_and_says_what_did_not_fit(width: int, height: int) -> None:
+    """`o` on a log entry used to show its first 8 lines in the log's box, the rest cut
+    silently, while the conversation above kept a dozen empty lines."""
+    session = {"type": "realtime", "model": "gpt-realtime"} | {f"k{n}": n for n in range(60)}
+    big = pretty_json({"type": "session.updated", "event_id": "event_1", "session": session})
+    total = len(big.splitlines())
+    view = call_view(show_log=True, log=log_lines(), log_selected=1, log_detail=big)
+    rows = emulate(view, width, height)
+    top = next(n for n, row in enumerate(rows) if "event (o or Esc closes)" in row)
+    inner = rows[top + 1 : next(n for n in range(top, height) if rows[n].startswith("╰"))]
+    conversation = rows[2 : rows.index(rows[top]) - 1]  # inside the box above it
+    assert len(conversation) == 3, "\n".join(rows)  # all it can spare
+    assert len(inner) > 8 and inner[0].strip("│ ") == "{"  # 8: the log box it used to get
+    assert f"… {total - (len(inner) - 1)} more lines" in inner[-1], "\n".join(rows)
+    assert "hello NEWEST" in "\n".join(conversation)
+    small = pretty_json({"type": "response.create", "event_id": "event_2"})
+    rows = emulate(dataclasses.replace(view, log_detail=small), width, height)
+    assert '"event_id": "event_2"' in "\n".join(rows) and "more lines" not in "\n".join(rows)

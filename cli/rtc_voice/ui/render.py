@@ -365,12 +365,17 @@ def log_panel(
 
 
 def log_detail_lines(detail: str, width: int, height: int) -> list[Text]:
+    """The event's JSON wrapped to `width`; cut to `height` lines, the last one then says how
+    many lines did not fit."""
     lines: list[Text] = []
     for raw in detail.splitlines():
         lines.extend(wrap(Text(raw), width))
-        if len(lines) >= height:
-            break
-    return lines[:height]
+    if len(lines) <= height:
+        return lines
+    if height < 2:
+        return lines[:height]
+    more = len(lines) - (height - 1)
+    return [*lines[: height - 1], fit(Text(f"… {more} more lines", "dim"), width)]
 
 
 def pretty_json(event: object) -> str:
@@ -503,7 +508,7 @@ def notice_lines(view: View, width: int, compact: bool) -> list[Text]:
 
 
 SIDE_LINES = 8  # the log or help panel's inner height, when there is room
-MIN_BODY_LINES = 3  # the conversation lines the help panel leaves when it takes more
+MIN_BODY_LINES = 3  # the conversation lines the help or JSON panel leaves when it takes more
 
 
 class BoxRow:
@@ -643,12 +648,17 @@ def compose(view: View, width: int, height: int) -> Frame:
         foot = footer_lines(view, width, compact, max(1, height - 1))
         left = height - len(top) - len(foot)
     side_open = view.show_log or view.show_help
-    side_size = len(wrap(HELP_TEXT, width - 4)) if view.show_help else SIDE_LINES
+    side_size = SIDE_LINES
+    whole = view.show_help or (view.show_log and view.log_detail is not None)  # read whole
+    if view.show_help:
+        side_size = len(wrap(HELP_TEXT, width - 4))
+    elif whole and view.log_detail is not None:
+        side_size = len(log_detail_lines(view.log_detail, width - 4, 10**6))
     rows: list[Text | BoxRow] = [*top]
     if compact:
         # no boxes: a title rule per section; the side panel takes up to half of what is left
         room = (left - 2) // 2
-        if view.show_help:  # help is read whole: it takes what the conversation can spare
+        if whole:  # help or an event's JSON: it takes what the conversation can spare
             room = max(room, left - MIN_BODY_LINES)
         side = min(side_size + 1, room) if side_open else 0
         if side_open and side < 1 and left >= 2:
@@ -666,7 +676,7 @@ def compose(view: View, width: int, height: int) -> Frame:
             rows.extend(Text("") for _ in range(side - 1 - len(side_lines[: side - 1])))
     else:
         room = max(SIDE_LINES, left // 2)
-        if view.show_help:  # read whole: the conversation keeps MIN_BODY_LINES inside its box
+        if whole:  # help or an event's JSON: the conversation keeps MIN_BODY_LINES in its box
             room = max(room, left - 4 - MIN_BODY_LINES)
         side = min(side_size, room) + 2 if side_open else 0
         body = left - side - 2
