@@ -20,6 +20,7 @@ from rtc_voice.ui.render import (
     compose,
     footer_lines,
     is_compact,
+    key_hints,
     pretty_json,
 )
 
@@ -150,7 +151,7 @@ def test_keys_and_prompt_always_visible_and_nothing_cut(
         assert "TYPEDEND▌" in text  # the end of what is typed, with the cursor
         assert "Enter send" in text and "Esc cancel" in text
     else:
-        for hint in ("space talk", "m mute", "t type", "q quit"):
+        for hint in ("space talk", "m unmute", "t type", "q quit"):  # busy_view is muted
             assert hint in text, f"{hint!r} missing at {width}x{height}:\n{text}"
     assert "MUTED" in text and "PTT" in text
     assert rows[0].startswith(("rtc-voice gpt-realtime", "gpt-realtime", "connected"))
@@ -275,3 +276,15 @@ def test_an_events_json_gets_the_room_and_says_what_did_not_fit(width: int, heig
     small = pretty_json({"type": "response.create", "event_id": "event_2"})
     rows = emulate(dataclasses.replace(view, log_detail=small), width, height)
     assert '"event_id": "event_2"' in "\n".join(rows) and "more lines" not in "\n".join(rows)
+
+
+def test_the_key_hints_say_what_m_and_space_do_now() -> None:
+    """Muted, the hint said `m mute`; talking with --ptt, `space talk`."""
+
+    def hints(**changes: object) -> str:
+        return " ".join(line.plain for line in key_hints(call_view(**changes), 200))
+
+    assert "m mute" in hints() and "unmute" not in hints()
+    assert "m unmute" in hints(muted=True) and "m mute" not in hints(muted=True)
+    assert "space talk" in hints(ptt=True)
+    assert "space end turn" in hints(ptt=True, ptt_active=True)

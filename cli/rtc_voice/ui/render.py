@@ -463,6 +463,10 @@ def key_hints(view: View, width: int) -> list[Text]:
         keys = [("Enter", "keep the filter"), ("Esc", "clear it")]
     else:
         keys = [*([PTT_KEY] if view.ptt else []), *KEYS]
+        if view.ptt and view.ptt_active:  # what the key does now
+            keys[0] = ("space", "end turn")
+        if view.muted:
+            keys[keys.index(("m", "mute"))] = ("m", "unmute")
         if view.show_log:
             keys.insert(-2, ("↑↓", "pick"))
             keys.insert(-2, ("o", "JSON"))
