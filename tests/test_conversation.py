@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rtc_voice.conversation import Conversation, FunctionCall, Usage
-from rtc_voice.errors import UsageError
+from rtc_voice.errors import ExitCode, FileError
 from rtc_voice.eventlog import EventLog
 from rtc_voice.transcript import TranscriptWriter
 from tests.rtc_client import validate_server_event
@@ -423,8 +423,9 @@ def test_transcript_markdown_and_bad_extension(tmp_path: Path) -> None:
     assert "**You**" in text and ": hey" in text
     assert "**Assistant**" in text and ": a *(interrupted)*" in text
     assert "over 1 response." in text
-    with pytest.raises(UsageError, match="Cannot tell the transcript format"):
+    with pytest.raises(FileError, match="Cannot tell the transcript format") as bad:
         TranscriptWriter(tmp_path / "t.txt")
+    assert bad.value.exit_code == ExitCode.AUDIO  # as --record's unknown extension
 
 
 def test_markdown_transcript_footer_renders_as_rules_and_paragraphs(tmp_path: Path) -> None:

@@ -294,7 +294,7 @@ def test_expired_or_unknown_token_is_an_auth_error(
         (["--local", "--input", "missing.wav"], ExitCode.AUDIO, "does not exist"),
         (
             ["--local", "--input", str(HELLO), "--transcript", "t.txt"],
-            ExitCode.USAGE,
+            ExitCode.AUDIO,  # a file talk writes that cannot be used, as --record x.xyz
             "Cannot tell the transcript format",
         ),
         (["--token", "sk-nope"], ExitCode.USAGE, "--token takes an ephemeral key"),

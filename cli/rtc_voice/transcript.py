@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rtc_voice.conversation import Conversation, FunctionCall, Turn, final_status
-from rtc_voice.errors import FileError, UsageError
+from rtc_voice.errors import FileError
 from rtc_voice.paths import check_writable
 from rtc_voice.sinks import WriterThread
 
@@ -29,7 +29,7 @@ class TranscriptWriter:
     def __init__(self, path: Path, writer: WriterThread | None = None) -> None:
         suffix = path.suffix.lower()
         if suffix not in (".jsonl", ".md"):
-            raise UsageError(
+            raise FileError(
                 f"Cannot tell the transcript format of {path}.",
                 hint="Name it .jsonl (one JSON object per line) or .md (Markdown).",
             )
