@@ -309,6 +309,21 @@ def test_bad_input_is_one_sentence_with_a_code(
     assert fragment in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("flag", ["--input", "--output", "--record"])
+def test_a_folder_given_for_an_audio_file_says_so(tmp_path: Path, flag: str) -> None:
+    """A folder was taken for a device name ('No audio device matches …'), or, for --record,
+    for a file with an unknown extension."""
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    others = {"--input": ["--output", "none"], "--output": ["--input", "none"]}
+    args = others.get(flag, ["--input", "none", "--output", "none"])
+    done = talk(tmp_path, "--local", flag, str(folder), *args, timeout=60)
+    assert done.returncode == ExitCode.AUDIO, done.stderr
+    assert f"{folder}" in done.stderr and "is a directory" in done.stderr
+    assert "\nHint: " in done.stderr and "No audio device" not in done.stderr
+    assert "Cannot tell which audio format" not in done.stderr
+
+
 def test_unreachable_host_is_a_network_error(tmp_path: Path) -> None:
     done = talk(
         tmp_path,
