@@ -324,6 +324,26 @@ def test_a_folder_given_for_an_audio_file_says_so(tmp_path: Path, flag: str) -> 
     assert "Cannot tell which audio format" not in done.stderr
 
 
+def test_a_bad_device_name_from_the_config_file_or_environment_says_where_it_came_from(
+    tmp_path: Path,
+) -> None:
+    """`talk` with no --input said only "No audio device matches 'usb-headset'", a name the
+    user never typed on this command line."""
+    config = tmp_path / "rtc.toml"
+    config.write_text('[audio]\ninput_device = "usb-headset"\n')
+    done = talk(tmp_path, "--local", "--config", str(config), "--output", "none", timeout=60)
+    assert done.returncode == ExitCode.AUDIO, done.stderr
+    assert f"'usb-headset' (set by audio.input_device in {config})" in done.stderr
+    assert "or pick one for this call with --input" in done.stderr
+    by_env = talk(
+        tmp_path, "--local", "--input", "none", env={"RTC_VOICE_AUDIO_OUTPUT_DEVICE": "#99"}
+    )
+    assert by_env.returncode == ExitCode.AUDIO, by_env.stderr
+    assert "(set by RTC_VOICE_AUDIO_OUTPUT_DEVICE)" in by_env.stderr
+    flagged = talk(tmp_path, "--local", "--config", str(config), "--input", "usb-headset")
+    assert flagged.returncode == ExitCode.AUDIO and "set by" not in flagged.stderr
+
+
 def test_unreachable_host_is_a_network_error(tmp_path: Path) -> None:
     done = talk(
         tmp_path,
