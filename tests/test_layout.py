@@ -18,6 +18,7 @@ from rtc_voice.ui.render import (
     Rows,
     View,
     compose,
+    compose_inline,
     footer_lines,
     is_compact,
     key_hints,
@@ -288,3 +289,13 @@ def test_the_key_hints_say_what_m_and_space_do_now() -> None:
     assert "m unmute" in hints(muted=True) and "m mute" not in hints(muted=True)
     assert "space talk" in hints(ptt=True)
     assert "space end turn" in hints(ptt=True, ptt_active=True)
+
+
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (100, 30), (140, 45)])
+def test_the_inline_help_shows_every_key(width: int, height: int) -> None:
+    """`--ui inline`: the help was cut to the log's 8 lines, without `?` and `q`."""
+    rows = compose_inline(call_view(show_help=True), width, height)
+    text = " ".join(" ".join(row.plain.split()) for row in rows.rows)
+    assert len(rows.rows) < height
+    for line in HELP_TEXT.plain.splitlines():
+        assert " ".join(line.split()[-2:]) in text, f"{line!r} missing:\n{text}"

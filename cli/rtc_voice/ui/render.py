@@ -592,6 +592,20 @@ def _side_body(view: View, width: int, lines: int) -> tuple[list[Text], str, str
     return list(log_panel(view.log, lines, width, view.log_selected).split("\n")), title, "dim"
 
 
+def _read_whole(view: View) -> bool:
+    """The help or an event's JSON is open: read whole, not glanced at like the log."""
+    return view.show_help or (view.show_log and view.log_detail is not None)
+
+
+def _side_size(view: View, width: int) -> int:
+    """The lines the open side panel would like: all of the help or the JSON, else the log's."""
+    if view.show_help:
+        return len(wrap(HELP_TEXT, width))
+    if view.show_log and view.log_detail is not None:
+        return len(log_detail_lines(view.log_detail, width, 10**6))
+    return SIDE_LINES
+
+
 def is_compact(width: int, height: int) -> bool:
     return width < COMPACT_WIDTH or height < COMPACT_HEIGHT
 
@@ -652,12 +666,8 @@ def compose(view: View, width: int, height: int) -> Frame:
         foot = footer_lines(view, width, compact, max(1, height - 1))
         left = height - len(top) - len(foot)
     side_open = view.show_log or view.show_help
-    side_size = SIDE_LINES
-    whole = view.show_help or (view.show_log and view.log_detail is not None)  # read whole
-    if view.show_help:
-        side_size = len(wrap(HELP_TEXT, width - 4))
-    elif whole and view.log_detail is not None:
-        side_size = len(log_detail_lines(view.log_detail, width - 4, 10**6))
+    whole = _read_whole(view)
+    side_size = _side_size(view, width - 4)
     rows: list[Text | BoxRow] = [*top]
     if compact:
         # no boxes: a title rule per section; the side panel takes up to half of what is left
@@ -709,7 +719,7 @@ def compose_inline(view: View, width: int, height: int) -> Rows:
         rows.append(fit(header(view, width), width))
         left -= 1
     if left > 0 and (view.show_log or view.show_help):
-        side = min(SIDE_LINES, left - 1)
+        side = min(_side_size(view, width), left - 1)
         if side > 0:
             side_lines, title, style = _side_body(view, width, side)
             rows = [_titled(title, style, width), *(fit(x, width) for x in side_lines), *rows]
