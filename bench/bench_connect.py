@@ -241,7 +241,8 @@ import rtc_voice.app; step()
 from rtc_voice.config import load_settings; load_settings(config_flag=None, flags={}); step()
 import rtc_voice.call.supervisor, rtc_voice.ui.modes, rtc_voice.tools; step()
 import rtc_voice.api; step()
-client = rtc_voice.api.httpx.AsyncClient(); step()
+client = rtc_voice.api.RealtimeApi('http://127.0.0.1:9/v1'); step()
+tls_client = rtc_voice.api.RealtimeApi('https://api.openai.com/v1'); step()
 import sounddevice; step()
 import numpy, av; step()
 import aiortc; step()
@@ -256,7 +257,8 @@ STEP_NAMES = (
     "settings loaded",
     "rtc-voice's own modules (call, conversation, protocol, screen, tools)",
     "httpx, as rtc_voice.api loads it (the key request can go after this)",
-    "httpx.AsyncClient (httpcore, TLS context)",
+    "the HTTP client, as talk makes it for this bench's http:// server (no CA bundle)",
+    "  (not on this bench's path: a second client, for an https:// base URL: the CA bundle)",
     "sounddevice (PortAudio started)",
     "numpy, av (after this, alongside the key request)",
     "aiortc",
