@@ -169,6 +169,7 @@ def test_flag_values_are_validated_and_named() -> None:
         (["serve", "--drops", "0"], {}, "", ExitCode.USAGE, "for the flag --drops"),
         (["serve", "--drop-after", "-1"], {}, "", ExitCode.USAGE, "for the flag --drop-after"),
         (["talk", "--local", "--ui", "fancy"], {}, "", ExitCode.USAGE, "for the flag --ui"),
+        (["talk", "--local", "--say", " "], {}, "", ExitCode.USAGE, "for the flag --say"),
         (
             ["talk", "--local", "--max-duration", "-5"],
             {},

@@ -607,6 +607,8 @@ def talk(
         raise _bad_flag("--ui", repr(ui), "full or inline")
     if max_duration is not None and max_duration <= 0:
         raise _bad_flag("--max-duration", f"{max_duration:g}", "more than 0 seconds")
+    if any(not text.strip() for text in say or ()):  # nothing would be sent, nor answered
+        raise _bad_flag("--say", "''", "a message with some text")
     if token is not None and not token.startswith("ek_"):
         raise UsageError(
             "--token takes an ephemeral key (ek_…).",
