@@ -171,6 +171,14 @@ def test_flag_values_are_validated_and_named() -> None:
         (["talk", "--local", "--ui", "fancy"], {}, "", ExitCode.USAGE, "for the flag --ui"),
         (["talk", "--local", "--say", " "], {}, "", ExitCode.USAGE, "for the flag --say"),
         (
+            ["talk", "--local", "--base-url", "http://127.0.0.1:9/v1"],
+            {},
+            "",
+            ExitCode.USAGE,
+            "--base-url would be ignored",
+        ),
+        (["talk", "--local", "--token", "ek_abc"], {}, "", ExitCode.USAGE, "--token would be"),
+        (
             ["talk", "--local", "--max-duration", "-5"],
             {},
             "",

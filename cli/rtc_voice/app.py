@@ -631,6 +631,14 @@ def talk(
             "--network and --drop-after rehearse a bad network on the built-in server only.",
             hint="Add --local, or run `rtc-voice serve --network …` and point --base-url at it.",
         )
+    if local and (base_url is not None or token is not None):
+        given = "--base-url" if base_url is not None else "--token"
+        raise UsageError(
+            f"--local talks to the built-in server, which mints its own keys: {given} would "
+            "be ignored.",
+            hint="Drop --local to use another server (`rtc-voice serve` runs one), or drop "
+            f"{given}.",
+        )
     _network_rehearsal(network, drop_after, 1)
     settings = _settings(config, **flags)
     api_key = None if (local or token) else require_api_key()
