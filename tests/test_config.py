@@ -166,6 +166,18 @@ def test_flag_values_are_validated_and_named() -> None:
         (["token", "--base-url", "notaurl"], {}, "", ExitCode.USAGE, "for the flag --base-url"),
         (["serve", "--port", "70000"], {}, "", ExitCode.USAGE, "for the flag --port"),
         (["serve", "--max-duration", "0"], {}, "", ExitCode.USAGE, "for the flag --max-duration"),
+        (["serve", "--drops", "0"], {}, "", ExitCode.USAGE, "for the flag --drops"),
+        (["serve", "--drop-after", "-1"], {}, "", ExitCode.USAGE, "for the flag --drop-after"),
+        (["talk", "--local", "--ui", "fancy"], {}, "", ExitCode.USAGE, "for the flag --ui"),
+        (["talk", "--local", "--say", " "], {}, "", ExitCode.USAGE, "for the flag --say"),
+        (
+            ["talk", "--local", "--base-url", "http://127.0.0.1:9/v1"],
+            {},
+            "",
+            ExitCode.USAGE,
+            "--base-url would be ignored",
+        ),
+        (["talk", "--local", "--token", "ek_abc"], {}, "", ExitCode.USAGE, "--token would be"),
         (
             ["talk", "--local", "--max-duration", "-5"],
             {},
@@ -197,6 +209,7 @@ def test_a_bad_flag_exits_2_and_a_bad_setting_3_each_saying_where(
     result = runner.invoke(app, args, env=env)
     assert result.exit_code == code, result.output
     assert fragment in result.stderr and "Traceback" not in result.output
+    assert "\nHint: " in result.stderr  # one sentence and a hint, as every error
     assert "config show" not in result.stderr  # it would fail on the same value
 
 

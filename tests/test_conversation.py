@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rtc_voice.conversation import Conversation, FunctionCall, Usage
-from rtc_voice.errors import UsageError
+from rtc_voice.errors import ExitCode, FileError
 from rtc_voice.eventlog import EventLog
 from rtc_voice.transcript import TranscriptWriter
 from tests.rtc_client import validate_server_event
@@ -423,8 +423,33 @@ def test_transcript_markdown_and_bad_extension(tmp_path: Path) -> None:
     assert "**You**" in text and ": hey" in text
     assert "**Assistant**" in text and ": a *(interrupted)*" in text
     assert "over 1 response." in text
-    with pytest.raises(UsageError, match="Cannot tell the transcript format"):
+    with pytest.raises(FileError, match="Cannot tell the transcript format") as bad:
         TranscriptWriter(tmp_path / "t.txt")
+    assert bad.value.exit_code == ExitCode.AUDIO  # as --record's unknown extension
+
+
+def test_markdown_transcript_footer_renders_as_rules_and_paragraphs(tmp_path: Path) -> None:
+    """The network line used to sit right above `---`, which Markdown reads as a heading
+    underline: the summary rendered as a big H2 title ("over 1 turns", too)."""
+    from markdown_it import MarkdownIt
+
+    from rtc_voice.call.netstats import NetworkHealth
+
+    conv = Conversation()
+    apply_all(conv, [SESSION, *user_audio("u1", None), *transcription("u1", "hey")])
+    apply_all(conv, reply("a1", "u1", "r1", ["Hi."]))
+    network = NetworkHealth().summary()
+    network.update(turns=1, turn_latency_p50_ms=538.0, turn_latency_p95_ms=538.0, loss_pct=0.0)
+    writer = TranscriptWriter(tmp_path / "t.md")
+    writer.finish(conv, 0.0054, network)
+    text = (tmp_path / "t.md").read_text()
+    tokens = MarkdownIt().parse(text)
+    headings = [t for t in tokens if t.type == "heading_open"]
+    assert [t.tag for t in headings] == ["h1"], text  # only the call's own title
+    assert sum(t.type == "hr" for t in tokens) == 2, text
+    paragraphs = [t.content for t in tokens if t.type == "inline"]
+    assert any(p.startswith("Network: turn latency p50 538 ms") for p in paragraphs), text
+    assert "over 1 turn;" in text and any(p.startswith("Usage:") for p in paragraphs)
 
 
 def test_replay_events_carry_the_conversation_to_a_new_session() -> None:

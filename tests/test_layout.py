@@ -3,6 +3,7 @@ whatever is on, the key hints and the typing prompt stay on the screen and no li
 
 from __future__ import annotations
 
+import dataclasses
 from io import StringIO
 
 import pyte
@@ -12,7 +13,17 @@ from rich.console import Console
 from rtc_voice.call.controls import HangUp, Question, RateLimit, StatusItem
 from rtc_voice.conversation import Message, Turn
 from rtc_voice.eventlog import LogLine
-from rtc_voice.ui.render import Rows, View, compose, footer_lines, is_compact
+from rtc_voice.ui.render import (
+    HELP_TEXT,
+    Rows,
+    View,
+    compose,
+    compose_inline,
+    footer_lines,
+    is_compact,
+    key_hints,
+    pretty_json,
+)
 
 SIZES = [(200, 60), (120, 40), (80, 24), (60, 20), (40, 12)]
 LONG_NOTICE = (
@@ -141,7 +152,7 @@ def test_keys_and_prompt_always_visible_and_nothing_cut(
         assert "TYPEDEND▌" in text  # the end of what is typed, with the cursor
         assert "Enter send" in text and "Esc cancel" in text
     else:
-        for hint in ("space talk", "m mute", "t type", "q quit"):
+        for hint in ("space talk", "m unmute", "t type", "q quit"):  # busy_view is muted
             assert hint in text, f"{hint!r} missing at {width}x{height}:\n{text}"
     assert "MUTED" in text and "PTT" in text
     assert rows[0].startswith(("rtc-voice gpt-realtime", "gpt-realtime", "connected"))
@@ -209,3 +220,82 @@ def test_other_issues_items_fit_as_status_items(width: int, height: int) -> None
     assert "q quit" in text
     if not is_compact(width, height):
         assert "rtt 42 ms" in text and "echo cancelling · 31 dB removed" in text
+
+
+def call_view(**changes: object) -> View:
+    """A plain call as `talk --local` shows it: two turns, rate limits, network and echo items."""
+    view = View(
+        model="gpt-realtime",
+        voice="marin",
+        phase="connected",
+        elapsed_s=37,
+        left_s=3562,
+        turns=[
+            Message("u1", "user", text="hello there", status="completed", started_at=1e9),
+            Message("a1", "assistant", text="You said: hello NEWEST", started_at=1e9),
+        ],
+        tokens_in=46,
+        tokens_out=66,
+        cost_usd=0.0039,
+        rate_limits=(RateLimit("requests", 4999, 5000), RateLimit("tokens", 395000, 400000)),
+        status_items=(
+            StatusItem("rtt 1 ms · jitter 0 ms · loss 0.0%", short="rtt 1 ms", priority=30),
+            StatusItem("echo cancelling", short="AEC", style="cyan"),
+        ),
+    )
+    for name, value in changes.items():
+        setattr(view, name, value)
+    return view
+
+
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (100, 30), (140, 45)])
+def test_the_help_panel_shows_every_key_at_common_sizes(width: int, height: int) -> None:
+    """At 80x24 the help box used to stop one line short: 'q hang up and quit' was cut off."""
+    text = "\n".join(emulate(call_view(show_help=True), width, height))
+    for line in HELP_TEXT.plain.splitlines():
+        words = line.split()[-2:]  # a line's end: the one a cut (or wrap) would lose
+        assert " ".join(words) in " ".join(text.split()), f"{line!r} missing:\n{text}"
+    assert "hello NEWEST" in text  # the conversation keeps its newest turn
+
+
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (100, 30), (140, 45)])
+def test_an_events_json_gets_the_room_and_says_what_did_not_fit(width: int, height: int) -> None:
+    """`o` on a log entry used to show its first 8 lines in the log's box, the rest cut
+    silently, while the conversation above kept a dozen empty lines."""
+    session = {"type": "realtime", "model": "gpt-realtime"} | {f"k{n}": n for n in range(60)}
+    big = pretty_json({"type": "session.updated", "event_id": "event_1", "session": session})
+    total = len(big.splitlines())
+    view = call_view(show_log=True, log=log_lines(), log_selected=1, log_detail=big)
+    rows = emulate(view, width, height)
+    top = next(n for n, row in enumerate(rows) if "event (o or Esc closes)" in row)
+    inner = rows[top + 1 : next(n for n in range(top, height) if rows[n].startswith("╰"))]
+    conversation = rows[2 : rows.index(rows[top]) - 1]  # inside the box above it
+    assert len(conversation) == 3, "\n".join(rows)  # all it can spare
+    assert len(inner) > 8 and inner[0].strip("│ ") == "{"  # 8: the log box it used to get
+    assert f"… {total - (len(inner) - 1)} more lines" in inner[-1], "\n".join(rows)
+    assert "hello NEWEST" in "\n".join(conversation)
+    small = pretty_json({"type": "response.create", "event_id": "event_2"})
+    rows = emulate(dataclasses.replace(view, log_detail=small), width, height)
+    assert '"event_id": "event_2"' in "\n".join(rows) and "more lines" not in "\n".join(rows)
+
+
+def test_the_key_hints_say_what_m_and_space_do_now() -> None:
+    """Muted, the hint said `m mute`; talking with --ptt, `space talk`."""
+
+    def hints(**changes: object) -> str:
+        return " ".join(line.plain for line in key_hints(call_view(**changes), 200))
+
+    assert "m mute" in hints() and "unmute" not in hints()
+    assert "m unmute" in hints(muted=True) and "m mute" not in hints(muted=True)
+    assert "space talk" in hints(ptt=True)
+    assert "space end turn" in hints(ptt=True, ptt_active=True)
+
+
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (100, 30), (140, 45)])
+def test_the_inline_help_shows_every_key(width: int, height: int) -> None:
+    """`--ui inline`: the help was cut to the log's 8 lines, without `?` and `q`."""
+    rows = compose_inline(call_view(show_help=True), width, height)
+    text = " ".join(" ".join(row.plain.split()) for row in rows.rows)
+    assert len(rows.rows) < height
+    for line in HELP_TEXT.plain.splitlines():
+        assert " ".join(line.split()[-2:]) in text, f"{line!r} missing:\n{text}"

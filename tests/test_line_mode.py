@@ -132,3 +132,26 @@ def test_exit_after_reply_ends_a_call_on_the_live_screen(tmp_path: Path) -> None
         assert "EXIT=0" in final and "assistant: You said: just this" in final
     finally:
         session.kill()
+
+
+def test_slash_m_says_whether_the_microphone_is_now_muted() -> None:
+    """Line mode has no MUTED badge: `/m` used to toggle the microphone without a word."""
+    from io import StringIO
+
+    from rtc_voice.audio.io import open_microphone
+    from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
+    from rtc_voice.config import Settings
+    from rtc_voice.ui.plain import LinePresenter
+
+    err = StringIO()
+    presenter = LinePresenter(out=StringIO(), err=err, read_lines=True)
+    call = CallSupervisor(Settings(), TalkOptions(), presenter, api_key=None)
+    presenter.bind(call, call.snapshot)
+    presenter.line("/m")  # before the microphone is open: the toggle does nothing
+    assert not call.muted and "not open yet" in err.getvalue()
+    call.mic = open_microphone("none")
+    presenter.line("/m")
+    assert call.muted and call.mic.track.muted
+    assert err.getvalue().splitlines()[-1].startswith("Muted:")
+    presenter.line("/mute")
+    assert not call.muted and err.getvalue().splitlines()[-1].startswith("Unmuted:")

@@ -177,7 +177,7 @@ def test_bad_network_flags_are_usage_errors(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
     for args, says in (
         (["serve", "--network", "jitter=3s"], "Invalid --network"),
-        (["serve", "--drop-after", "0"], "Invalid --drop-after 0"),
+        (["serve", "--drop-after", "0"], "Invalid value 0 for the flag --drop-after"),
         (["talk", "--network", "lossy"], "built-in server only"),
     ):
         done = subprocess.run(rtc_voice(*args), env=env, capture_output=True, text=True, timeout=30)

@@ -55,7 +55,23 @@ def test_serve_port_in_use_is_one_sentence(
     )
     assert taken.returncode == ExitCode.NETWORK
     assert f"Cannot listen on 127.0.0.1:{port}" in taken.stderr
+    assert "Pick another --port" in taken.stderr
     assert "Traceback" not in taken.stderr
+
+
+def test_serve_on_an_address_not_of_this_machine_points_at_the_host_not_the_port() -> None:
+    # 192.0.2.1 (TEST-NET-1) is on no interface here: bind fails at once, nothing is sent
+    done = subprocess.run(
+        rtc_voice("serve", "--host", "192.0.2.1", "--port", "0"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == ExitCode.NETWORK
+    assert "Cannot listen on 192.0.2.1:0" in done.stderr
+    assert "Check --host" in done.stderr and "--port" not in done.stderr.split("Hint:")[1]
+    assert "Traceback" not in done.stderr
 
 
 def test_serve_warns_loudly_off_loopback(tmp_path: Path) -> None:

@@ -294,7 +294,7 @@ def test_expired_or_unknown_token_is_an_auth_error(
         (["--local", "--input", "missing.wav"], ExitCode.AUDIO, "does not exist"),
         (
             ["--local", "--input", str(HELLO), "--transcript", "t.txt"],
-            ExitCode.USAGE,
+            ExitCode.AUDIO,  # a file talk writes that cannot be used, as --record x.xyz
             "Cannot tell the transcript format",
         ),
         (["--token", "sk-nope"], ExitCode.USAGE, "--token takes an ephemeral key"),
@@ -307,6 +307,41 @@ def test_bad_input_is_one_sentence_with_a_code(
     done = talk(tmp_path, *args)
     assert done.returncode == code, done.stderr
     assert fragment in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("flag", ["--input", "--output", "--record"])
+def test_a_folder_given_for_an_audio_file_says_so(tmp_path: Path, flag: str) -> None:
+    """A folder was taken for a device name ('No audio device matches …'), or, for --record,
+    for a file with an unknown extension."""
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    others = {"--input": ["--output", "none"], "--output": ["--input", "none"]}
+    args = others.get(flag, ["--input", "none", "--output", "none"])
+    done = talk(tmp_path, "--local", flag, str(folder), *args, timeout=60)
+    assert done.returncode == ExitCode.AUDIO, done.stderr
+    assert f"{folder}" in done.stderr and "is a directory" in done.stderr
+    assert "\nHint: " in done.stderr and "No audio device" not in done.stderr
+    assert "Cannot tell which audio format" not in done.stderr
+
+
+def test_a_bad_device_name_from_the_config_file_or_environment_says_where_it_came_from(
+    tmp_path: Path,
+) -> None:
+    """`talk` with no --input said only "No audio device matches 'usb-headset'", a name the
+    user never typed on this command line."""
+    config = tmp_path / "rtc.toml"
+    config.write_text('[audio]\ninput_device = "usb-headset"\n')
+    done = talk(tmp_path, "--local", "--config", str(config), "--output", "none", timeout=60)
+    assert done.returncode == ExitCode.AUDIO, done.stderr
+    assert f"'usb-headset' (set by audio.input_device in {config})" in done.stderr
+    assert "or pick one for this call with --input" in done.stderr
+    by_env = talk(
+        tmp_path, "--local", "--input", "none", env={"RTC_VOICE_AUDIO_OUTPUT_DEVICE": "#99"}
+    )
+    assert by_env.returncode == ExitCode.AUDIO, by_env.stderr
+    assert "(set by RTC_VOICE_AUDIO_OUTPUT_DEVICE)" in by_env.stderr
+    flagged = talk(tmp_path, "--local", "--config", str(config), "--input", "usb-headset")
+    assert flagged.returncode == ExitCode.AUDIO and "set by" not in flagged.stderr
 
 
 def test_unreachable_host_is_a_network_error(tmp_path: Path) -> None:

@@ -604,11 +604,11 @@ def talk(
     from rtc_voice.errors import UsageError
 
     if ui not in ("full", "inline"):
-        raise UsageError(f"Invalid --ui {ui!r}: expected full or inline.")
+        raise _bad_flag("--ui", repr(ui), "full or inline")
     if max_duration is not None and max_duration <= 0:
-        raise UsageError(
-            f"Invalid value {max_duration:g} for the flag --max-duration: expected more than 0."
-        )
+        raise _bad_flag("--max-duration", f"{max_duration:g}", "more than 0 seconds")
+    if any(not text.strip() for text in say or ()):  # nothing would be sent, nor answered
+        raise _bad_flag("--say", "''", "a message with some text")
     if token is not None and not token.startswith("ek_"):
         raise UsageError(
             "--token takes an ephemeral key (ek_…).",
@@ -630,6 +630,14 @@ def talk(
         raise UsageError(
             "--network and --drop-after rehearse a bad network on the built-in server only.",
             hint="Add --local, or run `rtc-voice serve --network …` and point --base-url at it.",
+        )
+    if local and (base_url is not None or token is not None):
+        given = "--base-url" if base_url is not None else "--token"
+        raise UsageError(
+            f"--local talks to the built-in server, which mints its own keys: {given} would "
+            "be ignored.",
+            hint="Drop --local to use another server (`rtc-voice serve` runs one), or drop "
+            f"{given}.",
         )
     _network_rehearsal(network, drop_after, 1)
     settings = _settings(config, **flags)
@@ -922,16 +930,14 @@ def serve(
       rtc-voice serve
       OPENAI_API_KEY=sk-local rtc-voice token --base-url http://127.0.0.1:8765/v1
     """
-    from rtc_voice.errors import NetworkError, UsageError
+    from rtc_voice.errors import NetworkError
     from rtc_voice.localserver import LocalServer
     from rtc_voice.rtc.ice import is_loopback_host
 
     if not 0 <= port <= 65535:
-        raise UsageError(f"Invalid value {port} for the flag --port: expected 0 to 65535.")
+        raise _bad_flag("--port", str(port), "0 to 65535")
     if max_duration <= 0:
-        raise UsageError(
-            f"Invalid value {max_duration:g} for the flag --max-duration: expected more than 0."
-        )
+        raise _bad_flag("--max-duration", f"{max_duration:g}", "more than 0 seconds")
     impairment = _network_rehearsal(network, drop_after, drops)
     err = _stderr()
 
@@ -958,9 +964,14 @@ def serve(
         try:
             await server.start()
         except OSError as exc:
+            import errno
+
+            in_use = exc.errno in (errno.EADDRINUSE, errno.EACCES)
             raise NetworkError(
                 f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
-                hint="Pick another --port (0 chooses a free one) or stop the other server.",
+                hint="Pick another --port (0 chooses a free one) or stop the other server."
+                if in_use
+                else "Check --host: it must be an address of this machine, such as 127.0.0.1.",
             ) from None
         stop = asyncio.Event()
 
@@ -997,14 +1008,25 @@ def serve(
         raise typer.Exit(int(ExitCode.TERMINATED))
 
 
+def _bad_flag(flag: str, shown: str, expected: str) -> Exception:
+    """A flag's value that cannot be used: the sentence and hint settings' own flags get
+    (config.py), so every bad flag reads alike and names the way out."""
+    from rtc_voice.errors import UsageError
+
+    return UsageError(
+        f"Invalid value {shown} for the flag {flag}: expected {expected}.",
+        hint=f"Give {flag} another value (see --help).",
+    )
+
+
 def _network_rehearsal(network: str | None, drop_after: float | None, drops: int) -> Any:
     """The local server's --network / --drop-after / --drops, checked (usage errors)."""
     from rtc_voice.errors import UsageError
 
     if drop_after is not None and drop_after <= 0:
-        raise UsageError(f"Invalid --drop-after {drop_after:g}: expected more than 0 seconds.")
+        raise _bad_flag("--drop-after", f"{drop_after:g}", "more than 0 seconds")
     if drops < 1:
-        raise UsageError(f"Invalid --drops {drops}: expected 1 or more.")
+        raise _bad_flag("--drops", str(drops), "1 or more")
     if network is None:
         return None
     from rtc_voice.localserver.netem import NetworkSpecError, parse_network  # only with --network

@@ -20,7 +20,7 @@ def is_file_spec(spec: str | None) -> bool:
     if not spec:
         return False
     path = Path(spec).expanduser()
-    return path.suffix.lower() in AUDIO_EXTENSIONS or path.is_file()
+    return path.suffix.lower() in AUDIO_EXTENSIONS or path.is_file() or path.is_dir()
 
 
 def check_writable(path: Path, what: str = "file", hint: str | None = None) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rtc_voice.conversation import Conversation, FunctionCall, Turn, final_status
-from rtc_voice.errors import FileError, UsageError
+from rtc_voice.errors import FileError
 from rtc_voice.paths import check_writable
 from rtc_voice.sinks import WriterThread
 
@@ -29,7 +29,7 @@ class TranscriptWriter:
     def __init__(self, path: Path, writer: WriterThread | None = None) -> None:
         suffix = path.suffix.lower()
         if suffix not in (".jsonl", ".md"):
-            raise UsageError(
+            raise FileError(
                 f"Cannot tell the transcript format of {path}.",
                 hint="Name it .jsonl (one JSON object per line) or .md (Markdown).",
             )
@@ -176,12 +176,14 @@ class TranscriptWriter:
         if summary.get("turn_latency_p50_ms") is not None:
             parts.append(
                 f"turn latency p50 {summary['turn_latency_p50_ms']:.0f} ms, "
-                f"p95 {summary['turn_latency_p95_ms']:.0f} ms over {summary['turns']} turns"
+                f"p95 {summary['turn_latency_p95_ms']:.0f} ms over {summary['turns']} "
+                + ("turn" if summary["turns"] == 1 else "turns")
             )
         if summary.get("loss_pct") is not None:
             parts.append(f"{summary['loss_pct']:.1f}% of packets lost")
         parts.append(f"{summary['reconnects']} reconnects, {summary['rollovers']} rollovers")
-        self._emit("---\nNetwork: " + "; ".join(parts) + ".\n")
+        # blank lines around it: a line right above `---` would become a Markdown heading
+        self._emit("---\n\nNetwork: " + "; ".join(parts) + ".\n\n")
 
     def close(self) -> None:
         if self._writer is not None:

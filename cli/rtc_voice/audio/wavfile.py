@@ -38,9 +38,15 @@ def read_audio(path: Path) -> Pcm:
             "devices`) or an audio file.",
         )
     if path.is_dir():
-        raise FileError(f"The input file {path} is a directory.")
+        raise FileError(
+            f"The input file {path} is a directory.",
+            hint="Name an audio file in it, or a microphone (see `rtc-voice devices`).",
+        )
     if not os.access(path, os.R_OK):
-        raise FileError(f"The input file {path} cannot be read (permission denied).")
+        raise FileError(
+            f"The input file {path} cannot be read (permission denied).",
+            hint="Check the file's permissions, or pick another file.",
+        )
     import av
 
     chunks: list[Pcm] = []
@@ -98,10 +104,11 @@ class DeferredWriter:
     an existing file of that name as it was."""
 
     def __init__(self, path: Path, *, channels: int = 1, rate: int = RATE, what: str) -> None:
+        # the folder and permissions first: a directory has no extension to complain about
+        check_writable(path, what, hint=f"Pick another path: a file ending in {WRITABLE}.")
         suffix = path.suffix.lower()
         if suffix not in (".wav", ".wave", *WRITE_FORMATS):
             open_writer(path)  # raises the FileError that names the formats
-        check_writable(path, what)
         self.path = path
         self.frames = 0
         self._args = {"channels": channels, "rate": rate}

@@ -44,7 +44,7 @@ from rtc_voice.call.netstats import HealthSnapshot, NetworkHealth
 from rtc_voice.config import Settings
 from rtc_voice.conversation import Conversation, Turn
 from rtc_voice.credentials import ApiKey
-from rtc_voice.errors import ExitCode, FileError, RtcVoiceError
+from rtc_voice.errors import AudioError, ExitCode, FileError, RtcVoiceError
 from rtc_voice.eventlog import EventLog
 from rtc_voice.protocol import ServerEventType as S
 from rtc_voice.protocol import client as proto
@@ -328,8 +328,14 @@ class CallSupervisor:
         def resolve() -> None:  # a worker thread: sounddevice's import queries PortAudio
             from rtc_voice.audio.catalog import select
 
-            self._in_device = select(in_spec, "input") if in_device else None
-            self._out_device = select(out_spec, "output") if out_device else None
+            try:
+                self._in_device = select(in_spec, "input") if in_device else None
+            except AudioError as exc:
+                raise _said_where(exc, settings, "input_device", opts.input) from None
+            try:
+                self._out_device = select(out_spec, "output") if out_device else None
+            except AudioError as exc:
+                raise _said_where(exc, settings, "output_device", opts.output) from None
 
         def http_client() -> None:  # a worker thread: httpx's import and its TLS context
             from rtc_voice.api import RealtimeApi
@@ -1242,3 +1248,19 @@ def _approval_question(pending: PendingApproval, now: float) -> Question:
         f"Run tool {pending.name}{where} {pending.arguments}?  ({pending.left_s(now):.0f} s left)",
         (("y", "yes", Approve(pending.id)), ("n", "no", Decline(pending.id))),
     )
+
+
+def _said_where(exc: AudioError, settings: Settings, attr: str, flag: str | None) -> AudioError:
+    """A device named by the config file or the environment, not on this command line: the
+    error says where the name came from, or the user looks for it in vain."""
+    source = settings.source_of(attr)
+    if flag is not None or source.kind not in ("file", "env"):
+        return exc
+    key = f"audio.{attr}"
+    where = f"{key} in {source.detail}" if source.kind == "file" else source.detail
+    hint = f"{exc.hint} " if exc.hint else ""
+    said = type(exc)(
+        exc.message.removesuffix(".") + f" (set by {where}).",
+        hint=f"{hint}Fix {where}, or pick one for this call with --{attr.split('_')[0]}.",
+    )
+    return said

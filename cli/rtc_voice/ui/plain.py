@@ -67,10 +67,12 @@ class LinePresenter:
         self.typing_hint = "Type a message and press Enter" if read_lines else ""
         self.output_closed = False  # the reader of stdout went away
         self.controls: Controls | None = None
+        self._snapshot: Callable[[], CallSnapshot] | None = None
         self._pending = ""
 
     def bind(self, controls: Controls, snapshot: Callable[[], CallSnapshot]) -> None:
         self.controls = controls
+        self._snapshot = snapshot
 
     def event(self, event: Mapping[str, Any], direction: str) -> None:
         pass
@@ -139,7 +141,26 @@ class LinePresenter:
         if not text or self.controls is None:
             return
         command = LINE_COMMANDS.get(text.lower())
+        if isinstance(command, ToggleMute):
+            self._toggle_mute()
+            return
         self.controls.send(command if command is not None else SendText(text))
+
+    def _toggle_mute(self) -> None:
+        """/m, said back on stderr: without a screen there is no MUTED badge to show it."""
+        assert self.controls is not None
+        was = self._snapshot().muted if self._snapshot is not None else None
+        self.controls.send(ToggleMute())
+        if self._snapshot is None:
+            return
+        now = self._snapshot().muted
+        if now == was:
+            said = "The microphone is not open yet: nothing to mute."
+        elif now:
+            said = "Muted: silence is sent; /m again to unmute."
+        else:
+            said = "Unmuted: your microphone is sent again."
+        self._print(said, self.err)
 
     def close(self, turns: Sequence[Turn]) -> None:
         pass

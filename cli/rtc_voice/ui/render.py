@@ -365,12 +365,17 @@ def log_panel(
 
 
 def log_detail_lines(detail: str, width: int, height: int) -> list[Text]:
+    """The event's JSON wrapped to `width`; cut to `height` lines, the last one then says how
+    many lines did not fit."""
     lines: list[Text] = []
     for raw in detail.splitlines():
         lines.extend(wrap(Text(raw), width))
-        if len(lines) >= height:
-            break
-    return lines[:height]
+    if len(lines) <= height:
+        return lines
+    if height < 2:
+        return lines[:height]
+    more = len(lines) - (height - 1)
+    return [*lines[: height - 1], fit(Text(f"… {more} more lines", "dim"), width)]
 
 
 def pretty_json(event: object) -> str:
@@ -458,6 +463,10 @@ def key_hints(view: View, width: int) -> list[Text]:
         keys = [("Enter", "keep the filter"), ("Esc", "clear it")]
     else:
         keys = [*([PTT_KEY] if view.ptt else []), *KEYS]
+        if view.ptt and view.ptt_active:  # what the key does now
+            keys[0] = ("space", "end turn")
+        if view.muted:
+            keys[keys.index(("m", "mute"))] = ("m", "unmute")
         if view.show_log:
             keys.insert(-2, ("↑↓", "pick"))
             keys.insert(-2, ("o", "JSON"))
@@ -503,6 +512,7 @@ def notice_lines(view: View, width: int, compact: bool) -> list[Text]:
 
 
 SIDE_LINES = 8  # the log or help panel's inner height, when there is room
+MIN_BODY_LINES = 3  # the conversation lines the help or JSON panel leaves when it takes more
 
 
 class BoxRow:
@@ -582,6 +592,20 @@ def _side_body(view: View, width: int, lines: int) -> tuple[list[Text], str, str
     return list(log_panel(view.log, lines, width, view.log_selected).split("\n")), title, "dim"
 
 
+def _read_whole(view: View) -> bool:
+    """The help or an event's JSON is open: read whole, not glanced at like the log."""
+    return view.show_help or (view.show_log and view.log_detail is not None)
+
+
+def _side_size(view: View, width: int) -> int:
+    """The lines the open side panel would like: all of the help or the JSON, else the log's."""
+    if view.show_help:
+        return len(wrap(HELP_TEXT, width))
+    if view.show_log and view.log_detail is not None:
+        return len(log_detail_lines(view.log_detail, width, 10**6))
+    return SIDE_LINES
+
+
 def is_compact(width: int, height: int) -> bool:
     return width < COMPACT_WIDTH or height < COMPACT_HEIGHT
 
@@ -642,11 +666,15 @@ def compose(view: View, width: int, height: int) -> Frame:
         foot = footer_lines(view, width, compact, max(1, height - 1))
         left = height - len(top) - len(foot)
     side_open = view.show_log or view.show_help
-    side_size = len(wrap(HELP_TEXT, width - 4)) if view.show_help else SIDE_LINES
+    whole = _read_whole(view)
+    side_size = _side_size(view, width - 4)
     rows: list[Text | BoxRow] = [*top]
     if compact:
         # no boxes: a title rule per section; the side panel takes up to half of what is left
-        side = min(side_size + 1, (left - 2) // 2) if side_open else 0
+        room = (left - 2) // 2
+        if whole:  # help or an event's JSON: it takes what the conversation can spare
+            room = max(room, left - MIN_BODY_LINES)
+        side = min(side_size + 1, room) if side_open else 0
         if side_open and side < 1 and left >= 2:
             side = left - 1  # too small for both: the panel the user opened wins
         body = left - side
@@ -661,7 +689,10 @@ def compose(view: View, width: int, height: int) -> Frame:
             rows.extend(fit(line, width) for line in side_lines[: side - 1])
             rows.extend(Text("") for _ in range(side - 1 - len(side_lines[: side - 1])))
     else:
-        side = min(side_size, max(SIDE_LINES, left // 2)) + 2 if side_open else 0
+        room = max(SIDE_LINES, left // 2)
+        if whole:  # help or an event's JSON: the conversation keeps MIN_BODY_LINES in its box
+            room = max(room, left - 4 - MIN_BODY_LINES)
+        side = min(side_size, room) + 2 if side_open else 0
         body = left - side - 2
         lines, scroll = conversation_lines(view.turns, width - 4, body, view.scroll)
         title = "conversation" + (" (scrolled back: End returns)" if view.scroll else "")
@@ -688,7 +719,7 @@ def compose_inline(view: View, width: int, height: int) -> Rows:
         rows.append(fit(header(view, width), width))
         left -= 1
     if left > 0 and (view.show_log or view.show_help):
-        side = min(SIDE_LINES, left - 1)
+        side = min(_side_size(view, width), left - 1)
         if side > 0:
             side_lines, title, style = _side_body(view, width, side)
             rows = [_titled(title, style, width), *(fit(x, width) for x in side_lines), *rows]
