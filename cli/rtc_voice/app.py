@@ -604,11 +604,12 @@ def talk(
     from rtc_voice.errors import UsageError
 
     if ui not in ("full", "inline"):
-        raise _bad_flag("--ui", repr(ui), "full or inline")
+        raise UsageError.bad_value("--ui", repr(ui), "full or inline")
     if max_duration is not None and max_duration <= 0:
-        raise _bad_flag("--max-duration", f"{max_duration:g}", "more than 0 seconds")
-    if any(not text.strip() for text in say or ()):  # nothing would be sent, nor answered
-        raise _bad_flag("--say", "''", "a message with some text")
+        raise UsageError.bad_value("--max-duration", f"{max_duration:g}", "more than 0 seconds")
+    blank = next((text for text in say or () if not text.strip()), None)
+    if blank is not None:  # nothing would be sent, nor answered
+        raise UsageError.bad_value("--say", repr(blank), "a message with some text")
     if token is not None and not token.startswith("ek_"):
         raise UsageError(
             "--token takes an ephemeral key (ek_…).",
@@ -930,14 +931,14 @@ def serve(
       rtc-voice serve
       OPENAI_API_KEY=sk-local rtc-voice token --base-url http://127.0.0.1:8765/v1
     """
-    from rtc_voice.errors import NetworkError
+    from rtc_voice.errors import NetworkError, UsageError
     from rtc_voice.localserver import LocalServer
     from rtc_voice.rtc.ice import is_loopback_host
 
     if not 0 <= port <= 65535:
-        raise _bad_flag("--port", str(port), "0 to 65535")
+        raise UsageError.bad_value("--port", str(port), "0 to 65535")
     if max_duration <= 0:
-        raise _bad_flag("--max-duration", f"{max_duration:g}", "more than 0 seconds")
+        raise UsageError.bad_value("--max-duration", f"{max_duration:g}", "more than 0 seconds")
     impairment = _network_rehearsal(network, drop_after, drops)
     err = _stderr()
 
@@ -1008,25 +1009,14 @@ def serve(
         raise typer.Exit(int(ExitCode.TERMINATED))
 
 
-def _bad_flag(flag: str, shown: str, expected: str) -> Exception:
-    """A flag's value that cannot be used: the sentence and hint settings' own flags get
-    (config.py), so every bad flag reads alike and names the way out."""
-    from rtc_voice.errors import UsageError
-
-    return UsageError(
-        f"Invalid value {shown} for the flag {flag}: expected {expected}.",
-        hint=f"Give {flag} another value (see --help).",
-    )
-
-
 def _network_rehearsal(network: str | None, drop_after: float | None, drops: int) -> Any:
     """The local server's --network / --drop-after / --drops, checked (usage errors)."""
     from rtc_voice.errors import UsageError
 
     if drop_after is not None and drop_after <= 0:
-        raise _bad_flag("--drop-after", f"{drop_after:g}", "more than 0 seconds")
+        raise UsageError.bad_value("--drop-after", f"{drop_after:g}", "more than 0 seconds")
     if drops < 1:
-        raise _bad_flag("--drops", str(drops), "1 or more")
+        raise UsageError.bad_value("--drops", str(drops), "1 or more")
     if network is None:
         return None
     from rtc_voice.localserver.netem import NetworkSpecError, parse_network  # only with --network

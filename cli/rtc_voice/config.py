@@ -641,10 +641,7 @@ def _parse(spec: Field, raw: object, source: Source) -> Any:
     except ValueError as exc:
         shown = raw if isinstance(raw, str) else repr(raw)
         if source.kind == "flag":
-            raise UsageError(
-                f"Invalid value {shown!r} for the flag {source.detail}: expected {exc}.",
-                hint=f"Give {source.detail} another value (see --help).",
-            ) from None
+            raise UsageError.bad_value(source.detail, repr(shown), str(exc)) from None
         if source.kind == "env":
             raise ConfigError(
                 f"Invalid value {shown!r} in the environment variable {source.detail}: "

@@ -124,3 +124,11 @@ class UsageError(RtcVoiceError):
     """A flag's value cannot be used (the command line itself parsed)."""
 
     exit_code = ExitCode.USAGE
+
+    @classmethod
+    def bad_value(cls, flag: str, shown: str, expected: str) -> UsageError:
+        """The one wording of a flag value that cannot be used, whichever code checks it."""
+        return cls(
+            f"Invalid value {shown} for the flag {flag}: expected {expected}.",
+            hint=f"Give {flag} another value (see --help).",
+        )
