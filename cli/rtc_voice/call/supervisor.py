@@ -57,7 +57,7 @@ from rtc_voice.tools.calls import ToolCalls, ToolRecord
 
 if TYPE_CHECKING:
     from rtc_voice.api import RealtimeApi
-    from rtc_voice.audio.catalog import Device
+    from rtc_voice.audio.catalog import Device, Kind
     from rtc_voice.audio.devices import OutputSink
     from rtc_voice.audio.echo import EchoPath
     from rtc_voice.audio.io import Microphone, Recorder, Sink
@@ -328,14 +328,14 @@ class CallSupervisor:
         def resolve() -> None:  # a worker thread: sounddevice's import queries PortAudio
             from rtc_voice.audio.catalog import select
 
-            try:
-                self._in_device = select(in_spec, "input") if in_device else None
-            except AudioError as exc:
-                raise _said_where(exc, settings, "input_device", opts.input) from None
-            try:
-                self._out_device = select(out_spec, "output") if out_device else None
-            except AudioError as exc:
-                raise _said_where(exc, settings, "output_device", opts.output) from None
+            def pick(spec: str | None, kind: Kind, flag: str | None) -> Device:
+                try:
+                    return select(spec, kind)
+                except AudioError as exc:
+                    raise _said_where(exc, settings, kind, flag) from None
+
+            self._in_device = pick(in_spec, "input", opts.input) if in_device else None
+            self._out_device = pick(out_spec, "output", opts.output) if out_device else None
 
         def http_client() -> None:  # a worker thread: httpx's import and its TLS context
             from rtc_voice.api import RealtimeApi
@@ -1250,17 +1250,15 @@ def _approval_question(pending: PendingApproval, now: float) -> Question:
     )
 
 
-def _said_where(exc: AudioError, settings: Settings, attr: str, flag: str | None) -> AudioError:
+def _said_where(exc: AudioError, settings: Settings, kind: str, flag: str | None) -> AudioError:
     """A device named by the config file or the environment, not on this command line: the
     error says where the name came from, or the user looks for it in vain."""
-    source = settings.source_of(attr)
+    source = settings.source_of(f"{kind}_device")
     if flag is not None or source.kind not in ("file", "env"):
         return exc
-    key = f"audio.{attr}"
-    where = f"{key} in {source.detail}" if source.kind == "file" else source.detail
+    where = f"audio.{kind}_device in {source.detail}" if source.kind == "file" else source.detail
     hint = f"{exc.hint} " if exc.hint else ""
-    said = type(exc)(
+    return type(exc)(
         exc.message.removesuffix(".") + f" (set by {where}).",
-        hint=f"{hint}Fix {where}, or pick one for this call with --{attr.split('_')[0]}.",
+        hint=f"{hint}Fix {where}, or pick one for this call with --{kind}.",
     )
-    return said
