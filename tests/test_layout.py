@@ -82,9 +82,7 @@ def busy_view(**changes: object) -> View:
         notice_error=True,
         rate_limits=(RateLimit("requests", 4999, 5000), RateLimit("tokens", 39000, 40000)),
     )
-    for name, value in changes.items():
-        setattr(view, name, value)
-    return view
+    return dataclasses.replace(view, **changes)
 
 
 def emulate(view: View, width: int, height: int) -> list[str]:
@@ -243,9 +241,7 @@ def call_view(**changes: object) -> View:
             StatusItem("echo cancelling", short="AEC", style="cyan"),
         ),
     )
-    for name, value in changes.items():
-        setattr(view, name, value)
-    return view
+    return dataclasses.replace(view, **changes)
 
 
 @pytest.mark.parametrize(("width", "height"), [(80, 24), (100, 30), (140, 45)])
