@@ -432,3 +432,40 @@ def test_help_shows_no_bool_metavar_on_flags_and_shows_defaults(
     assert "<bool>" not in result.stdout
     for default in defaults:
         assert f"[default: {default}]" in result.stdout
+
+
+PARSE_ERRORS = [
+    (["talk", "--max-duration", "abc"], "Invalid value for '--max-duration'", "rtc-voice talk"),
+    (["talk", "--plain"], "No such option: --plain.", "rtc-voice talk"),
+    (["tlak"], "No such command 'tlak'.", "Did you mean 'talk'?"),
+    (["auth", "logot"], "No such command 'logot'.", "rtc-voice auth --help"),
+    (["token", "--ttl", "soon"], "Invalid value for '--ttl'", "rtc-voice token --help"),
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("argv", "error", "hint"), PARSE_ERRORS, ids=[" ".join(case[0]) for case in PARSE_ERRORS]
+)
+def test_clicks_parse_errors_print_in_the_house_form(
+    argv: list[str], error: str, hint: str
+) -> None:
+    """An unknown flag or command, or a value click cannot convert, prints `Error: <sentence>.`
+    and a `Hint:` naming the command's --help (and click's suggestion), no boxed panel, and
+    exits 2 like every other usage error."""
+    env = {**os.environ, "COLUMNS": "80", "TERM": "dumb"}
+    out = subprocess.run(
+        [sys.executable, "-m", "rtc_voice", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert out.returncode == int(ExitCode.USAGE), out.stderr
+    lines = out.stderr.splitlines()
+    assert lines[0].startswith("Error: ") and error in lines[0], out.stderr
+    assert lines[0].endswith((".", "?")) and not lines[0].endswith(".."), out.stderr
+    assert lines[1].startswith("Hint: ") and hint in lines[1], out.stderr
+    assert "--help" in lines[1]
+    assert len(lines) == 2 and "╭" not in out.stderr and out.stdout == ""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
+from typer._click import exceptions as click  # Typer vendors click; its errors live here
 from typer.core import TyperGroup
 from typer.main import get_command_name
 
@@ -126,6 +127,26 @@ class _ErrorHandlingGroup(TyperGroup):
             args = ["--debug", *head, *args[end:]]
         return super().parse_args(ctx, args)
 
+    def main(  # type: ignore[override]
+        self, args: Any = None, prog_name: Any = None, standalone_mode: bool = True, **kwargs: Any
+    ) -> Any:
+        """Run the CLI. Standalone (the console script), click's own parse errors (an unknown
+        flag or command, a value click cannot convert) print in the house form, `Error:` and a
+        `Hint:`, with click's exit code (2), instead of Typer's boxed panel."""
+        if not standalone_mode:
+            return super().main(args, prog_name, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(args, prog_name, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            if type(exc).__name__ != "NoArgsIsHelpError":  # that one's help is printed
+                message, hint = _click_error_sentence(exc)
+                print_error(message, hint)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            _stderr().print("Aborted.")
+            sys.exit(int(ExitCode.FAILURE))
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
@@ -137,6 +158,28 @@ class _ErrorHandlingGroup(TyperGroup):
         except KeyboardInterrupt:
             _stderr().print("[yellow]Interrupted.[/]")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+
+def _click_error_sentence(exc: click.ClickException) -> tuple[str, str]:
+    """One sentence and a hint from a click parse error: click's "Did you mean …?" (or Typer's,
+    for a command) moves to the hint, which always names the command's --help."""
+    ctx: Any = getattr(exc, "ctx", None)
+    suggestion = ""
+    if isinstance(exc, click.NoSuchOption):
+        message = exc.message
+        if exc.possibilities:
+            names = ", ".join(sorted(exc.possibilities))
+            suggestion = f"Did you mean {names}? "
+    else:
+        message = exc.format_message()
+        head, sep, tail = message.partition(". Did you mean ")
+        if sep:
+            message, suggestion = head, f"Did you mean {tail.strip()} "
+    message = " ".join(message.split()).rstrip(".")
+    if not message.endswith(("?", "!")):
+        message += "."
+    path = ctx.command_path if ctx is not None else "rtc-voice"
+    return message, f"{suggestion}See `{path} --help`."
 
 
 _consoles: dict[bool, Console] = {}
