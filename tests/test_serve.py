@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from rtc_voice.errors import ExitCode
 from tests.support import Lines, rtc_voice
@@ -122,3 +123,43 @@ def test_serve_api_key_from_flag_or_environment_is_the_only_key(tmp_path: Path) 
         finally:
             proc.kill()
             proc.communicate(timeout=20)
+
+
+def _with_a_closed_pipe(argv: list[str], env: dict[str, str], *, stderr_too: bool) -> Any:
+    """Run the CLI with stdout (and maybe stderr) a pipe whose reader is already gone, as
+    after `… | head -2`; what it writes to stderr otherwise is returned."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            rtc_voice(*argv),
+            stdout=write,
+            stderr=write if stderr_too else subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        os.close(write)
+
+
+def test_a_closed_pipe_ends_quietly_with_exit_141(
+    served: tuple[subprocess.Popen[str], str], tmp_path: Path
+) -> None:
+    """`rtc-voice --help | head -2`, `rtc-voice token … --json 2>&1 | head`: the reader left, so
+    the command stops without a traceback or error text and exits 141 (128 + SIGPIPE, as a
+    shell reports for other tools), never 1 as an unexpected failure."""
+    _, url = served
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": "sk-local-anything-1234567890",
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "COLUMNS": "80",
+    }
+    token = ["token", "--base-url", url, "--ttl", "30", "--json"]
+    for argv in (["--help"], ["talk", "--help"], ["config", "show"], token):
+        out = _with_a_closed_pipe(argv, env, stderr_too=False)
+        assert (out.returncode, out.stderr) == (141, ""), argv
+    both = _with_a_closed_pipe(token, env, stderr_too=True)
+    assert both.returncode == 141

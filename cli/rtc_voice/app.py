@@ -125,7 +125,8 @@ class _ErrorHandlingGroup(TyperGroup):
         if "--debug" in args[:end]:
             head = [a for a in args[:end] if a != "--debug"]
             args = ["--debug", *head, *args[end:]]
-        return super().parse_args(ctx, args)
+        with _pipe_closed_is_quiet():  # the root's --help
+            return super().parse_args(ctx, args)
 
     def main(  # type: ignore[override]
         self, args: Any = None, prog_name: Any = None, standalone_mode: bool = True, **kwargs: Any
@@ -140,24 +141,60 @@ class _ErrorHandlingGroup(TyperGroup):
         except click.ClickException as exc:
             if type(exc).__name__ != "NoArgsIsHelpError":  # that one's help is printed
                 message, hint = _click_error_sentence(exc)
-                print_error(message, hint)
+                try:
+                    with _pipe_closed_is_quiet():
+                        print_error(message, hint)
+                except _PipeClosed:
+                    _quiet_closed_pipes()
             sys.exit(exc.exit_code)
+        except _PipeClosed:
+            _quiet_closed_pipes()
+            sys.exit(int(ExitCode.BROKEN_PIPE))
         except typer.Abort:
             _stderr().print("Aborted.")
             sys.exit(int(ExitCode.FAILURE))
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except RtcVoiceError as exc:
-            if ctx.meta.get("rtc_voice.debug"):
-                traceback.print_exc(file=sys.stderr)
-            print_error(exc.message, exc.hint)
-            raise typer.Exit(int(exc.exit_code)) from None
-        except KeyboardInterrupt:
-            _stderr().print("[yellow]Interrupted.[/]")
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        with _pipe_closed_is_quiet():
+            try:
+                return super().invoke(ctx)
+            except RtcVoiceError as exc:
+                if ctx.meta.get("rtc_voice.debug"):
+                    traceback.print_exc(file=sys.stderr)
+                print_error(exc.message, exc.hint)
+                raise typer.Exit(int(exc.exit_code)) from None
+            except KeyboardInterrupt:
+                _stderr().print("[yellow]Interrupted.[/]")
+                raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+
+class _PipeClosed(Exception):
+    """stdout or stderr was closed by its reader (`rtc-voice --help | head -2`). Neither an
+    OSError nor a SystemExit, so it passes Typer's handler and rich's (both exit 1) on its
+    way to `main`."""
+
+
+@contextlib.contextmanager
+def _pipe_closed_is_quiet() -> Any:
+    try:
+        yield
+    except BrokenPipeError:
+        raise _PipeClosed from None
+    except SystemExit as exc:  # rich's own answer to a broken pipe: SystemExit(1)
+        if isinstance(exc.__context__, BrokenPipeError):
+            raise _PipeClosed from None
+        raise
+
+
+def _quiet_closed_pipes() -> None:
+    """Point stdout and stderr at /dev/null so nothing more (Python's flush at exit included)
+    is written to a pipe nobody reads."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
 def _click_error_sentence(exc: click.ClickException) -> tuple[str, str]:
