@@ -149,7 +149,7 @@ class _ErrorHandlingGroup(TyperGroup):
             sys.exit(exc.exit_code)
         except _PipeClosed:
             _quiet_closed_pipes()
-            sys.exit(int(ExitCode.BROKEN_PIPE))
+            sys.exit(int(ExitCode.OK))  # as `talk` does when its reader leaves
         except typer.Abort:
             _stderr().print("Aborted.")
             sys.exit(int(ExitCode.FAILURE))

@@ -40,7 +40,6 @@ class ExitCode(IntEnum):
     AUDIO = 10
     CALL = 11
     INTERRUPTED = 130
-    BROKEN_PIPE = 141
     TERMINATED = 143
 
 
