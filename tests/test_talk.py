@@ -618,3 +618,18 @@ def test_mint_call_and_hang_up_share_one_http_connection(
     _, log = proc.communicate(timeout=20)
     assert "minted ek_" in log and " started: " in log and "(hung up)" in log
     assert proxy.connections == 1
+
+
+@pytest.mark.timeout(60)
+def test_a_silent_microphone_is_one_warning_not_a_repeated_error(
+    tmp_path: Path, pulse: Any
+) -> None:
+    """The private PulseAudio's default source delivers digital silence: over a 13 s call the
+    notice comes once (one stretch of silence) and reads as a warning, since the call goes on;
+    it was printed as `error:`."""
+    done = talk(tmp_path, "--local", "--output", "none", "--max-duration", "13", timeout=45)
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stderr.splitlines() if "delivered only silence" in line]
+    assert len(said) == 1, done.stderr
+    assert said[0].startswith("Warning: the microphone"), said
+    assert "error" not in said[0].lower(), said

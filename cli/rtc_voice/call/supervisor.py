@@ -1063,10 +1063,11 @@ class CallSupervisor:
             self._recorder.assistant(samples)
 
     def _mic_silent(self) -> None:
+        """A warning, not an error: the call goes on (a quiet room or a muted headset is not
+        a failure), and it is said once per stretch of silence (SilenceWatch)."""
         self.presenter.notice(
-            "The microphone has delivered only silence for 4 s: check the input device "
-            "(`rtc-voice devices`) and that this terminal may use the microphone.",
-            error=True,
+            "Warning: the microphone has delivered only silence for 4 s: check the input "
+            "device (`rtc-voice devices`) and that this terminal may use the microphone."
         )
 
     def _mic_stalled(self) -> None:
