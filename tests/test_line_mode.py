@@ -155,3 +155,26 @@ def test_slash_m_says_whether_the_microphone_is_now_muted() -> None:
     assert err.getvalue().splitlines()[-1].startswith("Muted:")
     presenter.line("/mute")
     assert not call.muted and err.getvalue().splitlines()[-1].startswith("Unmuted:")
+
+
+def test_an_unknown_slash_command_is_refused_and_a_double_slash_sends_one(
+    tmp_path: Path,
+) -> None:
+    """`/x` in line mode went to the model as a message; it now gets the list of commands,
+    and `//hi` sends `/hi` (in a real terminal under tmux)."""
+    session = tmux_talk(tmp_path, "TERM=dumb")
+    try:
+        session.wait(lambda s: "Plain line mode (TERM=dumb" in s, "the line-mode note")
+        session.keys("-l", "/x")
+        session.keys("Enter")
+        screen = session.wait(lambda s: "Unknown command /x" in s, "the refusal", within=15)
+        assert "/m mute, /i interrupt, /q hang up" in screen
+        session.keys("-l", "//hi there")
+        session.keys("Enter")
+        screen = session.wait(lambda s: "You said: /hi there" in s, "the reply", within=30)
+        assert "You said: /x" not in screen and "you: /x" not in screen
+        session.keys("-l", "/q")
+        session.keys("Enter")
+        assert "EXIT=0" in session.wait(lambda s: "EXIT=" in s, "the process to exit")
+    finally:
+        session.kill()

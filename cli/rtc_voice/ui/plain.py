@@ -2,8 +2,10 @@
 `assistant: …` lines, or (with --json) one JSON object per conversation event from the server.
 
 With a terminal on stdin (TERM=dumb, or stdout redirected) a line typed and sent with Enter
-is a message; `/m`, `/i` and `/q` mute, interrupt and hang up. When the reader of stdout goes
-away (`| head -1`) the call ends quietly, as `git log | head` does."""
+is a message; `/m`, `/i` and `/q` mute, interrupt and hang up; any other `/word` is refused
+with the list, and `//` sends a message that starts with a slash (`//etc` sends `/etc`).
+When the reader of stdout goes away (`| head -1`) the call ends quietly, as `git log | head`
+does."""
 
 from __future__ import annotations
 
@@ -140,9 +142,20 @@ class LinePresenter:
         text = text.strip()
         if not text or self.controls is None:
             return
+        if text.startswith("//"):  # the escape: a message that starts with a slash
+            self.controls.send(SendText(text[1:]))
+            return
         command = LINE_COMMANDS.get(text.lower())
         if isinstance(command, ToggleMute):
             self._toggle_mute()
+            return
+        if command is None and text.startswith("/"):
+            word = text.split()[0]
+            self._print(
+                f"Unknown command {word}: /m mute, /i interrupt, /q hang up; "
+                f"start with // to send a message that begins with /.",
+                self.err,
+            )
             return
         self.controls.send(command if command is not None else SendText(text))
 
