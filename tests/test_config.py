@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -351,3 +354,31 @@ def test_an_unreadable_config_directory_is_one_sentence(tmp_path: Path, args: li
     assert done.returncode == ExitCode.CONFIG, done.stderr
     assert "Error: Cannot look for the config file" in done.stderr
     assert "Traceback" not in done.stderr and "--config" in done.stderr
+
+
+@pytest.mark.timeout(30)
+def test_config_show_says_a_missing_file_is_missing(tmp_path: Path) -> None:
+    """`config show` titled its table "Settings (file: …/config.toml)" for a file that does not
+    exist, as if it had been read: it says there is none and the defaults apply."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "COLUMNS": "200"}
+    env = {k: v for k, v in env.items() if not k.startswith("RTC_VOICE_")}
+    missing = subprocess.run(
+        [sys.executable, "-m", "rtc_voice", "config", "show"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=20,
+    )
+    path = tmp_path / "rtc-voice" / "config.toml"
+    assert missing.returncode == 0, missing.stderr
+    assert missing.stdout.splitlines()[0] == f"Settings (no file at {path}: defaults)"
+    path.parent.mkdir()
+    path.write_text('voice = "cedar"\n')
+    present = subprocess.run(
+        [sys.executable, "-m", "rtc_voice", "config", "show"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=20,
+    )
+    assert present.stdout.splitlines()[0] == f"Settings (file: {path})"

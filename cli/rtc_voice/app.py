@@ -506,7 +506,9 @@ def config_show(
         print(json.dumps(effective_json(settings), indent=2))
         return
     rows = effective_rows(settings)
-    table = Table(title=f"Settings (file: {settings.config_path})", title_justify="left")
+    path = settings.config_path
+    where = f"file: {path}" if path is None or path.exists() else f"no file at {path}: defaults"
+    table = Table(title=f"Settings ({where})", title_justify="left")
     table.add_column("key", style="cyan", no_wrap=True)
     table.add_column("value")
     table.add_column("source", style="dim")
