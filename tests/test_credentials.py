@@ -142,6 +142,15 @@ def test_a_plaintext_backend_is_named_with_its_file_and_a_warning(
     assert "OS keyring" not in said
     status = runner.invoke(app, ["auth", "status"])
     assert "plain-text file" in status.stdout
+    logout = runner.invoke(app, ["auth", "logout"])
+    said = " ".join(logout.stderr.split())
+    assert (
+        logout.exit_code == 0
+        and f"Removed the API key from the plain-text file {backend.file_path}" in said
+    )
+    assert "OS keyring" not in said  # it named the wrong store
+    again = " ".join(runner.invoke(app, ["auth", "logout"]).stderr.split())
+    assert "No API key was stored in the plain-text file" in again
 
 
 class LockedKeyring(MemoryKeyring):

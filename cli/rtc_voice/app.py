@@ -438,13 +438,16 @@ def auth_login() -> None:
 
 @auth_app.command("logout")
 def auth_logout() -> None:
-    """Remove the stored API key from the OS keyring."""
-    from rtc_voice.credentials import delete_key
+    """Remove the stored API key from the OS keyring (or the file-based store in use)."""
+    from rich.markup import escape
 
+    from rtc_voice.credentials import delete_key, describe_backend
+
+    where = escape(describe_backend()[0])
     if delete_key():
-        _stderr().print("Removed the API key from the OS keyring.")
+        _stderr().print(f"Removed the API key from {where}.")
     else:
-        _stderr().print("No API key was stored in the OS keyring; nothing to remove.")
+        _stderr().print(f"No API key was stored in {where}; nothing to remove.")
 
 
 @auth_app.command("status")
