@@ -126,6 +126,36 @@ class _ErrorHandlingGroup(TyperGroup):
             args = ["--debug", *head, *args[end:]]
         return super().parse_args(ctx, args)
 
+    def main(  # type: ignore[override]
+        self, args: list[str] | None = None, standalone_mode: bool = True, **kwargs: Any
+    ) -> Any:
+        """Click's own parse errors (an unknown option, a value that is not a number) in the
+        same form as every other error: `Error: …` and a hint (click's guess at the option
+        meant, and the command's help), exit code 2, instead of Typer's boxed panel."""
+        try:
+            code = super().main(args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            _stderr().print("[yellow]Aborted.[/]")
+            code = 1
+        except Exception as exc:
+            # click's classes, by name: Typer has its own copy of click since 0.22, plain
+            # click before (pyproject allows both).
+            kinds = {cls.__name__ for cls in type(exc).__mro__}
+            if "ClickException" not in kinds:
+                raise
+            failure: Any = exc
+            if "UsageError" not in kinds or "NoArgsIsHelpError" in kinds:  # help: Typer's
+                from typer import rich_utils
+
+                rich_utils.rich_format_error(failure)
+            else:
+                given = sys.argv[1:] if args is None else list(args)
+                print_error(*_usage_error(failure, self, given))
+            code = failure.exit_code
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
@@ -137,6 +167,32 @@ class _ErrorHandlingGroup(TyperGroup):
         except KeyboardInterrupt:
             _stderr().print("[yellow]Interrupted.[/]")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+
+def _usage_error(exc: Any, root: Any, args: list[str]) -> tuple[str, str]:
+    """(sentence, hint) for a click UsageError: its message as one sentence; the hint names
+    click's guesses at what was meant (an unknown option's close matches) and the help of the
+    command the error is in (the error's context, or else the commands `args` name)."""
+    guesses = list(getattr(exc, "possibilities", None) or ())  # closest first
+    message = (exc.message if guesses else exc.format_message()).strip()
+    if not message.endswith((".", "?", "!")):
+        message += "."
+    if exc.ctx is not None:
+        command = exc.ctx.command_path
+    else:
+        path, group = ["rtc-voice"], root
+        for arg in args:
+            sub = getattr(group, "commands", {}).get(arg)
+            if sub is not None:
+                path.append(arg)
+                group = sub
+            elif not arg.startswith("-"):
+                break
+        command = " ".join(path)
+    hint = f"See `{command} --help`."
+    if guesses:
+        hint = f"Did you mean {' or '.join(guesses)}? {hint}"
+    return message, hint
 
 
 _consoles: dict[bool, Console] = {}
