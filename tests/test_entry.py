@@ -210,7 +210,8 @@ def test_a_plain_listing_loads_neither_typer_nor_the_app(
     pulse: PrivatePulse, tmp_path: Path
 ) -> None:
     """The installed console script's target lists devices (table and JSON) without loading
-    Typer, click, pydantic or the Typer app module; any other command line still gets them."""
+    Typer, click, pydantic or the Typer app module, nor, with no config file to read, the TOML
+    parser, difflib or shlex; any other command line still gets Typer."""
     code = (
         "import sys\n"
         "from importlib.metadata import entry_points\n"
@@ -218,6 +219,8 @@ def test_a_plain_listing_loads_neither_typer_nor_the_app(
         "try:\n    script.load()()\nexcept SystemExit as exc:\n    print('exit', exc.code)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'click', 'pydantic')"
         " or m == 'rtc_voice.app'))\n"
+        "text = ('tomllib', 'difflib', 'shlex')  # importlib.metadata loads textwrap\n"
+        "print(sorted(m for m in text if m in sys.modules))\n"
     )
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "COLUMNS": "120"}
     env.pop("RTC_VOICE_CONFIG", None)
@@ -232,11 +235,14 @@ def test_a_plain_listing_loads_neither_typer_nor_the_app(
         )
         return out.stdout.strip().splitlines()
 
-    table = run("devices")
+    table = run("devices")  # no config file: no TOML parser, no other text tools either
     assert "Audio devices" in table[0] and "Microphone: #" in "\n".join(table)
-    assert table[-2:] == ["exit 0", "[]"]
+    assert table[-3:] == ["exit 0", "[]", "[]"]
     listing = run("devices", "--json")
-    assert json.loads("\n".join(listing[:-2]))["devices"]
-    assert listing[-2:] == ["exit 0", "[]"]
+    assert json.loads("\n".join(listing[:-3]))["devices"]
+    assert listing[-3:] == ["exit 0", "[]", "[]"]
+    (tmp_path / "rtc-voice").mkdir()
+    (tmp_path / "rtc-voice" / "config.toml").write_text('[audio]\ninput_device = "default"\n')
+    assert run("devices")[-3:] == ["exit 0", "[]", "['tomllib']"]  # the check sees imports
     other = run("devices", "--jsn")
-    assert other[-2] == "exit 2" and "typer" in other[-1] and "rtc_voice.app" in other[-1]
+    assert other[-3] == "exit 2" and "typer" in other[-2] and "rtc_voice.app" in other[-2]
