@@ -1,4 +1,5 @@
-"""Typer commands and the only place where errors become printed sentences and exit codes.
+"""Typer commands, and where their errors become printed sentences and exit codes (printed by
+ui/console.py, which the entry point's quick path for plain `devices` listings shares).
 
 Heavy modules (aiortc, av, numpy, sounddevice, httpx, keyring) are imported inside the commands
 that need them, so `rtc-voice --help` stays fast.
