@@ -246,3 +246,36 @@ def test_a_plain_listing_loads_neither_typer_nor_the_app(
     assert run("devices")[-3:] == ["exit 0", "[]", "['tomllib']"]  # the check sees imports
     other = run("devices", "--jsn")
     assert other[-3] == "exit 2" and "typer" in other[-2] and "rtc_voice.app" in other[-2]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "argv",
+    [["devices"], ["devices", "--json"], ["devices", "--config", "missing.toml"]],
+    ids=" ".join,
+)
+def test_a_reader_that_went_away_ends_both_paths_alike(
+    pulse: PrivatePulse, tmp_path: Path, argv: list[str]
+) -> None:
+    """Output into a pipe nobody reads (`| head -c 0` that has exited): the same exit code and
+    the same stderr (no traceback) on both paths."""
+    args, env = _setup(tmp_path, argv, {})
+    runs = []
+    for code in (TYPER, ENTRY):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            out = subprocess.run(
+                [sys.executable, "-c", code, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                timeout=30,
+            )
+        finally:
+            os.close(write_end)
+        runs.append((out.returncode, out.stderr))
+    assert runs[0][0] != 0  # the write failed, and said so by its exit code
+    assert runs[1] == runs[0]

@@ -73,6 +73,10 @@ def list_devices(as_json: bool, config: Path | None) -> int:
         show_devices(load_settings(config_flag=config), as_json=as_json)
     except (RtcVoiceError, KeyboardInterrupt) as exc:
         return report(exc)
+    except BrokenPipeError:  # the reader went away (`| head -c 10`): as click does, quietly 1
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     return 0
 
 
