@@ -214,7 +214,7 @@ def test_a_plain_listing_loads_neither_typer_nor_the_app(
 ) -> None:
     """The installed console script's target lists devices (table and JSON) without loading
     Typer, click, pydantic or the Typer app module, nor, with no config file to read, the TOML
-    parser, difflib or shlex; any other command line still gets Typer."""
+    parser, difflib or shlex, nor rich for JSON; any other command line still gets Typer."""
     code = (
         "import sys\n"
         "from importlib.metadata import entry_points\n"
@@ -224,6 +224,7 @@ def test_a_plain_listing_loads_neither_typer_nor_the_app(
         " or m == 'rtc_voice.app'))\n"
         "text = ('tomllib', 'difflib', 'shlex')  # importlib.metadata loads textwrap\n"
         "print(sorted(m for m in text if m in sys.modules))\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'rich'}))\n"
     )
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "COLUMNS": "120"}
     env.pop("RTC_VOICE_CONFIG", None)
@@ -240,15 +241,15 @@ def test_a_plain_listing_loads_neither_typer_nor_the_app(
 
     table = run("devices")  # no config file: no TOML parser, no other text tools either
     assert "Audio devices" in table[0] and "Microphone: #" in "\n".join(table)
-    assert table[-3:] == ["exit 0", "[]", "[]"]
+    assert table[-4:] == ["exit 0", "[]", "[]", "['rich']"]
     listing = run("devices", "--json")
-    assert json.loads("\n".join(listing[:-3]))["devices"]
-    assert listing[-3:] == ["exit 0", "[]", "[]"]
+    assert json.loads("\n".join(listing[:-4]))["devices"]
+    assert listing[-4:] == ["exit 0", "[]", "[]", "[]"]
     (tmp_path / "rtc-voice").mkdir()
     (tmp_path / "rtc-voice" / "config.toml").write_text('[audio]\ninput_device = "default"\n')
-    assert run("devices")[-3:] == ["exit 0", "[]", "['tomllib']"]  # the check sees imports
+    assert run("devices")[-4:-1] == ["exit 0", "[]", "['tomllib']"]  # the check sees imports
     other = run("devices", "--jsn")
-    assert other[-3] == "exit 2" and "typer" in other[-2] and "rtc_voice.app" in other[-2]
+    assert other[-4] == "exit 2" and "typer" in other[-3] and "rtc_voice.app" in other[-3]
 
 
 @pytest.mark.timeout(60)
