@@ -1,4 +1,5 @@
-"""Typer commands and the only place where errors become printed sentences and exit codes.
+"""Typer commands, and where their errors become printed sentences and exit codes (printed by
+ui/console.py, which the entry point's quick path for plain `devices` listings shares).
 
 Heavy modules (aiortc, av, numpy, sounddevice, httpx, keyring) are imported inside the commands
 that need them, so `rtc-voice --help` stays fast.
@@ -16,7 +17,7 @@ import time
 import traceback
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from typer.core import TyperGroup
@@ -26,11 +27,9 @@ from rtc_voice import __version__
 from rtc_voice.config import Settings
 from rtc_voice.errors import ExitCode, RtcVoiceError
 from rtc_voice.protocol.defaults import VOICES
+from rtc_voice.ui.console import print_error, report, stderr, stdout
 
 SERVE_KEY_ENV = "RTC_VOICE_SERVE_API_KEY"
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 DEFAULTS = Settings()  # shown in --help; a config file or RTC_VOICE_* may change them
 
@@ -162,11 +161,9 @@ class _ErrorHandlingGroup(TyperGroup):
         except RtcVoiceError as exc:
             if ctx.meta.get("rtc_voice.debug"):
                 traceback.print_exc(file=sys.stderr)
-            print_error(exc.message, exc.hint)
-            raise typer.Exit(int(exc.exit_code)) from None
-        except KeyboardInterrupt:
-            _stderr().print("[yellow]Interrupted.[/]")
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+            raise typer.Exit(report(exc)) from None
+        except KeyboardInterrupt as exc:
+            raise typer.Exit(report(exc)) from None
 
 
 def _usage_error(exc: Any, root: Any, args: list[str]) -> tuple[str, str]:
@@ -195,32 +192,8 @@ def _usage_error(exc: Any, root: Any, args: list[str]) -> tuple[str, str]:
     return message, hint
 
 
-_consoles: dict[bool, Console] = {}
-
-
-def _console(stderr: bool) -> Console:
-    if stderr not in _consoles:
-        from rich.console import Console
-
-        _consoles[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=True)
-    return _consoles[stderr]
-
-
-def _stdout() -> Console:
-    return _console(False)
-
-
-def _stderr() -> Console:
-    return _console(True)
-
-
-def print_error(message: str, hint: str | None = None) -> None:
-    from rich.markup import escape
-
-    console = _stderr()
-    console.print(f"[bold red]Error:[/] {escape(message)}")
-    if hint:
-        console.print(f"[dim]Hint:[/] {escape(hint)}")
+_stdout = stdout  # the short names the commands below use
+_stderr = stderr
 
 
 HELP = """Talk to an OpenAI Realtime model from your terminal, over WebRTC.
@@ -821,91 +794,13 @@ def devices(
     Examples: rtc-voice devices --probe;  rtc-voice devices --echo-test;
     rtc-voice talk --input usb --output 3
     """
-    from rtc_voice.audio import catalog as audio
-
     settings = _settings(config)
     if echo_test:
         _echo_test(settings, as_json)
         return
-    found = audio.list_devices()
-    if not found:
-        from rtc_voice.errors import AudioError
+    from rtc_voice.ui.devices import show_devices
 
-        raise AudioError("No audio devices were found.", hint=audio.NO_DEVICES_HINT)
-    chosen: dict[str, audio.Device | RtcVoiceError] = {}
-    for kind, spec in zip(
-        audio.KINDS, (settings.input_device, settings.output_device), strict=True
-    ):
-        try:
-            chosen[kind] = audio.select(spec, kind, found)
-        except RtcVoiceError as exc:
-            chosen[kind] = exc
-    results: list[audio.ProbeResult] = []
-    if probe:
-        with _stderr().status("Opening every device…"):
-            results = audio.probe_all(found)
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "devices": [d.as_json() for d in found],
-                    "probe": [
-                        {
-                            "index": r.device.index,
-                            "kind": r.kind,
-                            "rate": r.rate,
-                            "ok": r.ok,
-                            "error": r.error,
-                        }
-                        for r in results
-                    ]
-                    if probe
-                    else None,
-                    "selected": {
-                        k: (v.index if isinstance(v, audio.Device) else None)
-                        for k, v in chosen.items()
-                    },
-                },
-                indent=2,
-            )
-        )
-        return
-    from rich.table import Table
-
-    table = Table(title="Audio devices", title_justify="left")
-    for column in ("#", "name", "host API", "in", "out", "rate", "default"):
-        table.add_column(
-            column, justify="right" if column in ("#", "in", "out", "rate") else "left"
-        )
-    for d in found:
-        marks = ", ".join(
-            m for m, on in (("input", d.default_input), ("output", d.default_output)) if on
-        )
-        table.add_row(
-            str(d.index),
-            d.name,
-            d.hostapi,
-            str(d.max_input_channels),
-            str(d.max_output_channels),
-            f"{d.default_samplerate:g}",
-            marks,
-        )
-    out = _stdout()
-    out.print(table)
-    if probe:
-        probe_table = Table(title="Probe (mono, really opened)", title_justify="left")
-        for column in ("#", "name", "as", "rate", "result"):
-            probe_table.add_column(column)
-        for r in results:
-            verdict = "[green]ok[/]" if r.ok else f"[red]{r.error}[/]"
-            probe_table.add_row(str(r.device.index), r.device.name, r.kind, str(r.rate), verdict)
-        out.print(probe_table)
-    for kind, label in (("input", "Microphone"), ("output", "Speaker")):
-        value = chosen[kind]
-        if isinstance(value, audio.Device):
-            out.print(f"{label}: [bold]{value}[/]")
-        else:
-            out.print(f"{label}: [red]{value.message}[/] {value.hint or ''}")
+    show_devices(settings, probe=probe, as_json=as_json)
 
 
 def _echo_test(settings: Settings, as_json: bool) -> None:
