@@ -93,7 +93,7 @@ def measure(client: str, url: str, tmp: Path) -> float:
             argv.append("--no-aec")
     tmux_socket = None
     if client in ("live screen", "live, no aec"):
-        tmux_socket = f"rtc-voice-bench-{uuid.uuid4().hex[:8]}"
+        tmux_socket = str(pidfile.with_suffix(".tmux"))  # in tmp: tmux leaves its socket file
         command = f"echo $$ > {shlex.quote(str(pidfile))}; exec {shlex.join(argv)}"
         exports = " ".join(
             f"{k}={shlex.quote(v)}"
@@ -102,7 +102,7 @@ def measure(client: str, url: str, tmp: Path) -> float:
         )
         subprocess.run(
             [
-                *("tmux", "-L", tmux_socket, "new-session", "-d", "-x", "110", "-y", "32"),
+                *("tmux", "-S", tmux_socket, "new-session", "-d", "-x", "110", "-y", "32"),
                 f"env {exports} sh -c {shlex.quote(command)}",
             ],
             check=True,
@@ -127,7 +127,7 @@ def measure(client: str, url: str, tmp: Path) -> float:
             proc.terminate()
             proc.communicate(timeout=30)
         if tmux_socket is not None:
-            subprocess.run(["tmux", "-L", tmux_socket, "kill-server"], capture_output=True)
+            subprocess.run(["tmux", "-S", tmux_socket, "kill-server"], capture_output=True)
     return (cpu1 - cpu0) / (wall1 - wall0) * 100
 
 

@@ -92,6 +92,51 @@ def test_help_errors_and_exit_codes_are_those_of_the_whole_app(argv: list[str]) 
     ]
 
 
+PARSE_ERRORS = [
+    (["talk", "--max-duration", "abc"], "Invalid value for '--max-duration'", "rtc-voice talk"),
+    (["talk", "--inpt", "x"], "No such option: --inpt.", "rtc-voice talk"),
+    (["token", "--ttl"], "Option '--ttl' requires an argument.", "rtc-voice token"),
+    (["--debug", "talk", "--ui"], "Option '--ui' requires an argument.", "rtc-voice talk"),
+    (["auth", "login", "--bogus"], "No such option: --bogus.", "rtc-voice auth login"),
+    (["tokn"], "No such command 'tokn'. Did you mean 'token'?", "rtc-voice"),
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("argv", "sentence", "command"), PARSE_ERRORS, ids=" ".join)
+def test_a_command_line_typer_cannot_parse_is_an_error_and_a_hint(
+    argv: list[str], sentence: str, command: str
+) -> None:
+    """Typer's own parse errors read like every other error: `Error:` with one sentence,
+    `Hint:` with the help of the command it is in, exit 2; no usage block, no box."""
+    env = {**os.environ, "COLUMNS": "100", "TERM": "dumb"}
+    run = subprocess.run(
+        [sys.executable, "-m", "rtc_voice", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert run.returncode == int(ExitCode.USAGE) == 2
+    assert run.stdout == ""
+    error, hint = run.stderr.splitlines()
+    assert error.startswith(f"Error: {sentence}") and error.endswith((".", "?"))
+    assert hint.startswith("Hint: ") and hint.endswith(f"See `{command} --help`.")
+
+
+def test_an_unknown_option_close_to_a_real_one_is_named_in_the_hint() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "rtc_voice", "talk", "--inptu", "mic"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "100"},
+        timeout=30,
+    )
+    assert run.returncode == 2
+    hint = run.stderr.splitlines()[1]
+    assert hint.startswith("Hint: Did you mean --input") and hint.endswith("talk --help`.")
+
+
 def test_importing_and_running_help_loads_no_heavy_modules() -> None:
     code = (
         "import sys\n"
@@ -437,7 +482,7 @@ def test_help_shows_no_bool_metavar_on_flags_and_shows_defaults(
 PARSE_ERRORS = [
     (["talk", "--max-duration", "abc"], "Invalid value for '--max-duration'", "rtc-voice talk"),
     (["talk", "--plain"], "No such option: --plain.", "rtc-voice talk"),
-    (["tlak"], "No such command 'tlak'.", "Did you mean 'talk'?"),
+    (["tlak"], "No such command 'tlak'. Did you mean 'talk'?", "rtc-voice --help"),
     (["auth", "logot"], "No such command 'logot'.", "rtc-voice auth --help"),
     (["token", "--ttl", "soon"], "Invalid value for '--ttl'", "rtc-voice token --help"),
 ]

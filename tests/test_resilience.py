@@ -399,24 +399,24 @@ async def test_a_call_that_is_only_waiting_to_leave_does_not_roll_over(tmp_path:
 async def test_a_scripted_call_rolls_over_before_the_cap_and_every_question_is_answered(
     tmp_path: Path,
 ) -> None:
-    """A session cap of 20 s, a lead of 6 s, a 45 s call: no reply is cut, nothing is lost."""
+    """A session cap of 13 s, a lead of 5 s, a 30 s call: no reply is cut, nothing is lost."""
     question = np.concatenate([tone(300, 800, dbfs=-18), silence(4200)])
-    wav = write_wav(tmp_path / "script.wav", np.concatenate([silence(300), *[question] * 9]))
+    wav = write_wav(tmp_path / "script.wav", np.concatenate([silence(300), *[question] * 6]))
     presenter = Recording()
-    settings = load_settings(env={"RTC_VOICE_NETWORK_ROLLOVER_LEAD_SECONDS": "6"})
+    settings = load_settings(env={"RTC_VOICE_NETWORK_ROLLOVER_LEAD_SECONDS": "5"})
     options = TalkOptions(
-        local=True, input=str(wav), output="none", max_duration=80, session_seconds=20.0
+        local=True, input=str(wav), output="none", max_duration=60, session_seconds=13.0
     )
     call = CallSupervisor(settings, options, presenter, api_key=None)
     assert await call.run() == ExitCode.OK, (call.end_reason, presenter.notices)
-    assert len(call.rollovers) >= 2  # at about 14 s, 28 s (and 42 s, as the input ends)
+    assert len(call.rollovers) >= 2  # at about 8 s, 16 s, 24 s (if the input has not ended)
     assert call.reconnects == []  # the cap never struck
     assert not any("maximum duration" in n for n in presenter.notices)
     turns = call.conversation.turns()
     assert [(t.role, t.status) for t in turns] == [
         ("user", "completed"),
         ("assistant", "completed"),
-    ] * 9
+    ] * 6
     assert all(t.text == "I heard about 0.8 seconds of speech." for t in turns[1::2])
     for event in presenter.client_events:
         validate_client_event(event)

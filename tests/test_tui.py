@@ -7,8 +7,8 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,12 +24,16 @@ pytestmark = pytest.mark.skipif(
 
 
 class Tmux:
+    """A tmux server of its own, on a socket in a directory of its own: `kill` stops the
+    server and removes both (tmux leaves its socket file behind when its server exits)."""
+
     def __init__(self, command: str) -> None:
-        self.socket = f"rtc-voice-test-{uuid.uuid4().hex[:8]}"
+        self._dir = tempfile.mkdtemp(prefix="rtc-voice-tmux-")
+        self.socket = os.path.join(self._dir, "socket")
         subprocess.run(
             [
                 "tmux",
-                "-L",
+                "-S",
                 self.socket,
                 "new-session",
                 "-d",
@@ -46,14 +50,14 @@ class Tmux:
 
     def screen(self) -> str:
         return subprocess.run(
-            ["tmux", "-L", self.socket, "capture-pane", "-t", "t", "-p"],
+            ["tmux", "-S", self.socket, "capture-pane", "-t", "t", "-p"],
             capture_output=True,
             text=True,
             check=False,
         ).stdout
 
     def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "send-keys", "-t", "t", *keys], check=True)
+        subprocess.run(["tmux", "-S", self.socket, "send-keys", "-t", "t", *keys], check=True)
 
     def wait(self, predicate: Callable[[str], bool], what: str, within: float = 20) -> str:
         deadline = time.monotonic() + within
@@ -65,7 +69,7 @@ class Tmux:
         size = subprocess.run(
             [
                 "tmux",
-                "-L",
+                "-S",
                 self.socket,
                 "display",
                 "-p",
@@ -83,7 +87,7 @@ class Tmux:
         subprocess.run(
             [
                 "tmux",
-                "-L",
+                "-S",
                 self.socket,
                 "resize-window",
                 "-t",
@@ -97,7 +101,8 @@ class Tmux:
         )
 
     def kill(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], check=False, capture_output=True)
+        subprocess.run(["tmux", "-S", self.socket, "kill-server"], check=False, capture_output=True)
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -207,3 +212,11 @@ def test_inline_mode_leaves_the_conversation_in_scrollback_once(tmp_path: Path) 
         assert final.count("You said: second inline") == 1
     finally:
         session.kill()
+
+
+def test_a_killed_tmux_leaves_no_socket_behind() -> None:
+    session = Tmux("sleep 30")
+    assert os.path.exists(session.socket)
+    session.kill()
+    assert not os.path.exists(session.socket)
+    assert not os.path.exists(os.path.dirname(session.socket))

@@ -1,5 +1,5 @@
 """`python -m rtc_voice` runs the CLI."""
 
-from rtc_voice.app import main
+from rtc_voice.entry import main
 
 main()

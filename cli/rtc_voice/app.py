@@ -1,4 +1,5 @@
-"""Typer commands and the only place where errors become printed sentences and exit codes.
+"""Typer commands, and where their errors become printed sentences and exit codes (printed by
+ui/console.py, which the entry point's quick path for plain `devices` listings shares).
 
 Heavy modules (aiortc, av, numpy, sounddevice, httpx, keyring) are imported inside the commands
 that need them, so `rtc-voice --help` stays fast.
@@ -16,10 +17,9 @@ import time
 import traceback
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import typer
-from typer._click import exceptions as click  # Typer vendors click; its errors live here
 from typer.core import TyperGroup
 from typer.main import get_command_name
 
@@ -27,11 +27,9 @@ from rtc_voice import __version__
 from rtc_voice.config import Settings
 from rtc_voice.errors import ExitCode, RtcVoiceError
 from rtc_voice.protocol.defaults import VOICES
+from rtc_voice.ui.console import print_error, report, stderr, stdout
 
 SERVE_KEY_ENV = "RTC_VOICE_SERVE_API_KEY"
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 DEFAULTS = Settings()  # shown in --help; a config file or RTC_VOICE_* may change them
 
@@ -129,30 +127,40 @@ class _ErrorHandlingGroup(TyperGroup):
             return super().parse_args(ctx, args)
 
     def main(  # type: ignore[override]
-        self, args: Any = None, prog_name: Any = None, standalone_mode: bool = True, **kwargs: Any
+        self, args: list[str] | None = None, standalone_mode: bool = True, **kwargs: Any
     ) -> Any:
-        """Run the CLI. Standalone (the console script), click's own parse errors (an unknown
-        flag or command, a value click cannot convert) print in the house form, `Error:` and a
-        `Hint:`, with click's exit code (2), instead of Typer's boxed panel."""
-        if not standalone_mode:
-            return super().main(args, prog_name, standalone_mode=False, **kwargs)
+        """Click's own parse errors (an unknown option, a value that is not a number) in the
+        same form as every other error: `Error: …` and a hint (click's guess at the option
+        meant, and the command's help), exit code 2, instead of Typer's boxed panel."""
         try:
-            code = super().main(args, prog_name, standalone_mode=False, **kwargs)
-        except click.ClickException as exc:
-            if type(exc).__name__ != "NoArgsIsHelpError":  # that one's help is printed
-                message, hint = _click_error_sentence(exc)
-                try:
-                    with _pipe_closed_is_quiet():
-                        print_error(message, hint)
-                except _PipeClosed:
-                    _quiet_closed_pipes()
-            sys.exit(exc.exit_code)
+            code = super().main(args, standalone_mode=False, **kwargs)
         except _PipeClosed:
             _quiet_closed_pipes()
-            sys.exit(int(ExitCode.OK))  # as `talk` does when its reader leaves
+            code = int(ExitCode.OK)  # as `talk` does when its reader leaves
         except typer.Abort:
-            _stderr().print("Aborted.")
-            sys.exit(int(ExitCode.FAILURE))
+            _stderr().print("[yellow]Aborted.[/]")
+            code = 1
+        except Exception as exc:
+            # click's classes, by name: Typer has its own copy of click since 0.22, plain
+            # click before (pyproject allows both).
+            kinds = {cls.__name__ for cls in type(exc).__mro__}
+            if "ClickException" not in kinds:
+                raise
+            failure: Any = exc
+            if "UsageError" not in kinds or "NoArgsIsHelpError" in kinds:  # help: Typer's
+                from typer import rich_utils
+
+                rich_utils.rich_format_error(failure)
+            else:
+                given = sys.argv[1:] if args is None else list(args)
+                try:
+                    with _pipe_closed_is_quiet():
+                        print_error(*_usage_error(failure, self, given))
+                except _PipeClosed:
+                    _quiet_closed_pipes()
+            code = failure.exit_code
+        if not standalone_mode:
+            return code
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
@@ -162,11 +170,9 @@ class _ErrorHandlingGroup(TyperGroup):
             except RtcVoiceError as exc:
                 if ctx.meta.get("rtc_voice.debug"):
                     traceback.print_exc(file=sys.stderr)
-                print_error(exc.message, exc.hint)
-                raise typer.Exit(int(exc.exit_code)) from None
-            except KeyboardInterrupt:
-                _stderr().print("[yellow]Interrupted.[/]")
-                raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+                raise typer.Exit(report(exc)) from None
+            except KeyboardInterrupt as exc:
+                raise typer.Exit(report(exc)) from None
 
 
 class _PipeClosed(Exception):
@@ -197,54 +203,34 @@ def _quiet_closed_pipes() -> None:
     os.close(devnull)
 
 
-def _click_error_sentence(exc: click.ClickException) -> tuple[str, str]:
-    """One sentence and a hint from a click parse error: click's "Did you mean …?" (or Typer's,
-    for a command) moves to the hint, which always names the command's --help."""
-    ctx: Any = getattr(exc, "ctx", None)
-    suggestion = ""
-    if isinstance(exc, click.NoSuchOption):
-        message = exc.message
-        if exc.possibilities:
-            names = ", ".join(sorted(exc.possibilities))
-            suggestion = f"Did you mean {names}? "
-    else:
-        message = exc.format_message()
-        head, sep, tail = message.partition(". Did you mean ")
-        if sep:
-            message, suggestion = head, f"Did you mean {tail.strip()} "
-    message = " ".join(message.split()).rstrip(".")
-    if not message.endswith(("?", "!")):
+def _usage_error(exc: Any, root: Any, args: list[str]) -> tuple[str, str]:
+    """(sentence, hint) for a click UsageError: its message as one sentence; the hint names
+    click's guesses at what was meant (an unknown option's close matches) and the help of the
+    command the error is in (the error's context, or else the commands `args` name)."""
+    guesses = list(getattr(exc, "possibilities", None) or ())  # closest first
+    message = (exc.message if guesses else exc.format_message()).strip()
+    if not message.endswith((".", "?", "!")):
         message += "."
-    path = ctx.command_path if ctx is not None else "rtc-voice"
-    return message, f"{suggestion}See `{path} --help`."
+    if exc.ctx is not None:
+        command = exc.ctx.command_path
+    else:
+        path, group = ["rtc-voice"], root
+        for arg in args:
+            sub = getattr(group, "commands", {}).get(arg)
+            if sub is not None:
+                path.append(arg)
+                group = sub
+            elif not arg.startswith("-"):
+                break
+        command = " ".join(path)
+    hint = f"See `{command} --help`."
+    if guesses:
+        hint = f"Did you mean {' or '.join(guesses)}? {hint}"
+    return message, hint
 
 
-_consoles: dict[bool, Console] = {}
-
-
-def _console(stderr: bool) -> Console:
-    if stderr not in _consoles:
-        from rich.console import Console
-
-        _consoles[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=True)
-    return _consoles[stderr]
-
-
-def _stdout() -> Console:
-    return _console(False)
-
-
-def _stderr() -> Console:
-    return _console(True)
-
-
-def print_error(message: str, hint: str | None = None) -> None:
-    from rich.markup import escape
-
-    console = _stderr()
-    console.print(f"[bold red]Error:[/] {escape(message)}")
-    if hint:
-        console.print(f"[dim]Hint:[/] {escape(hint)}")
+_stdout = stdout  # the short names the commands below use
+_stderr = stderr
 
 
 HELP = """Talk to an OpenAI Realtime model from your terminal, over WebRTC.
@@ -850,91 +836,13 @@ def devices(
     Examples: rtc-voice devices --probe;  rtc-voice devices --echo-test;
     rtc-voice talk --input usb --output 3
     """
-    from rtc_voice.audio import catalog as audio
-
     settings = _settings(config)
     if echo_test:
         _echo_test(settings, as_json)
         return
-    found = audio.list_devices()
-    if not found:
-        from rtc_voice.errors import AudioError
+    from rtc_voice.ui.devices import show_devices
 
-        raise AudioError("No audio devices were found.", hint=audio.NO_DEVICES_HINT)
-    chosen: dict[str, audio.Device | RtcVoiceError] = {}
-    for kind, spec in zip(
-        audio.KINDS, (settings.input_device, settings.output_device), strict=True
-    ):
-        try:
-            chosen[kind] = audio.select(spec, kind, found)
-        except RtcVoiceError as exc:
-            chosen[kind] = exc
-    results: list[audio.ProbeResult] = []
-    if probe:
-        with _stderr().status("Opening every device…"):
-            results = audio.probe_all(found)
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "devices": [d.as_json() for d in found],
-                    "probe": [
-                        {
-                            "index": r.device.index,
-                            "kind": r.kind,
-                            "rate": r.rate,
-                            "ok": r.ok,
-                            "error": r.error,
-                        }
-                        for r in results
-                    ]
-                    if probe
-                    else None,
-                    "selected": {
-                        k: (v.index if isinstance(v, audio.Device) else None)
-                        for k, v in chosen.items()
-                    },
-                },
-                indent=2,
-            )
-        )
-        return
-    from rich.table import Table
-
-    table = Table(title="Audio devices", title_justify="left")
-    for column in ("#", "name", "host API", "in", "out", "rate", "default"):
-        table.add_column(
-            column, justify="right" if column in ("#", "in", "out", "rate") else "left"
-        )
-    for d in found:
-        marks = ", ".join(
-            m for m, on in (("input", d.default_input), ("output", d.default_output)) if on
-        )
-        table.add_row(
-            str(d.index),
-            d.name,
-            d.hostapi,
-            str(d.max_input_channels),
-            str(d.max_output_channels),
-            f"{d.default_samplerate:g}",
-            marks,
-        )
-    out = _stdout()
-    out.print(table)
-    if probe:
-        probe_table = Table(title="Probe (mono, really opened)", title_justify="left")
-        for column in ("#", "name", "as", "rate", "result"):
-            probe_table.add_column(column)
-        for r in results:
-            verdict = "[green]ok[/]" if r.ok else f"[red]{r.error}[/]"
-            probe_table.add_row(str(r.device.index), r.device.name, r.kind, str(r.rate), verdict)
-        out.print(probe_table)
-    for kind, label in (("input", "Microphone"), ("output", "Speaker")):
-        value = chosen[kind]
-        if isinstance(value, audio.Device):
-            out.print(f"{label}: [bold]{value}[/]")
-        else:
-            out.print(f"{label}: [red]{value.message}[/] {value.hint or ''}")
+    show_devices(settings, probe=probe, as_json=as_json)
 
 
 def _echo_test(settings: Settings, as_json: bool) -> None:

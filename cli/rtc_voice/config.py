@@ -7,12 +7,8 @@ drives loading, validation messages, `rtc-voice config show` and the generated
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import shlex
-import textwrap
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -499,6 +495,8 @@ def config_exists(path: Path) -> bool:
 
 
 def _closest(name: str, candidates: Sequence[str]) -> str | None:
+    import difflib
+
     matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
     if matches:
         return matches[0]
@@ -554,6 +552,7 @@ def _prices(table: object, where: str) -> dict[str, dict[str, float]]:
 
 def load_prices(settings: Settings) -> dict[str, dict[str, float]]:
     """Packaged prices per model, with the config file's [prices."MODEL"] laid over them."""
+    import tomllib
     from importlib.resources import files
 
     packaged = tomllib.loads(files("rtc_voice").joinpath("data/prices.toml").read_text())
@@ -579,7 +578,12 @@ def _flatten(table: Mapping[str, Any], path: Path) -> dict[str, object]:
 
 
 def read_file(path: Path) -> dict[str, object]:
-    """The file's settings as dotted keys; raises ConfigError with line and column on bad TOML."""
+    """The file's settings as dotted keys; raises ConfigError with line and column on bad TOML.
+
+    The TOML parser (and the other modules only some commands need: difflib, shlex, textwrap)
+    loads where it is used: with no config file, `devices` reads none."""
+    import tomllib
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -595,6 +599,8 @@ def read_file(path: Path) -> dict[str, object]:
         match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         reason = re.sub(r"\s*\(at line.*\)$", "", str(exc)) or "syntax error"
         where = f"{path}:{match.group(1)}:{match.group(2)}" if match else str(path)
+        import shlex
+
         raise ConfigError(
             f"{where}: invalid TOML: {reason}.",
             hint="Fix the file at that line and column, or start over with "
@@ -764,6 +770,8 @@ def effective_json(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def example_toml() -> str:
     """The documented example configuration, generated from `FIELDS`."""
+    import textwrap
+
     from rtc_voice.tools import mcp as mcpspec
     from rtc_voice.tools import spec as toolspec
 

@@ -16,7 +16,8 @@
      ├── CallError                the WebRTC call failed or stalled        (11)
      └── UsageError               a flag value that cannot be used         (2)
 
-Only `rtc_voice.app` turns these into exit codes and printed text.
+Only `rtc_voice.app` and the entry point's quick listing (`rtc_voice.entry`) turn these into
+exit codes, both through `rtc_voice.ui.console.report`, which prints them.
 """
 
 from __future__ import annotations
