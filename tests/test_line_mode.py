@@ -9,6 +9,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -178,3 +179,26 @@ def test_an_unknown_slash_command_is_refused_and_a_double_slash_sends_one(
         assert "EXIT=0" in session.wait(lambda s: "EXIT=" in s, "the process to exit")
     finally:
         session.kill()
+
+
+def test_a_slash_line_with_arguments_is_still_a_message() -> None:
+    """`/call NAME {json}` (the local server's way to make the model call a tool, README) is
+    sent as typed; only a lone unknown `/word` is refused."""
+    from io import StringIO
+
+    from rtc_voice.call.controls import SendText
+    from rtc_voice.call.supervisor import CallSupervisor, TalkOptions
+    from rtc_voice.config import Settings
+    from rtc_voice.ui.plain import LinePresenter
+
+    err = StringIO()
+    presenter = LinePresenter(out=StringIO(), err=err, read_lines=True)
+    call = CallSupervisor(Settings(), TalkOptions(), presenter, api_key=None)
+    presenter.bind(call, call.snapshot)
+    sent: list[object] = []
+    presenter.controls = SimpleNamespace(send=sent.append)  # type: ignore[assignment]
+    presenter.line('/call echo {"text": "hi"}')
+    presenter.line("/help")
+    presenter.line("//help")
+    assert sent == [SendText('/call echo {"text": "hi"}'), SendText("/help")]
+    assert err.getvalue().count("Unknown command /help") == 1

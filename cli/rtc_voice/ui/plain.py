@@ -2,8 +2,9 @@
 `assistant: …` lines, or (with --json) one JSON object per conversation event from the server.
 
 With a terminal on stdin (TERM=dumb, or stdout redirected) a line typed and sent with Enter
-is a message; `/m`, `/i` and `/q` mute, interrupt and hang up; any other `/word` is refused
-with the list, and `//` sends a message that starts with a slash (`//etc` sends `/etc`).
+is a message; `/m`, `/i` and `/q` mute, interrupt and hang up; any other lone `/word` is
+refused with the list (a line with more after it, like the local server's `/call NAME {json}`,
+is a message), and `//` sends a message that starts with a slash (`//etc` sends `/etc`).
 When the reader of stdout goes away (`| head -1`) the call ends quietly, as `git log | head`
 does."""
 
@@ -149,8 +150,8 @@ class LinePresenter:
         if isinstance(command, ToggleMute):
             self._toggle_mute()
             return
-        if command is None and text.startswith("/"):
-            word = text.split()[0]
+        if command is None and text.startswith("/") and len(text.split()) == 1:
+            word = text  # a lone /word is a command; `/call NAME {json}` is for the server
             self._print(
                 f"Unknown command {word}: /m mute, /i interrupt, /q hang up; "
                 f"start with // to send a message that begins with /.",
