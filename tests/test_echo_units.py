@@ -13,6 +13,7 @@ import pytest
 
 from rtc_voice.audio.echo import (
     MAX_FAR_BACKLOG,
+    REST_FLUSH_FRAMES,
     TEN_MS,
     EchoMeter,
     EchoStage,
@@ -425,8 +426,9 @@ def test_aec3_rests_in_pauses_and_cancels_as_well_when_the_speaker_plays_again(
         canceller = Counting()
         stage = EchoStage(canceller, open_gate(), rest_in_silence=rest)
         outs.append(run(stage, far, near))
-        worked = stage.near_frames - stage.rested_frames  # plus a frame or two per rest,
-        assert worked <= canceller.near_calls <= worked + 2 * 3  # to keep the streams in step
+        worked = stage.near_frames - stage.rested_frames  # plus, per rest, silence to flush
+        flush = REST_FLUSH_FRAMES + 2  # AEC3 and a frame or two to keep the streams in step
+        assert worked <= canceller.near_calls <= worked + flush * 3
         if rest:  # the lead-in silence (from 1 s) and two pauses (from 1 s after the echo)
             assert 3.5 * 100 <= stage.rested_frames <= 5 * 100
         else:
@@ -440,8 +442,16 @@ def test_aec3_rests_in_pauses_and_cancels_as_well_when_the_speaker_plays_again(
 
 def test_the_microphone_passes_untouched_while_aec3_rests() -> None:
     """The user speaks in a pause: from a second into the pause it is exactly what the
-    microphone heard (no canceller, no gate), and AEC3 is given none of it."""
-    canceller = Recording()
+    microphone heard (no canceller, no gate), and AEC3 is given none of it (only silence, to
+    flush what it held)."""
+
+    class Heard(Recording):
+        def near(self, frame: Pcm, delay_ms: int) -> Pcm:
+            if frame.any():
+                return super().near(frame, delay_ms)
+            return frame
+
+    canceller = Heard()
     stage = EchoStage(canceller, rest_in_silence=True)
     loud, quiet = np.concatenate([frames(-10)] * 2), np.concatenate([frames(-30)] * 2)
     silent = np.zeros(FRAME_SAMPLES, np.int16)
@@ -473,3 +483,26 @@ def test_aec3_waits_out_a_long_echo_trip_before_resting() -> None:
         if stage.resting and rested_at is None:
             rested_at = n
     assert rested_at is not None and 63 <= rested_at <= 66  # 130 frames of 10 ms, 2 a step
+
+
+@pytest.mark.timeout(30)
+def test_a_rest_that_begins_while_the_user_talks_leaves_no_burst_for_the_next_reply(
+    voices: tuple[Pcm, Pcm],
+) -> None:
+    """The rest begins in the middle of a loud word (the user asking in the pause): AEC3 must
+    not keep that word and play it out when the speaker starts again. Before the next reply's
+    echo can arrive (115 ms), a silent microphone stays silent; a leftover 10 ms of the word
+    at -23 dBFS once made the server hear speech and cancel the reply."""
+    far_voice, _ = voices
+    second = RATE
+    far = np.concatenate([far_voice[: 2 * second], np.zeros(second * 8 // 5, np.int16)])
+    wake = len(far)
+    far = np.concatenate([far, far_voice[:second]])
+    near = room_echo(far)
+    talking = slice(2 * second + second // 10, 3 * second + second * 15 // 100)  # past 3.0 s
+    near[talking] += noise_at(talking.stop - talking.start, -20)  # a loud voice stands in
+    stage = EchoStage(WebRtcCanceller(), open_gate(), rest_in_silence=True)
+    out = run(stage, far, near)
+    assert stage.rested_frames > 0 and not stage.resting
+    assert rms_dbfs(near[wake : wake + second // 10].astype(np.int16)) == SILENCE_DBFS
+    assert rms_dbfs(out[wake : wake + second // 10]) < -60

@@ -40,6 +40,7 @@ ECHO_HEARD_DB = 10.0  # the canceller removing this much means there is an echo 
 FAR_SILENT_DBFS = -60.0  # a far frame this quiet plays no echo worth cancelling
 REST_AFTER_FRAMES = 100  # AEC3 rests after this many silent far frames, at the least...
 ECHO_TAIL_MS = 500  # ...or the echo's trip (the stream delay) and a room's reverb after it
+REST_FLUSH_FRAMES = 20  # silence AEC3 is given as a rest begins, so it holds no old sound
 HEARD_DBFS = -70.0  # a microphone below this hears nothing (digital or near silence)
 NO_LIVEKIT_HINT = (
     "Install it with `pip install livekit` (it ships wheels for Linux, macOS and Windows), or "
@@ -248,6 +249,7 @@ class EchoStage:
         self._far_quiet = 0  # far frames in a row below FAR_SILENT_DBFS
         self._waking = False  # the first frame after a rest: faded from raw to processed
         self._rest_balance = 0  # far frames minus microphone frames AEC3 was not given
+        self._delay_ms = 0  # the stream delay AEC3 was last told
 
     def played(self, samples: Pcm) -> None:
         """48 kHz mono samples the speaker has just played (any length, silence included)."""
@@ -266,8 +268,20 @@ class EchoStage:
         for _ in range(self._rest_balance):
             self.canceller.far(silence)
         for _ in range(-self._rest_balance):
-            self.canceller.near(silence, 0)
+            self.canceller.near(silence, self._delay_ms)
         self._rest_balance = 0
+
+    def _flush(self) -> None:
+        """Leave AEC3 holding silence as it rests. A rest often begins while the user talks
+        (the speaker is silent then), and AEC3 keeps the end of the last frames it was given in
+        its blocks and filters: without this, the first frame after the rest played out up to
+        10 ms of that word (-23 dBFS from a silent microphone), enough for a server to hear
+        speech and cancel the reply that had just started. Far and near in pairs, so the
+        streams stay in step."""
+        silence = np.zeros(TEN_MS, np.int16)
+        for _ in range(REST_FLUSH_FRAMES):
+            self.canceller.far(silence)
+            self.canceller.near(silence, self._delay_ms)
 
     def _feed_far(self) -> None:
         if len(self._far) > MAX_FAR_BACKLOG:  # a burst (stream start): keep the newest
@@ -298,6 +312,7 @@ class EchoStage:
         out = np.empty_like(near)
         gate = self.gate
         rest_after = max(REST_AFTER_FRAMES, (delay_ms + ECHO_TAIL_MS) // 10)
+        self._delay_ms = delay_ms
         for start in range(0, len(near) - TEN_MS + 1, TEN_MS):
             self._feed_far()
             frame = near[start : start + TEN_MS]
@@ -324,6 +339,7 @@ class EchoStage:
             if self.rest_in_silence and self._far_quiet >= rest_after:
                 self.resting = True  # and from AEC3's output to the raw microphone
                 result = _crossfade(result, frame)
+                self._flush()
             out[start : start + TEN_MS] = result
             self.near_frames += 1
         return out
