@@ -71,6 +71,20 @@ class Call:
             if (e["response"].get("status_details") or {}).get("reason") == "turn_detected"
         ]
 
+    def timeline(self) -> str:
+        """The call's events, one per line, for a failure message: what happened when."""
+        lines = []
+        for t, e in self.events:
+            extra = ""
+            if e["type"] == "rtc_voice.stats":
+                extra = f"{e.get('echo')} {e.get('echo_removed_db')} dB"
+            elif e["type"] == "response.done":
+                extra = f"{e['response']['status']} {e['response'].get('status_details')}"
+            elif "delta" in e["type"]:
+                continue
+            lines.append(f"{t:7.2f} {e['type']} {extra}")
+        return "\n".join(lines)
+
     def assistant_seconds(self) -> float:
         """Seconds of assistant audio played, from each reply's start to its end."""
         starts = {e["response_id"]: t for t, e in self.of("output_audio_buffer.started")}
@@ -149,7 +163,7 @@ def test_with_echo_cancellation_no_reply_is_cut_by_its_own_echo(
     for player in players:
         player.wait(10)
     statuses = [r["status"] for r in call.responses]
-    assert statuses == ["completed"] * 3, statuses
+    assert statuses == ["completed"] * 3, call.timeline()
     assert call.cancelled_by_speech() == []
     assert len(call.of("input_audio_buffer.speech_started")) == 2  # the user, twice
     assert call.assistant_seconds() >= 20
