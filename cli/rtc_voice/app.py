@@ -877,6 +877,7 @@ def _echo_test(settings: Settings, as_json: bool) -> None:
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     host: Annotated[
         str, typer.Option(help="Address to bind; anything but loopback is reachable by others.")
     ] = "127.0.0.1",
@@ -902,7 +903,8 @@ def serve(
         ),
     ] = None,
     drops: Annotated[
-        int, typer.Option("--drops", help="With --drop-after: how many calls to cut.")
+        int,
+        typer.Option("--drops", help="With --drop-after: how many calls to cut, the first ones."),
     ] = 1,
     api_key: Annotated[
         str | None,
@@ -933,6 +935,11 @@ def serve(
     if max_duration <= 0:
         raise UsageError.bad_value("--max-duration", f"{max_duration:g}", "more than 0 seconds")
     impairment = _network_rehearsal(network, drop_after, drops)
+    if drop_after is None and _given(ctx, "drops"):
+        raise UsageError(
+            "--drops counts the calls that --drop-after cuts; without --drop-after no call is cut.",
+            hint=f"Add --drop-after SECONDS: `rtc-voice serve --drop-after 10 --drops {drops}`.",
+        )
     err = _stderr()
 
     def log(line: str) -> None:
@@ -990,7 +997,8 @@ def serve(
             if impairment is not None:
                 err.print(f"Rehearsing a bad network on outgoing audio: {impairment.describe()}.")
             if drop_after is not None:
-                err.print(f"Cutting the first {drops} call(s) silently after {drop_after:g} s.")
+                cut = "call" if drops == 1 else f"{drops} calls"
+                err.print(f"Cutting the first {cut} silently after {drop_after:g} s.")
             err.print("Press Ctrl-C to stop.", style="dim")
             await stop.wait()
         finally:
@@ -1000,6 +1008,13 @@ def serve(
     asyncio.run(run())
     if terminated:  # like a shell's 128 + SIGTERM, as the README promises
         raise typer.Exit(int(ExitCode.TERMINATED))
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user set this parameter (on the command line or from the environment).
+    By name: Typer carries its own copy of click, whose ParameterSource is not click's."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
 
 
 def _network_rehearsal(network: str | None, drop_after: float | None, drops: int) -> Any:
