@@ -105,6 +105,7 @@ class CallSnapshot:
     turns: tuple[Turn, ...] = ()
     log: tuple[LogLine, ...] = ()
     mic_dbfs: float = -120.0
+    microphone: bool = True  # False with `--input none`: there is no level to show
     speaker_dbfs: float = -120.0
     muted: bool = False
     speaking: str = "listening"

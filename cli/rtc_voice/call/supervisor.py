@@ -1182,6 +1182,7 @@ class CallSupervisor:
             turns=conv.snapshot_turns(SNAPSHOT_TURNS),
             log=tuple(self.log.newest(SNAPSHOT_LOG_LINES)),
             mic_dbfs=-120.0 if self.muted else mic,
+            microphone=not (self.mic is not None and self.mic.absent),
             speaker_dbfs=self.sink.level_dbfs if self.sink is not None else -120.0,
             muted=self.muted,
             speaking=conv.speaking,

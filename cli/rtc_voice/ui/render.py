@@ -64,6 +64,7 @@ class View:
     show_log: bool = False
     show_help: bool = False
     mic_dbfs: float = -120.0
+    microphone: bool = True  # False with `--input none`: "no microphone" instead of a meter
     speaker_dbfs: float = -120.0
     muted: bool = False
     speaking: str = "listening"
@@ -290,14 +291,19 @@ def wrapped_turn(turn: Turn, width: int) -> list[Text]:
     return lines
 
 
+EMPTY = "Say something, or press t to type."
+EMPTY_NO_MIC = "No microphone (--input none): press t to type a message."
+
+
 def conversation_lines(
-    turns: Sequence[Turn], width: int, height: int, scroll: int = 0
+    turns: Sequence[Turn], width: int, height: int, scroll: int = 0, empty: str = EMPTY
 ) -> tuple[list[Text], int]:
     """The lines of `height` rows that end `scroll` lines above the newest, and how far back
-    the view really is (a scroll past the first turn stops there)."""
+    the view really is (a scroll past the first turn stops there). `empty`: what an empty
+    conversation shows."""
     width = max(10, width)
     if not turns:
-        return wrap(Text("Say something, or press t to type.", style="dim"), width)[:height], 0
+        return wrap(Text(empty, style="dim"), width)[:height], 0
     need = height + max(0, scroll)
     lines: list[Text] = []
     for turn in reversed(turns):
@@ -399,7 +405,10 @@ def status_items(view: View, compact: bool) -> list[tuple[int, Text]]:
     }.get(view.speaking, ("listening", "dim"))
     cells = COMPACT_METER_CELLS if compact else METER_CELLS
     items: list[tuple[int, Text]] = []
-    mic = Text("mic ") + meter(view.mic_dbfs, cells)
+    if view.microphone:
+        mic = Text("mic ") + meter(view.mic_dbfs, cells)
+    else:
+        mic = Text("no mic" if compact else "no microphone", "dim")
     if view.muted:
         items.append((90, Text("MUTED", "bold red")))
     items.append((50, mic))
@@ -467,6 +476,8 @@ def key_hints(view: View, width: int) -> list[Text]:
             keys[0] = ("space", "end turn")
         if view.muted:
             keys[keys.index(("m", "mute"))] = ("m", "unmute")
+        elif not view.microphone:  # nothing to mute
+            keys.remove(("m", "mute"))
         if view.show_log:
             keys.insert(-2, ("↑↓", "pick"))
             keys.insert(-2, ("o", "JSON"))
@@ -667,6 +678,7 @@ def compose(view: View, width: int, height: int) -> Frame:
         left = height - len(top) - len(foot)
     side_open = view.show_log or view.show_help
     whole = _read_whole(view)
+    empty = EMPTY if view.microphone else EMPTY_NO_MIC
     side_size = _side_size(view, width - 4)
     rows: list[Text | BoxRow] = [*top]
     if compact:
@@ -680,7 +692,7 @@ def compose(view: View, width: int, height: int) -> Frame:
         body = left - side
         scroll = 0
         if body > 0:
-            lines, scroll = conversation_lines(view.turns, width, body, view.scroll)
+            lines, scroll = conversation_lines(view.turns, width, body, view.scroll, empty)
             rows.extend(fit(line, width) for line in lines)
             rows.extend(Text("") for _ in range(body - len(lines)))
         if side > 0:
@@ -694,7 +706,7 @@ def compose(view: View, width: int, height: int) -> Frame:
             room = max(room, left - 4 - MIN_BODY_LINES)
         side = min(side_size, room) + 2 if side_open else 0
         body = left - side - 2
-        lines, scroll = conversation_lines(view.turns, width - 4, body, view.scroll)
+        lines, scroll = conversation_lines(view.turns, width - 4, body, view.scroll, empty)
         title = "conversation" + (" (scrolled back: End returns)" if view.scroll else "")
         rows.extend(boxed(lines, title, width, body, "blue"))
         if side_open:

@@ -413,6 +413,7 @@ class LivePresenter:
             show_log=self.show_log,
             show_help=self.show_help,
             mic_dbfs=snap.mic_dbfs,
+            microphone=snap.microphone,
             speaker_dbfs=snap.speaker_dbfs,
             muted=snap.muted,
             speaking=snap.speaking,
