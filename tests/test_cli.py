@@ -130,6 +130,37 @@ def test_a_command_line_typer_cannot_parse_is_an_error_and_a_hint(
     assert hint.startswith("Hint: ") and hint.endswith(f"See `{command} --help`.")
 
 
+VOICE_ERRORS = [
+    (["talk", "--local", "--voice"], "Option '--voice' requires an argument.", ""),
+    (["token", "--voice"], "Option '--voice' requires an argument.", ""),
+    (["talk", "--local", "--voice", "nobody"], "Invalid value 'nobody' for the flag --voice", ""),
+    (["token", "--voice", "Marin"], "Invalid value 'Marin'", "Did you mean marin? "),
+    (["talk", "--voice", "--local"], "The flag --voice needs a value, but --local follows", ""),
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("argv", "sentence", "guess"), VOICE_ERRORS, ids=[" ".join(case[0]) for case in VOICE_ERRORS]
+)
+def test_a_missing_or_unknown_voice_lists_the_voices_in_the_hint(
+    argv: list[str], sentence: str, guess: str, tmp_path: Path
+) -> None:
+    from rtc_voice.protocol.defaults import VOICES
+
+    run = subprocess.run(
+        [sys.executable, "-m", "rtc_voice", *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "300", "XDG_CONFIG_HOME": str(tmp_path)},
+        timeout=30,
+    )
+    assert run.returncode == ExitCode.USAGE, run.stderr
+    error, hint = run.stderr.splitlines()
+    assert error.startswith(f"Error: {sentence}") and not error.endswith(("..", "…."))
+    assert hint.startswith(f"Hint: {guess}Voices: {', '.join(VOICES)} (marin and cedar")
+
+
 def test_an_unknown_option_close_to_a_real_one_is_named_in_the_hint() -> None:
     run = subprocess.run(
         [sys.executable, "-m", "rtc_voice", "talk", "--inptu", "mic"],

@@ -226,6 +226,10 @@ def _usage_error(exc: Any, root: Any, args: list[str]) -> tuple[str, str]:
     hint = f"See `{command} --help`."
     if guesses:
         hint = f"Did you mean {' or '.join(guesses)}? {hint}"
+    elif getattr(exc, "option_name", None) == "--voice":  # `--voice` with no value after it
+        from rtc_voice.config import voice_hint
+
+        hint = f"{voice_hint()} {hint}"
     return message, hint
 
 
