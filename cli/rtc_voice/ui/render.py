@@ -38,6 +38,9 @@ KEYS = (
     ("q", "quit"),
 )
 PTT_KEY = ("space", "talk")
+# the compact layout drops these hints, first to last, until the hints fit one line (the
+# help, `?`, lists every key); push-to-talk, mute, type, help and quit always stay
+SPARE_KEYS = ("/", "o", "↑↓", "l", "i")
 HELP = """\
 [bold]m[/]          mute / unmute your microphone (silence is sent, the call goes on)
 [bold]i[/]          interrupt the assistant (cancel the reply, drop its queued audio)
@@ -462,8 +465,9 @@ def status_lines(view: View, width: int, compact: bool) -> list[Text]:
     return flow([t for _, t in items], width, sep=" ")
 
 
-def key_hints(view: View, width: int) -> list[Text]:
-    """The key hints that work now, as few lines as the width allows."""
+def key_hints(view: View, width: int, compact: bool = False) -> list[Text]:
+    """The key hints that work now, as few lines as the width allows; in the compact layout,
+    one line where leaving out the spare hints makes them fit (`? help` then says `? more`)."""
     if view.question is not None:
         keys = [(key, label) for key, label, _ in view.question.answers]
     elif view.typing is not None:
@@ -482,6 +486,16 @@ def key_hints(view: View, width: int) -> list[Text]:
             keys.insert(-2, ("↑↓", "pick"))
             keys.insert(-2, ("o", "JSON"))
             keys.insert(-2, ("/", "filter"))
+    lines = _hint_lines(keys, width)
+    spare = [key for key in SPARE_KEYS if any(k == key for k, _ in keys)]
+    while compact and len(lines) > 1 and spare:
+        drop = spare.pop(0)
+        keys = [("?", "more") if k == "?" else (k, label) for k, label in keys if k != drop]
+        lines = _hint_lines(keys, width)
+    return lines
+
+
+def _hint_lines(keys: Sequence[tuple[str, str]], width: int) -> list[Text]:
     items = [Text.assemble((k, "bold"), " ", (label, "dim")) for k, label in keys]
     return flow(items, width, sep=" · ")
 
@@ -609,12 +623,13 @@ def _read_whole(view: View) -> bool:
 
 
 def _side_size(view: View, width: int) -> int:
-    """The lines the open side panel would like: all of the help or the JSON, else the log's."""
+    """The lines the open side panel would like: all of the help or the JSON, else the log's
+    entries, up to SIDE_LINES (a log of two entries gets a box of two lines, not eight)."""
     if view.show_help:
         return len(wrap(HELP_TEXT, width))
     if view.show_log and view.log_detail is not None:
         return len(log_detail_lines(view.log_detail, width, 10**6))
-    return SIDE_LINES
+    return max(1, min(SIDE_LINES, len(view.log)))
 
 
 def is_compact(width: int, height: int) -> bool:
@@ -624,7 +639,7 @@ def is_compact(width: int, height: int) -> bool:
 def footer_lines(view: View, width: int, compact: bool, room: int) -> list[Text]:
     """Everything below the conversation, in at most `room` lines: the prompt and the key hints
     first, then the status, then the notice (cut to what is left)."""
-    keys = key_hints(view, width)
+    keys = key_hints(view, width, compact)
     prompt = prompt_line(view, width)
     status = status_lines(view, width, compact)
     notice = notice_lines(view, width, compact)
