@@ -23,6 +23,7 @@ from rtc_voice.ui.render import (
     is_compact,
     key_hints,
     pretty_json,
+    status_lines,
 )
 
 SIZES = [(200, 60), (120, 40), (80, 24), (60, 20), (40, 12)]
@@ -333,3 +334,13 @@ def test_the_compact_key_hints_fit_one_line_at_60x20(ptt: bool, show_log: bool) 
     assert rows[-1] == text and "q quit" not in rows[-2]
     dropped = len(key_hints(view, 60)) > 1  # what the full set would need
     assert ("? more" in text) == dropped and ("? help" in text) == (not dropped)
+
+
+def test_the_compact_network_item_keeps_whole_figures() -> None:
+    """It was cut at 24 characters: `rtt 1 ms · jitter 0 ms ·`, a separator with nothing after."""
+    view = call_view(network="rtt 1 ms · jitter 0 ms · loss 0.0% · turn 540 ms", status_items=())
+    line = " ".join(row.plain for row in status_lines(view, 60, compact=True))
+    assert "rtt 1 ms · jitter 0 ms" in line
+    assert not line.rstrip().endswith("·") and "· loss" not in line
+    wide = " ".join(row.plain for row in status_lines(view, 200, compact=False))
+    assert "rtt 1 ms · jitter 0 ms · loss 0.0% · turn 540 ms" in wide

@@ -437,7 +437,8 @@ def status_items(view: View, compact: bool) -> list[tuple[int, Text]]:
         items.append((15, Text(_rate_limits(view.rate_limits, compact), "dim")))
     if view.network:
         style = "bold red" if view.network_bad else "dim"
-        items.append((30, Text(view.network if not compact else view.network[:24], style)))
+        network = view.network if not compact else _first_parts(view.network, 24)
+        items.append((30, Text(network, style)))
     if view.echo_cancelling:
         echo = "echo cancelling" if not compact else "AEC"
         if view.speaking == "assistant" and view.echo_removed_db is not None:
@@ -448,6 +449,18 @@ def status_items(view: View, compact: bool) -> list[tuple[int, Text]]:
         if label:
             items.append((extra.priority, Text(label, extra.style)))
     return items
+
+
+def _first_parts(text: str, room: int) -> str:
+    """The leading ` · `-separated parts of `text` that fit in `room` characters (at least
+    the first, cut): `rtt 1 ms · jitter 0 ms`, never `rtt 1 ms · jitter 0 ms ·`."""
+    parts = text.split(" · ")
+    kept = parts[0][:room]
+    for part in parts[1:]:
+        if len(kept) + 3 + len(part) > room:
+            break
+        kept += " · " + part
+    return kept
 
 
 def status_lines(view: View, width: int, compact: bool) -> list[Text]:
