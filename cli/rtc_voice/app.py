@@ -804,6 +804,9 @@ def talk(
         raise call.failure  # one sentence and a hint; the traceback with --debug
     if call.end_reason and not getattr(presenter, "output_closed", False):
         _stderr().print(f"Call ended: {call.end_reason}.", style="dim")
+        summary = call.summary()
+        if summary:
+            _stderr().print(summary, style="dim", highlight=False)
     if code:
         raise typer.Exit(int(code))
 
