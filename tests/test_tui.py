@@ -224,7 +224,7 @@ def test_a_killed_tmux_leaves_no_socket_behind() -> None:
 
 def test_without_a_microphone_the_screen_says_so_instead_of_a_meter(tmp_path: Path) -> None:
     """`--input none`: no level meter that never moves, no mute key, and the empty
-    conversation says to type."""
+    conversation says to type. `--output none`: no speaker meter either."""
     talk = f"{shlex.quote(sys.executable)} -m rtc_voice talk --local --input none --output none"
     session = Tmux(
         f"env XDG_CONFIG_HOME={shlex.quote(str(tmp_path))} {talk}; echo EXIT=$?; sleep 60"
@@ -236,11 +236,14 @@ def test_without_a_microphone_the_screen_says_so_instead_of_a_meter(tmp_path: Pa
         )
         assert "mic ▯" not in screen and "m mute" not in screen
         assert "press t to type a message" in screen
+        assert "no speaker" in screen and "spk ▯" not in screen
         session.resize(60, 20)  # the compact layout
         screen = session.wait(
-            lambda s: "no mic" in s and "q quit" in s and "╭" not in s, "the compact screen"
+            lambda s: "no mic " in s and "no spk" in s and "q quit" in s and "╭" not in s,
+            "the compact screen",
         )
         assert "mic ▯" not in screen and "m mute" not in screen
+        assert "no spk" in screen and "spk ▯" not in screen
         session.keys("q")
         assert "EXIT=0" in session.wait(lambda s: "EXIT=" in s, "the process to exit")
     finally:

@@ -45,6 +45,7 @@ class NullSink:
 
     description = "none (audio discarded)"
     underruns = 0
+    absent = True  # no speaker at all: the screen shows no level meter for it
 
     def __init__(self) -> None:
         self.level_dbfs = SILENCE_DBFS

@@ -1198,6 +1198,7 @@ class CallSupervisor:
             mic_dbfs=-120.0 if self.muted else mic,
             microphone=not (self.mic is not None and self.mic.absent),
             speaker_dbfs=self.sink.level_dbfs if self.sink is not None else -120.0,
+            speaker=not getattr(self.sink, "absent", False),
             muted=self.muted,
             speaking=conv.speaking,
             tokens_in=conv.usage.input_tokens,

@@ -69,6 +69,7 @@ class View:
     mic_dbfs: float = -120.0
     microphone: bool = True  # False with `--input none`: "no microphone" instead of a meter
     speaker_dbfs: float = -120.0
+    speaker: bool = True  # False with `--output none`: "no speaker" instead of a meter
     muted: bool = False
     speaking: str = "listening"
     tokens_in: int = 0
@@ -415,7 +416,10 @@ def status_items(view: View, compact: bool) -> list[tuple[int, Text]]:
     if view.muted:
         items.append((90, Text("MUTED", "bold red")))
     items.append((50, mic))
-    items.append((40, Text("spk ") + meter(view.speaker_dbfs, cells)))
+    if view.speaker:
+        items.append((40, Text("spk ") + meter(view.speaker_dbfs, cells)))
+    else:
+        items.append((40, Text("no spk" if compact else "no speaker", "dim")))
     short = {"you": "you", "assistant": "assistant", "listening": "listening"}
     items.append((80, Text(short.get(view.speaking, view.speaking) if compact else speaking_text)))
     items[-1][1].stylize(speaking_style)

@@ -415,6 +415,7 @@ class LivePresenter:
             mic_dbfs=snap.mic_dbfs,
             microphone=snap.microphone,
             speaker_dbfs=snap.speaker_dbfs,
+            speaker=snap.speaker,
             muted=snap.muted,
             speaking=snap.speaking,
             tokens_in=snap.tokens_in,
