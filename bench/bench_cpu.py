@@ -13,6 +13,12 @@
   - bare PortAudio streams as the stock client with a mic opens them (default latency, blocking
     speaker writes): the same floor for the stock clients.
 
+Turns: the clicks above play throughout the window, so the speaker is never silent for long.
+A person's call has turns: the assistant speaks, then listens. The rows marked "turns" use the
+click server's turns (5 s of clicks, then 5 s of silence; `turns_s`), where rtc-voice rests
+its echo canceller in the silences. BENCH_CLIENTS="name;name" measures only those rows (the
+names in NAMES below).
+
 With BENCH_BEFORE=DIR (another checkout of rtc-voice, e.g. `git worktree add /tmp/before main`
 or `git archive main | tar -x -C /tmp/before`), the live screen and the streams alone are also
 measured with DIR's code (PYTHONPATH=DIR/cli, DIR/bench/bench_devices_stream.py), interleaved
@@ -28,6 +34,7 @@ also as a ratio to the stock client's median in the same run.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -36,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -64,10 +72,23 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
 
 
 BEFORE = os.environ.get("BENCH_BEFORE")
+TURNS_S = 5.0
+
+
+def configure(url: str, **values: float) -> None:
+    request = urllib.request.Request(
+        url.removesuffix("/v1") + "/bench/config",
+        data=json.dumps(values).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).read()
 
 
 def measure(client: str, url: str, tmp: Path) -> float:
     """CPU share (% of one core) of one client over the steady window."""
+    turns = client.endswith(", turns")
+    configure(url, turns_s=TURNS_S if turns else 0.0)
+    client = client.removesuffix(", turns")
     pidfile = tmp / f"{uuid.uuid4().hex}.pid"
     duration = str(SECONDS + SETTLE_S + 3)
     env = {**os.environ, "OPENAI_API_KEY": "sk-bench-0000000000000000"}
@@ -141,6 +162,9 @@ NAMES = {
     "bare": "bare PortAudio streams",
     "bare, stock": "bare streams, stock style",
     "live screen, before": "BEFORE: live screen",
+    "live screen, turns": "rtc-voice, live screen, turns",
+    "live, no aec, turns": "rtc-voice, live, --no-aec, turns",
+    "stock + mic, turns": "stock aiortc client + mic, turns",
     "devices, before": "BEFORE: mic+speaker alone",
 }
 
@@ -159,7 +183,13 @@ def main() -> int:
         *(["devices, before"] if before else []),
         "bare",
         "bare, stock",
+        *[f"{c}, turns" for c in live],
+        "stock + mic, turns",
     ]
+    only = os.environ.get("BENCH_CLIENTS")
+    if only:  # the two stock clients stay: every ratio is to them
+        wanted = {*only.split(";"), "stock", "stock + mic"}
+        clients = [c for c in clients if c in wanted]
     server, url = start_server()
     shares: dict[str, list[float]] = {c: [] for c in clients}
     try:

@@ -9,6 +9,8 @@ process on Linux) is logged; GET /bench/clicks returns the log of the latest cal
 
 Jitter: POST /bench/config {"jitter_ms": N} delays every outgoing RTP packet by a random
 0..N ms, in order (a FIFO, like a congested link), from the next call on.
+Turns: POST /bench/config {"turns_s": N} makes the clicks come in turns, N s of them and then
+N s of silence, as an assistant speaks and then listens (0, the default: clicks throughout).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ CLICK = (np.hanning(96) * 24000 * np.sin(2 * np.pi * 3000 * np.arange(96) / RATE
 class Bench:
     jitter_ms = 0.0
     lead_s = 2.5
+    turns_s = 0.0
     clicks: list[float] = []  # noqa: RUF012  the latest call's send times
     call_id = ""
     pcs: set[RTCPeerConnection] = set()  # noqa: RUF012
@@ -53,10 +56,18 @@ class ClickTrack(MediaStreamTrack):
         self._start: float | None = None
         self._pts = 0
         self._next_click: float | None = None
+        self._turns_from = 0.0
+        self._turns_s = 0.0
         self._rng = random.Random()
 
     def begin(self, lead_s: float) -> None:
-        self._next_click = time.monotonic() + lead_s
+        self._turns_from = time.monotonic() + lead_s
+        self._next_click = self._turns_from
+        self._turns_s = Bench.turns_s
+
+    def _listening(self, now: float) -> bool:
+        """In a turn's silent half (with turns_s set)."""
+        return self._turns_s > 0 and int((now - self._turns_from) / self._turns_s) % 2 == 1
 
     async def recv(self) -> av.AudioFrame:
         if self._start is None:
@@ -68,8 +79,9 @@ class ClickTrack(MediaStreamTrack):
         samples = np.zeros(FRAME, np.int16)
         now = time.monotonic()
         if self._next_click is not None and now >= self._next_click:
-            samples[: len(CLICK)] = CLICK
-            self._log.append(now)
+            if not self._listening(now):
+                samples[: len(CLICK)] = CLICK
+                self._log.append(now)
             self._next_click = now + self._rng.uniform(0.4, 0.7)
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = RATE
@@ -216,7 +228,10 @@ async def config(request: web.Request) -> web.Response:
     body = await request.json()
     Bench.jitter_ms = float(body.get("jitter_ms", Bench.jitter_ms))
     Bench.lead_s = float(body.get("lead_s", Bench.lead_s))
-    return web.json_response({"jitter_ms": Bench.jitter_ms, "lead_s": Bench.lead_s})
+    Bench.turns_s = float(body.get("turns_s", Bench.turns_s))
+    return web.json_response(
+        {"jitter_ms": Bench.jitter_ms, "lead_s": Bench.lead_s, "turns_s": Bench.turns_s}
+    )
 
 
 async def main() -> None:

@@ -131,7 +131,8 @@ def test_with_echo_cancellation_no_reply_is_cut_by_its_own_echo(
     room: EchoRoom, user_wav: Path, tmp_path: Path
 ) -> None:
     """A long reply, then two spoken questions each answered: over 20 s of assistant speech in
-    the room, no reply cancelled, every reply finished, and the user still heard between."""
+    the room, no reply cancelled, every reply finished, and the user still heard between (while
+    AEC3 rests: the speaker is silent then)."""
     players: list[subprocess.Popen[bytes]] = []
     done: list[str] = []
 
@@ -152,6 +153,11 @@ def test_with_echo_cancellation_no_reply_is_cut_by_its_own_echo(
     assert call.cancelled_by_speech() == []
     assert len(call.of("input_audio_buffer.speech_started")) == 2  # the user, twice
     assert call.assistant_seconds() >= 20
+    # AEC3 rested while the speaker was silent (the user asking) and cancelled again after
+    stats = [e for _, e in call.of("rtc_voice.stats")]
+    states = [e["echo"] for e in stats]
+    assert "resting" in states and "cancelling" in states[states.index("resting") :], states
+    assert stats[-1]["echo_rested_s"] > 0
 
 
 @pytest.mark.timeout(60)

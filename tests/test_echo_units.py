@@ -379,3 +379,97 @@ def test_the_gate_acts_only_once_the_canceller_has_removed_echo(
         assert rms_dbfs(out) < rms_dbfs(quiet) - 45
     else:
         assert rms_dbfs(out) == pytest.approx(rms_dbfs(quiet), abs=0.5)
+
+
+# --- AEC3 rests while the speaker is silent ----------------------------------------------------
+
+
+class Counting(WebRtcCanceller):
+    """AEC3, counting the microphone frames it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.near_calls = 0
+
+    def near(self, frame: Pcm, delay_ms: int) -> Pcm:
+        self.near_calls += 1
+        return super().near(frame, delay_ms)
+
+
+def noise_at(count: int, dbfs: float) -> np.ndarray:
+    return np.random.default_rng(3).standard_normal(count) * 32768 * 10 ** (dbfs / 20)
+
+
+def replies_with_pauses(voices: tuple[Pcm, Pcm]) -> tuple[Pcm, list[int]]:
+    """The assistant three times (whole, 4 s of it, whole) with 3 s pauses; where each starts."""
+    far, _ = voices
+    pause = np.zeros(3 * RATE, np.int16)
+    parts = [pause[:RATE], far, pause, far[: 4 * RATE], pause, far]
+    starts = [RATE, RATE + len(far) + len(pause), RATE + len(far) + 4 * RATE + 2 * len(pause)]
+    return np.concatenate(parts), starts
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("level_db", [-10, -30])
+def test_aec3_rests_in_pauses_and_cancels_as_well_when_the_speaker_plays_again(
+    voices: tuple[Pcm, Pcm], level_db: float
+) -> None:
+    """Three replies with pauses between, in a room: resting AEC3 in the pauses (about 2 s of
+    each, after the first second of silence) leaves out that much of its work, and each later
+    reply's echo is removed from its first second as well as by a canceller that never rested
+    (AEC3 alone, within 1 dB; the rest must not shift its far end against the microphone)."""
+    far, starts = replies_with_pauses(voices)
+    near = room_echo(far, level_db=level_db) + noise_at(len(far), -60)
+    outs = []
+    for rest in (False, True):
+        canceller = Counting()
+        stage = EchoStage(canceller, open_gate(), rest_in_silence=rest)
+        outs.append(run(stage, far, near))
+        worked = stage.near_frames - stage.rested_frames  # plus a frame or two per rest,
+        assert worked <= canceller.near_calls <= worked + 2 * 3  # to keep the streams in step
+        if rest:  # the lead-in silence (from 1 s) and two pauses (from 1 s after the echo)
+            assert 3.5 * 100 <= stage.rested_frames <= 5 * 100
+        else:
+            assert stage.rested_frames == 0
+    for at in starts[1:]:
+        first = slice(at, at + RATE)
+        echo = near[first].astype(np.int16)
+        always, rested = (rms_dbfs(echo) - rms_dbfs(out[first]) for out in outs)
+        assert rested >= always - 1.0, (always, rested)
+
+
+def test_the_microphone_passes_untouched_while_aec3_rests() -> None:
+    """The user speaks in a pause: from a second into the pause it is exactly what the
+    microphone heard (no canceller, no gate), and AEC3 is given none of it."""
+    canceller = Recording()
+    stage = EchoStage(canceller, rest_in_silence=True)
+    loud, quiet = np.concatenate([frames(-10)] * 2), np.concatenate([frames(-30)] * 2)
+    silent = np.zeros(FRAME_SAMPLES, np.int16)
+    for _ in range(50):  # a second of the assistant
+        stage.played(loud)
+        stage.process(quiet)
+    outs = []
+    for _ in range(100):  # two seconds of pause, the user talking
+        stage.played(silent)
+        outs.append(stage.process(quiet))
+    assert stage.resting
+    assert all(np.array_equal(out, quiet) for out in outs[51:])
+    # 10 ms frames: a second of the assistant and the pause's first second, then nothing
+    assert 198 <= canceller.calls.count("near@0") <= 200
+
+
+def test_aec3_waits_out_a_long_echo_trip_before_resting() -> None:
+    """Devices that take 800 ms to the speaker and back: the rest begins 1.3 s into the
+    silence (the trip and a room's reverb), not after 1 s."""
+    stage = EchoStage(Recording(), rest_in_silence=True)
+    loud = np.concatenate([frames(-10)] * 2)
+    silent = np.zeros(FRAME_SAMPLES, np.int16)
+    stage.played(loud)
+    stage.process(silent, delay_ms=800)
+    rested_at = None
+    for n in range(100):
+        stage.played(silent)
+        stage.process(silent, delay_ms=800)
+        if stage.resting and rested_at is None:
+            rested_at = n
+    assert rested_at is not None and 63 <= rested_at <= 66  # 130 frames of 10 ms, 2 a step

@@ -571,7 +571,12 @@ class CallSupervisor:
             noise_suppression=settings.noise_suppression,
         )
         if canceller is not None:
-            self.echo = echo.attach(self.mic.track, cast("OutputSink", self.sink), canceller)
+            self.echo = echo.attach(
+                self.mic.track,
+                cast("OutputSink", self.sink),
+                canceller,
+                rest_in_silence=not settings.noise_suppression,
+            )
         if notice:
             self.presenter.notice(notice, error=True)
         held, self._far_held = self._far_held, None
@@ -648,7 +653,21 @@ class CallSupervisor:
             self.health.reading(stats)
             self.network = self._health_snapshot()
             if self.options.json:
-                self.presenter.event(self.network.as_event(), "local")
+                self.presenter.event({**self.network.as_event(), **self._echo_stats()}, "local")
+
+    def _echo_stats(self) -> dict[str, Any]:
+        """For `rtc_voice.stats`: what echo cancellation does ("off", "starting", "cancelling",
+        or "resting": the speaker has been silent), the echo it removes while the assistant
+        plays, and how long AEC3 has rested in this call."""
+        if self.echo is None:
+            return {"echo": "starting" if self._far_held is not None else "off"}
+        stage = self.echo.stage
+        removed = stage.removed_db if stage.far_active else None
+        return {
+            "echo": "resting" if stage.resting else "cancelling",
+            "echo_removed_db": None if removed is None else round(removed, 1),
+            "echo_rested_s": round(stage.rested_frames / 100, 1),
+        }
 
     def _health_snapshot(self) -> HealthSnapshot:
         sink = self.sink
