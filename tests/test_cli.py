@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -128,6 +129,37 @@ def test_a_command_line_typer_cannot_parse_is_an_error_and_a_hint(
     assert error.startswith(f"Error: {sentence}") and error.endswith((".", "?"))
     assert not error.endswith("..") and "╭" not in run.stderr
     assert hint.startswith("Hint: ") and hint.endswith(f"See `{command} --help`.")
+
+
+VOICE_ERRORS = [
+    (["talk", "--local", "--voice"], "Option '--voice' requires an argument.", ""),
+    (["token", "--voice"], "Option '--voice' requires an argument.", ""),
+    (["talk", "--local", "--voice", "nobody"], "Invalid value 'nobody' for the flag --voice", ""),
+    (["token", "--voice", "Marin"], "Invalid value 'Marin'", "Did you mean marin? "),
+    (["talk", "--voice", "--local"], "The flag --voice needs a value, but --local follows", ""),
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("argv", "sentence", "guess"), VOICE_ERRORS, ids=[" ".join(case[0]) for case in VOICE_ERRORS]
+)
+def test_a_missing_or_unknown_voice_lists_the_voices_in_the_hint(
+    argv: list[str], sentence: str, guess: str, tmp_path: Path
+) -> None:
+    from rtc_voice.protocol.defaults import VOICES
+
+    run = subprocess.run(
+        [sys.executable, "-m", "rtc_voice", *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "300", "XDG_CONFIG_HOME": str(tmp_path)},
+        timeout=30,
+    )
+    assert run.returncode == ExitCode.USAGE, run.stderr
+    error, hint = run.stderr.splitlines()
+    assert error.startswith(f"Error: {sentence}") and not error.endswith(("..", "…."))
+    assert hint.startswith(f"Hint: {guess}Voices: {', '.join(VOICES)} (marin and cedar")
 
 
 def test_an_unknown_option_close_to_a_real_one_is_named_in_the_hint() -> None:
@@ -469,8 +501,9 @@ def test_shell_completion_works(tmp_path: Path) -> None:
     ("args", "defaults"),
     [
         ([], []),
-        (["talk"], ["(marin)", "(gpt-realtime)", "(the system's default microphone)"]),
-        (["token"], ["(600)", "(marin)", "(https://api.openai.com/v1)"]),
+        (["talk"], ["marin", "gpt-realtime", "the system's microphone"]),
+        (["token"], ["600", "marin", "https://api.openai.com/v1"]),
+        (["serve"], ["127.0.0.1", "8765", "3600", "1"]),
         (["config", "show"], []),
         (["devices"], []),
     ],
@@ -481,5 +514,48 @@ def test_help_shows_no_bool_metavar_on_flags_and_shows_defaults(
     result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "<bool>" not in result.stdout
-    for default in defaults:
+    for default in defaults:  # the value itself, not "(marin)" nor "3600.0"
         assert f"[default: {default}]" in result.stdout
+    assert "[default: (" not in result.stdout
+
+
+@pytest.mark.parametrize("command", ["talk", "token", "serve"])
+def test_help_names_what_each_option_takes(runner: CliRunner, command: str) -> None:
+    """A metavar that teaches (SECONDS, FILE, DEVICE|FILE|none, URL), not Python's types."""
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for internal in ("<str>", "<int>", "<float>", "<path>", "<file>"):
+        assert internal not in result.stdout, internal
+    wanted = {
+        "talk": ["--input  DEVICE|FILE|none", "--max-duration  SECONDS", "--base-url  URL"],
+        "token": ["--ttl  SECONDS", "--voice  VOICE", "--config  FILE"],
+        "serve": ["--port  PORT", "--drop-after  SECONDS", "--drops  N"],
+    }[command]
+    squeezed = re.sub(r" {2,}", "  ", result.stdout)
+    for option in wanted:
+        assert option in squeezed, option
+
+
+HELP_COMMANDS = [[], ["talk"], ["token"], ["serve"], ["devices"], ["auth", "logout"]]
+
+
+@pytest.mark.parametrize("command", HELP_COMMANDS, ids=lambda c: " ".join(c) or "rtc-voice")
+def test_help_paragraphs_keep_their_lines_at_80_columns(
+    runner: CliRunner, command: list[str]
+) -> None:
+    """A description paragraph broken by hand is not broken again by an 80-column terminal
+    (which left 'turn detection,' alone on a line): it reads the same as at 200 columns."""
+
+    def paragraphs(columns: int) -> list[list[str]]:
+        result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": str(columns)})
+        assert result.exit_code == 0, result.output
+        head = result.stdout.split("╭─")[0]
+        found: list[list[str]] = [[]]
+        for line in head.splitlines():
+            if line.strip():
+                found[-1].append(line.rstrip())
+            elif found[-1]:
+                found.append([])
+        return [p for p in found if p][2:]  # past the usage line and the one-line summary
+
+    assert paragraphs(80) == paragraphs(200)

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rtc_voice.app import app
-from rtc_voice.config import FIELDS, Settings, example_toml, load_settings, read_file
+from rtc_voice.config import FIELDS, Settings, example_toml, load_settings, read_file, voice_hint
 from rtc_voice.errors import ConfigError, ExitCode, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,7 +133,7 @@ def test_unknown_rtc_voice_environment_variable_is_named() -> None:
         ("[network]\nconnect_timeout = -1\n", {}, ["-1", "connect_timeout", "more than 0"]),
         ("", {"RTC_VOICE_TOKEN_TTL": "7201"}, ["7201", "RTC_VOICE_TOKEN_TTL", "10 to 7200"]),
         ("", {"RTC_VOICE_TOKEN_TTL": "ten"}, ["ten", "whole number"]),
-        ("voice = 'marine'\n", {}, ["marine", "marin", "cedar"]),
+        ("voice = 'marine'\n", {}, ["marine", "a built-in voice", "voice_…)."]),
         ("output_modalities = ['audio', 'text']\n", {}, ["not both"]),
         ("[audio]\nnoise_reduction = 'loud'\n", {}, ["loud", "near_field, far_field, off"]),
         ("[network]\nice_servers = ['http://x']\n", {}, ["stun:"]),
@@ -152,6 +152,22 @@ def test_bad_values_name_key_value_and_what_is_allowed(
         load_settings(env=env)
     for fragment in fragments:
         assert fragment in info.value.message
+
+
+def test_a_bad_voice_in_the_file_or_environment_names_the_voices_in_the_hint(
+    isolated_env: Path,
+) -> None:
+    write(isolated_env, "voice = 'marine'\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={})
+    assert info.value.hint is not None
+    assert info.value.hint.startswith("Fix 'voice' in ")
+    assert "Did you mean marin? Voices: alloy, ash," in info.value.hint
+    write(isolated_env, "")
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={"RTC_VOICE_VOICE": "ceder"})
+    assert info.value.hint == "Fix or unset RTC_VOICE_VOICE. " + voice_hint("ceder")
+    assert "Did you mean cedar?" in info.value.hint
 
 
 def test_flag_values_are_validated_and_named() -> None:

@@ -371,6 +371,12 @@ def test_usage_and_cost_follow_the_protocol_formula() -> None:
     assert usage.cost(prices) == pytest.approx(2 * per)
     assert usage.cost(None) is None
     assert usage.as_json()["input_tokens"] == 400 and usage.as_json()["cached_tokens"] == 128
+    assert usage.summary(83.9, 0.01234) == (
+        "01:23 on the call; 2 responses, 400 input and 200 output tokens, about $0.0123."
+    )
+    assert (
+        Usage().summary(5, None) == "00:05 on the call; 0 responses, 0 input and 0 output tokens."
+    )
 
 
 def test_transcript_jsonl_in_order_private_and_finished(tmp_path: Path) -> None:

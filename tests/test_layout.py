@@ -23,6 +23,7 @@ from rtc_voice.ui.render import (
     is_compact,
     key_hints,
     pretty_json,
+    status_lines,
 )
 
 SIZES = [(200, 60), (120, 40), (80, 24), (60, 20), (40, 12)]
@@ -295,3 +296,51 @@ def test_the_inline_help_shows_every_key(width: int, height: int) -> None:
     assert len(rows.rows) < height
     for line in HELP_TEXT.plain.splitlines():
         assert " ".join(line.split()[-2:]) in text, f"{line!r} missing:\n{text}"
+
+
+@pytest.mark.parametrize(("width", "height"), [(100, 30), (60, 20)])
+def test_the_event_log_takes_the_lines_its_entries_need(width: int, height: int) -> None:
+    """Two entries got a box of eight lines, six of them empty, taken from the conversation;
+    the box now grows with the log up to its eight lines (fewer when the screen is small)."""
+
+    def log_rows(count: int) -> tuple[int, list[str]]:
+        entries = [LogLine(1e9 + n, "server", f"event.number{n}", "") for n in range(count)]
+        rows = emulate(call_view(show_log=True, log=entries), width, height)
+        at = [n for n, row in enumerate(rows) if "event.number" in row]
+        after = rows[at[-1] + 1]  # the box's bottom, or the status below the compact log
+        assert after.startswith("╰") or (after.strip() and "│" not in after), rows
+        return len(at), rows
+
+    most, _ = log_rows(30)
+    assert 4 <= most <= 8  # the newest ones, as many as the panel may take
+    for count in (1, 2, 3):
+        shown, rows = log_rows(count)
+        assert shown == count  # and no empty rows under them (checked in log_rows)
+        assert "hello NEWEST" in "\n".join(rows)
+
+
+@pytest.mark.parametrize("show_log", [False, True])
+@pytest.mark.parametrize("ptt", [False, True])
+def test_the_compact_key_hints_fit_one_line_at_60x20(ptt: bool, show_log: bool) -> None:
+    """At 60x20 the hints took two lines, the second holding only `q quit`: the compact layout
+    now leaves the spare hints to the help and keeps one line."""
+    view = call_view(ptt=ptt, show_log=show_log, log=log_lines())
+    hints = key_hints(view, 60, compact=True)
+    assert len(hints) == 1, [line.plain for line in hints]
+    text = hints[0].plain
+    for needed in ("m mute", "t type", "q quit", *(["space talk"] if ptt else [])):
+        assert needed in text
+    rows = emulate(view, 60, 20)
+    assert rows[-1] == text and "q quit" not in rows[-2]
+    dropped = len(key_hints(view, 60)) > 1  # what the full set would need
+    assert ("? more" in text) == dropped and ("? help" in text) == (not dropped)
+
+
+def test_the_compact_network_item_keeps_whole_figures() -> None:
+    """It was cut at 24 characters: `rtt 1 ms · jitter 0 ms ·`, a separator with nothing after."""
+    view = call_view(network="rtt 1 ms · jitter 0 ms · loss 0.0% · turn 540 ms", status_items=())
+    line = " ".join(row.plain for row in status_lines(view, 60, compact=True))
+    assert "rtt 1 ms · jitter 0 ms" in line
+    assert not line.rstrip().endswith("·") and "· loss" not in line
+    wide = " ".join(row.plain for row in status_lines(view, 200, compact=False))
+    assert "rtt 1 ms · jitter 0 ms · loss 0.0% · turn 540 ms" in wide

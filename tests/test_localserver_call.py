@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import httpx
 import pytest
@@ -291,6 +292,40 @@ async def test_manual_turns_commit_and_empty_commit(local_server: LocalServer) -
         text = done["response"]["output"][0]["content"][0]["transcript"]
         assert text == "I heard about 1.0 seconds of speech."
         assert committed["previous_item_id"] is None
+    finally:
+        await client.close()
+
+
+async def test_a_push_to_talk_turn_over_silence_is_called_silence(
+    local_server: LocalServer,
+) -> None:
+    """A push-to-talk turn held while nobody spoke: the answer and the transcript give the
+    silence's length, not "0.0 seconds of speech"."""
+    session = {
+        "type": "realtime",
+        "audio": {
+            "input": {
+                "turn_detection": None,
+                "transcription": {"model": "gpt-4o-mini-transcribe"},
+            }
+        },
+    }
+    client = await Client.open(local_server.base_url, session)
+    try:
+        client.send({"type": "input_audio_buffer.clear"})
+        await client.wait_for("input_audio_buffer.cleared")
+        await asyncio.sleep(1.2)  # the client's track sends silence meanwhile
+        client.send({"type": "input_audio_buffer.commit"})
+        committed = await client.wait_for("input_audio_buffer.committed")
+        client.send({"type": "response.create"})
+        done = await client.wait_for("response.done")
+        text = done["response"]["output"][0]["content"][0]["transcript"]
+        assert re.fullmatch(r"I heard no speech, only 1\.[0-9] seconds of silence\.", text), text
+        transcription = await client.find(
+            "conversation.item.input_audio_transcription.completed", within=5
+        )
+        assert transcription["item_id"] == committed["item_id"]
+        assert re.fullmatch(r"\[silence 1\.[0-9] s\]", transcription["transcript"])
     finally:
         await client.close()
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from aiortc import RTCPeerConnection
 from openai.types.realtime import ClientSecretCreateResponse
+from openai.types.shared import ErrorObject
 
 from rtc_voice.api import RealtimeApi
 from rtc_voice.audio.tracks import PcmTrack
@@ -290,6 +291,30 @@ async def test_a_server_started_with_a_key_accepts_only_that_key() -> None:
         assert good.status_code == 200, good.text
         hangup = await post(server, "/v1/realtime/calls/rtc_x/hangup", key="sk-another-1234")
         assert_error(hangup, 401, "invalid_api_key")
+
+
+FIND_YOUR_KEY = "You can find your API key at https://platform.openai.com/account/api-keys."
+
+
+@pytest.mark.parametrize(
+    ("bearer", "shown"),
+    [
+        ("sk-short", "sk-*****"),
+        ("sk-another-key-0123456789", "sk-******************6789"),
+        ("not-a-key-at-all", "************-all"),
+        ("ek_" + "0" * 28 + "abcd", "ek_" + "*" * 28 + "abcd"),
+    ],
+)
+async def test_a_wrong_key_is_refused_in_openais_words(bearer: str, shown: str) -> None:
+    async with LocalServer(api_key="sk-the-only-one-0123456789") as server:
+        if bearer.startswith("ek_"):
+            response = await post_offer(server, "v=0", bearer)
+        else:
+            response = await post(server, "/v1/realtime/client_secrets", key=bearer, json={})
+    assert_error(response, 401, "invalid_api_key")
+    error = validate_strict(ErrorObject, response.json()["error"])
+    assert error.message == f"Incorrect API key provided: {shown}. {FIND_YOUR_KEY}"
+    assert "…" not in error.message and ".." not in error.message
 
 
 async def test_expires_after_is_honoured_on_calls() -> None:

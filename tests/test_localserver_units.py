@@ -127,6 +127,12 @@ def test_reply_plans() -> None:
     assert plan_reply([], [], {}).text.startswith("Hello. This is the rtc-voice local server")
     spoken = [item("a", content=[{"type": "input_audio"}])]
     assert plan_reply(spoken, [], {"a": 1840}).text == "I heard about 1.8 seconds of speech."
+    assert plan_reply(spoken, [], {"a": 0}, audio_ms={"a": 2480}).text == (
+        "I heard no speech, only 2.5 seconds of silence."
+    )
+    assert plan_reply(spoken, [], {"a": 40}, audio_ms={"a": 300}).text == (
+        "I heard no speech, only 0.3 seconds of silence."  # 40 ms would read "0.0 s of speech"
+    )
     typed = [item("b", content=[{"type": "input_text", "text": "hi"}])]
     assert plan_reply(typed, [], {}).text == "You said: hi"
     tools = [{"type": "function", "name": "lookup"}]

@@ -562,6 +562,37 @@ def test_health_figures_per_interval_and_turn_latency() -> None:
     assert shown.as_event()["type"] == "rtc_voice.stats"
 
 
+def test_stats_lines_are_rounded_like_the_summary() -> None:
+    """--json's per-second figures, as aiortc's readings make them, read like the summary's:
+    ms and kbit/s to 0.1, percentages to 0.01, not 0.4583333333333333."""
+    from rtc_voice.call.netstats import NetworkHealth
+    from rtc_voice.rtc.stats import NetworkStats
+
+    def raw(at: float, received: int, lost: int, rx: int, tx: int) -> NetworkStats:
+        return NetworkStats(
+            at=at,
+            round_trip_ms=1.1324882507324219,
+            jitter_ms=0.4583333333333333,
+            packets_received=received,
+            packets_lost=lost,
+            packets_sent=received + 5,
+            remote_packets_lost=1,
+            bytes_sent=tx,
+            bytes_received=rx,
+        )
+
+    health = NetworkHealth()
+    health.reading(raw(0.0, 0, 0, 0, 0))
+    health.reading(raw(1.0003, 47, 1, 2001, 21583))
+    event = health.snapshot(playout_ms=41.66666).as_event()
+    printed = json.loads(json.dumps(event))
+    assert printed["jitter_ms"] == 0.5 and printed["rtt_ms"] == 1.1
+    assert printed["kbps_in"] == 16.0 and printed["kbps_out"] == 172.6
+    assert printed["loss_in_pct"] == 2.08 and printed["loss_out_pct"] == 1.92
+    assert printed["playout_ms"] == 41.7 and printed["concealed_ms"] == 0.0
+    assert printed["turns"] == 0 and isinstance(printed["turns"], int)
+
+
 LOSS_SEED = 18  # 2.0% of the first 150-700 packets
 
 
@@ -593,6 +624,12 @@ async def test_jitter_and_loss_are_counted_on_a_real_call(tmp_path: Path) -> Non
     assert call.network is not None and call.network.loss_in_pct is not None
     assert health.concealed > 0  # the adaptive buffer gave up on lost packets; faded over
     assert stats[-1]["concealed_ms"] == health.concealed * 20
+    for line in stats:  # as --json prints them: no 0.4583333333333333
+        assert all(
+            len(repr(value).partition(".")[2]) <= 2
+            for value in line.values()
+            if isinstance(value, float)
+        ), line
 
 
 def test_the_status_line_shows_the_network_item() -> None:

@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rtc_voice.errors import ExitCode
 from tests.support import Lines, rtc_voice
 
@@ -72,6 +74,22 @@ def test_serve_on_an_address_not_of_this_machine_points_at_the_host_not_the_port
     assert done.returncode == ExitCode.NETWORK
     assert "Cannot listen on 192.0.2.1:0" in done.stderr
     assert "Check --host" in done.stderr and "--port" not in done.stderr.split("Hint:")[1]
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.timeout(40)
+def test_serve_drops_without_drop_after_is_refused() -> None:
+    # --drops alone would cut nothing: say so at once instead of serving without a word
+    done = subprocess.run(
+        rtc_voice("serve", "--port", "0", "--drops", "3"),
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == ExitCode.USAGE, done.stderr
+    assert done.stderr.startswith("Error: --drops counts the calls that --drop-after cuts")
+    assert "Hint: Add --drop-after SECONDS" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import wave
 from collections.abc import Mapping
@@ -83,6 +84,13 @@ def test_spoken_file_in_reply_out_transcript_and_recording(tmp_path: Path) -> No
     assert "Call ended: the input file was sent and answered." in done.stderr
     lines = jsonl(transcript)
     user, assistant, network, usage = lines
+    ended = done.stderr.splitlines()[-2:]  # the end of the call, then what it came to
+    assert ended[0] == "Call ended: the input file was sent and answered."
+    assert re.fullmatch(
+        rf"\d\d:\d\d on the call; 1 response, {usage['input_tokens']} input and "
+        rf"{usage['output_tokens']} output tokens, about \${usage['cost_usd']:.4f}\.",
+        ended[1],
+    ), ended
     assert network["type"] == "network" and network["turns"] == 1
     assert network["reconnects"] == 0 and network["turn_latency_p50_ms"] > 500
     assert (user["type"], user["role"], user["status"]) == ("turn", "user", "completed")

@@ -220,3 +220,31 @@ def test_a_killed_tmux_leaves_no_socket_behind() -> None:
     session.kill()
     assert not os.path.exists(session.socket)
     assert not os.path.exists(os.path.dirname(session.socket))
+
+
+def test_without_a_microphone_the_screen_says_so_instead_of_a_meter(tmp_path: Path) -> None:
+    """`--input none`: no level meter that never moves, no mute key, and the empty
+    conversation says to type. `--output none`: no speaker meter either."""
+    talk = f"{shlex.quote(sys.executable)} -m rtc_voice talk --local --input none --output none"
+    session = Tmux(
+        f"env XDG_CONFIG_HOME={shlex.quote(str(tmp_path))} {talk}; echo EXIT=$?; sleep 60"
+    )
+    try:
+        screen = session.wait(
+            lambda s: "connected" in s and "q quit" in s and "no microphone" in s,
+            "the connected screen saying there is no microphone",
+        )
+        assert "mic ▯" not in screen and "m mute" not in screen
+        assert "press t to type a message" in screen
+        assert "no speaker" in screen and "spk ▯" not in screen
+        session.resize(60, 20)  # the compact layout
+        screen = session.wait(
+            lambda s: "no mic " in s and "no spk" in s and "q quit" in s and "╭" not in s,
+            "the compact screen",
+        )
+        assert "mic ▯" not in screen and "m mute" not in screen
+        assert "no spk" in screen and "spk ▯" not in screen
+        session.keys("q")
+        assert "EXIT=0" in session.wait(lambda s: "EXIT=" in s, "the process to exit")
+    finally:
+        session.kill()

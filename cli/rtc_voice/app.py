@@ -44,8 +44,19 @@ def _hide_flag_types(command: Any, ctx: Any) -> None:
     for param in params:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
+        _plain_default(param)
     for sub in getattr(command, "commands", {}).values():
         _hide_flag_types(sub, ctx)
+
+
+def _plain_default(param: Any) -> None:
+    """A default given as text (the settings' defaults: `show_default="marin"`) is shown as it
+    is, `[default: marin]`; Typer wraps it in parentheses, `[default: (marin)]`, as if it were
+    a description rather than the value. If Typer stops asking this method, its own form
+    stays."""
+    text = getattr(param, "show_default", None)
+    if isinstance(text, str) and hasattr(param, "_get_default_string"):
+        param._get_default_string = lambda **_: text
 
 
 _PLAIN_NUMBER = {  # numbers the coercion below reads itself (up to 18 digits, no exponent)
@@ -226,6 +237,10 @@ def _usage_error(exc: Any, root: Any, args: list[str]) -> tuple[str, str]:
     hint = f"See `{command} --help`."
     if guesses:
         hint = f"Did you mean {' or '.join(guesses)}? {hint}"
+    elif getattr(exc, "option_name", None) == "--voice":  # `--voice` with no value after it
+        from rtc_voice.config import voice_hint
+
+        hint = f"{voice_hint()} {hint}"
     return message, hint
 
 
@@ -296,6 +311,7 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option(
         "--config",
+        metavar="FILE",
         help="Settings file to read instead of the default (also RTC_VOICE_CONFIG).",
         dir_okay=False,
         show_default=False,
@@ -303,17 +319,26 @@ ConfigOpt = Annotated[
 ]
 
 
-ModelOpt = Annotated[str | None, typer.Option(help="Realtime model.", show_default=DEFAULTS.model)]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(metavar="MODEL", help="Realtime model.", show_default=DEFAULTS.model),
+]
 VoiceOpt = Annotated[
     str | None,
     typer.Option(
-        help="Assistant voice: " + ", ".join(VOICES) + " or a custom voice_… id.",
+        metavar="VOICE",
+        help="Assistant voice: " + ", ".join(VOICES) + ", or a custom voice's id (voice_…).",
         show_default=DEFAULTS.voice,
     ),
 ]
 BaseUrlOpt = Annotated[
     str | None,
-    typer.Option("--base-url", help="API base URL ending in /v1.", show_default=DEFAULTS.base_url),
+    typer.Option(
+        "--base-url",
+        metavar="URL",
+        help="API base URL ending in /v1.",
+        show_default=DEFAULTS.base_url,
+    ),
 ]
 
 
@@ -331,7 +356,10 @@ def token(
     ttl: Annotated[
         int | None,
         typer.Option(
-            "--ttl", help="Lifetime in seconds, 10 to 7200.", show_default=str(DEFAULTS.token_ttl)
+            "--ttl",
+            metavar="SECONDS",
+            help="Lifetime in seconds, 10 to 7200.",
+            show_default=str(DEFAULTS.token_ttl),
         ),
     ] = None,
     model: ModelOpt = None,
@@ -339,6 +367,7 @@ def token(
     instructions: Annotated[
         str | None,
         typer.Option(
+            metavar="TEXT",
             help="System instructions baked into the key's session.",
             show_default="the model's own",
         ),
@@ -351,9 +380,10 @@ def token(
 ) -> None:
     """Mint a short-lived ephemeral key (ek_…) for another client, such as a browser page.
 
-    Only the key is printed on stdout, so [bold]KEY=$(rtc-voice token)[/] works; the expiry
-    goes to stderr. The key carries the session settings (model, voice, turn detection,
-    transcription), and the standard key never leaves this machine except to mint it.
+    Only the key is printed on stdout, so [bold]KEY=$(rtc-voice token)[/] works; the
+    expiry goes to stderr. The key carries the session settings (model, voice,
+    turn detection, transcription), and the standard key never leaves this
+    machine except to mint it.
 
     Example: rtc-voice token --ttl 120 --voice cedar
     """
@@ -540,21 +570,30 @@ def talk(
         str | None,
         typer.Option(
             "--input",
-            help="Microphone: index or name part, an audio FILE to play (wav, flac, mp3, "
-            "ogg… any format FFmpeg reads), or none (no microphone: type or --say).",
-            show_default="the system's default microphone",
+            metavar="DEVICE|FILE|none",
+            help="Microphone: its index or part of its name (see `rtc-voice devices`), an audio "
+            "FILE to play as your voice (wav, flac, mp3, ogg: any format FFmpeg reads), or none "
+            "(no microphone: type, or --say).",
+            show_default="the system's microphone",
         ),
     ] = None,
     output: Annotated[
         str | None,
         typer.Option(
             "--output",
-            help="Speaker: index or name part, a FILE (.wav, .flac, .mp3, .ogg, .opus), or none.",
-            show_default="the system's default speaker",
+            metavar="DEVICE|FILE|none",
+            help="Speaker: its index or part of its name, a FILE to write the reply audio to "
+            "(.wav, .flac, .mp3, .ogg, .opus), or none.",
+            show_default="the system's speaker",
         ),
     ] = None,
     token: Annotated[
-        str | None, typer.Option("--token", help="Use this ek_ key; no standard key needed.")
+        str | None,
+        typer.Option(
+            "--token",
+            metavar="EK",
+            help="Use this ephemeral key (ek_…, from `rtc-voice token`); no standard key needed.",
+        ),
     ] = None,
     say: Annotated[
         list[str] | None,
@@ -570,12 +609,16 @@ def talk(
         typer.Option("--exit-after-reply", help="Hang up once the last --say is answered."),
     ] = False,
     transcript: Annotated[
-        Path | None, typer.Option("--transcript", help="Write turns as they finish: .jsonl or .md.")
+        Path | None,
+        typer.Option(
+            "--transcript", metavar="FILE", help="Write turns as they finish: .jsonl or .md."
+        ),
     ] = None,
     record: Annotated[
         Path | None,
         typer.Option(
             "--record",
+            metavar="FILE",
             help="Record the call in stereo, you left, assistant right: .wav, .flac, .mp3, "
             ".ogg or .opus.",
         ),
@@ -587,8 +630,9 @@ def talk(
         float | None,
         typer.Option(
             "--max-duration",
+            metavar="SECONDS",
             help="Hang up after this many seconds.",
-            show_default="no limit (OpenAI ends sessions at 60 minutes)",
+            show_default="none; OpenAI ends a session at 60 minutes",
         ),
     ] = None,
     as_json: Annotated[
@@ -598,8 +642,8 @@ def talk(
         bool,
         typer.Option(
             "--no-aec",
-            help="No echo cancellation (with headphones); by default the speaker's sound is "
-            "removed from the microphone (audio.echo_cancellation).",
+            help="Turn echo cancellation off (fine with headphones). By default the speaker's "
+            "sound is removed from the microphone; config key: audio.echo_cancellation.",
         ),
     ] = False,
     ui: Annotated[
@@ -621,19 +665,24 @@ def talk(
         str | None,
         typer.Option(
             "--network",
-            help="With --local: rehearse a bad network, e.g. 'jitter=30ms,loss=2%' or mobile.",
+            metavar="SPEC",
+            help="With --local: rehearse a bad network, e.g. 'jitter=30ms,loss=2%' or mobile "
+            "(see `rtc-voice serve --help`).",
         ),
     ] = None,
     drop_after: Annotated[
         float | None,
         typer.Option(
-            "--drop-after", help="With --local: cut the call silently after this many seconds."
+            "--drop-after",
+            metavar="SECONDS",
+            help="With --local: cut the call silently after this many seconds.",
         ),
     ] = None,
     model: ModelOpt = None,
     voice: VoiceOpt = None,
     instructions: Annotated[
-        str | None, typer.Option(help="System instructions.", show_default="the model's own")
+        str | None,
+        typer.Option(metavar="TEXT", help="System instructions.", show_default="the model's own"),
     ] = None,
     base_url: BaseUrlOpt = None,
     tool: Annotated[
@@ -661,15 +710,16 @@ def talk(
     [bold]l[/] event log, [bold]?[/] help, [bold]q[/] quit (with --ptt: [bold]space[/] talks).
 
     Examples:
-      rtc-voice talk --local                       offline, against the built-in server
+      rtc-voice talk --local                    # offline, on the built-in server
       rtc-voice talk --voice cedar --transcript call.md
-      rtc-voice talk --local --input speech.wav --output none --transcript t.jsonl
+      rtc-voice talk --local --input q.wav --output none --transcript t.jsonl
       rtc-voice talk --local --input none --say "hi" --say "and bye" | head -1
-      rtc-voice talk --tool weather --tool get_time      only these tools (see config show)
+      rtc-voice talk --tool weather --tool get_time     # only these tools
 
-    Tools: get_time is built in; declare your own as \\[tools.NAME] in the config file (a
-    command or an HTTP URL). A tool with approval = "ask" waits for [bold]y[/]/[bold]n[/] on
-    screen; without a terminal it is declined unless --yes is given.
+    Tools: get_time is built in; declare your own as \\[tools.NAME] in the
+    config file (a command or an HTTP URL). A tool with approval = "ask" waits
+    for [bold]y[/]/[bold]n[/] on screen; without a terminal it is declined unless --yes
+    is given.
     """
     from rtc_voice.credentials import require_api_key
     from rtc_voice.errors import UsageError
@@ -754,6 +804,9 @@ def talk(
         raise call.failure  # one sentence and a hint; the traceback with --debug
     if call.end_reason and not getattr(presenter, "output_closed", False):
         _stderr().print(f"Call ended: {call.end_reason}.", style="dim")
+        summary = call.summary()
+        if summary:
+            _stderr().print(summary, style="dim", highlight=False)
     if code:
         raise typer.Exit(int(code))
 
@@ -830,8 +883,9 @@ def devices(
 ) -> None:
     """List microphones and speakers, and which ones rtc-voice would use.
 
-    Pick devices with `talk --input/--output` or audio.input_device / audio.output_device in the
-    config: an index, or any part of the name (case does not matter).
+    Pick devices with `talk --input/--output`, or audio.input_device and
+    audio.output_device in the config: an index, or any part of the name (case
+    does not matter).
 
     Examples: rtc-voice devices --probe;  rtc-voice devices --echo-test;
     rtc-voice talk --input usb --output 3
@@ -877,18 +931,31 @@ def _echo_test(settings: Settings, as_json: bool) -> None:
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     host: Annotated[
-        str, typer.Option(help="Address to bind; anything but loopback is reachable by others.")
+        str,
+        typer.Option(
+            metavar="ADDRESS",
+            help="Address to bind; anything but loopback is reachable by others.",
+        ),
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 8765,
+    port: Annotated[
+        int, typer.Option(metavar="PORT", help="Port to listen on; 0 picks a free one.")
+    ] = 8765,
     max_duration: Annotated[
         float,
-        typer.Option("--max-duration", help="Seconds before a call is closed (OpenAI: 3600)."),
+        typer.Option(
+            "--max-duration",
+            metavar="SECONDS",
+            help="Seconds before a call is closed (OpenAI: 3600).",
+            show_default="3600",
+        ),
     ] = 3600.0,
     network: Annotated[
         str | None,
         typer.Option(
             "--network",
+            metavar="SPEC",
             help="Rehearse a bad network on the audio sent: 'jitter=30ms,loss=2%', "
             "'delay=40ms', or a preset: clean, lossy, jittery, mobile, bad.",
         ),
@@ -897,17 +964,22 @@ def serve(
         float | None,
         typer.Option(
             "--drop-after",
+            metavar="SECONDS",
             help="Cut calls silently this many seconds after they start (no audio, events or "
             "ICE answers), as a lost network does.",
         ),
     ] = None,
     drops: Annotated[
-        int, typer.Option("--drops", help="With --drop-after: how many calls to cut.")
+        int,
+        typer.Option(
+            "--drops", metavar="N", help="With --drop-after: how many calls to cut, the first N."
+        ),
     ] = 1,
     api_key: Annotated[
         str | None,
         typer.Option(
             "--api-key",
+            metavar="KEY",
             envvar=SERVE_KEY_ENV,
             show_default=False,
             help="Accept only this standard key (sk-…) for minting and hanging up, as a real "
@@ -917,9 +989,10 @@ def serve(
 ) -> None:
     """Run the offline local Realtime server: a stand-in for the OpenAI API (GA).
 
-    It mints ek_ keys (for any key shaped sk-…, or only --api-key), answers WebRTC calls, detects
-    speech by energy, and replies with fixed, honest speech; it understands no words.
-    Point any Realtime client at it by changing only the base URL:
+    It mints ek_ keys (for any key shaped sk-…, or only --api-key), answers
+    WebRTC calls, detects speech by energy, and replies with fixed, honest
+    speech; it understands no words. Point any Realtime client at it by
+    changing only the base URL:
 
       rtc-voice serve
       OPENAI_API_KEY=sk-local rtc-voice token --base-url http://127.0.0.1:8765/v1
@@ -933,6 +1006,11 @@ def serve(
     if max_duration <= 0:
         raise UsageError.bad_value("--max-duration", f"{max_duration:g}", "more than 0 seconds")
     impairment = _network_rehearsal(network, drop_after, drops)
+    if drop_after is None and _given(ctx, "drops"):
+        raise UsageError(
+            "--drops counts the calls that --drop-after cuts; without --drop-after no call is cut.",
+            hint=f"Add --drop-after SECONDS: `rtc-voice serve --drop-after 10 --drops {drops}`.",
+        )
     err = _stderr()
 
     def log(line: str) -> None:
@@ -990,7 +1068,8 @@ def serve(
             if impairment is not None:
                 err.print(f"Rehearsing a bad network on outgoing audio: {impairment.describe()}.")
             if drop_after is not None:
-                err.print(f"Cutting the first {drops} call(s) silently after {drop_after:g} s.")
+                cut = "call" if drops == 1 else f"{drops} calls"
+                err.print(f"Cutting the first {cut} silently after {drop_after:g} s.")
             err.print("Press Ctrl-C to stop.", style="dim")
             await stop.wait()
         finally:
@@ -1000,6 +1079,13 @@ def serve(
     asyncio.run(run())
     if terminated:  # like a shell's 128 + SIGTERM, as the README promises
         raise typer.Exit(int(ExitCode.TERMINATED))
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user set this parameter (on the command line or from the environment).
+    By name: Typer carries its own copy of click, whose ParameterSource is not click's."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
 
 
 def _network_rehearsal(network: str | None, drop_after: float | None, drops: int) -> Any:

@@ -173,11 +173,32 @@ def _bool(raw: object) -> bool:
     raise ValueError("true or false")
 
 
+class Expected(ValueError):
+    """A value that cannot be used: what was expected (the message) and a hint naming the
+    choices, which the error then gives wherever the value came from."""
+
+    def __init__(self, expected: str, hint: str) -> None:
+        super().__init__(expected)
+        self.hint = hint
+
+
+def voice_hint(given: str | None = None) -> str:
+    """The voices to pick from, after the closest one to `given` when there is one."""
+    import difflib
+
+    close = difflib.get_close_matches((given or "").lower(), VOICES, n=1, cutoff=0.6)
+    guess = f"Did you mean {close[0]}? " if given and close else ""
+    return (
+        f"{guess}Voices: {', '.join(VOICES)} (marin and cedar sound best), or a custom "
+        "voice's id (voice_…)."
+    )
+
+
 def _voice(raw: object) -> str:
     value = _text(raw)
     if value in VOICES or value.startswith("voice_"):
         return value
-    raise ValueError("one of " + ", ".join(VOICES) + " or a custom voice id voice_…")
+    raise Expected("a built-in voice or a custom voice's id (voice_…)", voice_hint(value))
 
 
 def _url(raw: object) -> str:
@@ -646,18 +667,24 @@ def _parse(spec: Field, raw: object, source: Source) -> Any:
         return spec.parse(raw)
     except ValueError as exc:
         shown = raw if isinstance(raw, str) else repr(raw)
+        choices = f" {exc.hint}" if isinstance(exc, Expected) else ""
         if source.kind == "flag":
-            raise UsageError.bad_value(source.detail, repr(shown), str(exc)) from None
+            error = UsageError.bad_value(source.detail, repr(shown), str(exc))
+            if isinstance(raw, str) and raw.startswith("--"):  # `--voice --local`: no value
+                error.message = f"The flag {source.detail} needs a value, but {raw} follows it."
+            if choices:
+                error.hint = choices.strip()
+            raise error from None
         if source.kind == "env":
             raise ConfigError(
                 f"Invalid value {shown!r} in the environment variable {source.detail}: "
                 f"expected {exc}.",
-                hint=f"Fix or unset {source.detail}.",
+                hint=f"Fix or unset {source.detail}.{choices}",
             ) from None
         raise ConfigError(
             f"Invalid value {shown!r} for '{spec.key}' in the config file {source.detail}: "
             f"expected {exc}.",
-            hint=f"Fix '{spec.key}' in {source.detail}.",
+            hint=f"Fix '{spec.key}' in {source.detail}.{choices}",
         ) from None
 
 

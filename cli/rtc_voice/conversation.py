@@ -119,6 +119,18 @@ class Usage:
         self.audio_out += int(out.get("audio_tokens") or 0)
         self.responses += 1
 
+    def summary(self, seconds: float, cost_usd: float | None) -> str:
+        """The call in one sentence for its end: `00:42 on the call; 3 responses, 512 input
+        and 840 output tokens, about $0.0123.` (the transcript's wording; no cost without
+        prices)."""
+        minutes, secs = divmod(int(max(0.0, seconds)), 60)
+        plural = "" if self.responses == 1 else "s"
+        cost = f", about ${cost_usd:.4f}" if cost_usd is not None else ""
+        return (
+            f"{minutes:02d}:{secs:02d} on the call; {self.responses} response{plural}, "
+            f"{self.input_tokens} input and {self.output_tokens} output tokens{cost}."
+        )
+
     def cost(self, prices: Mapping[str, float] | None) -> float | None:
         """USD, or None when the model has no known prices."""
         if not prices:

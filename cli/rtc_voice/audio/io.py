@@ -45,6 +45,7 @@ class NullSink:
 
     description = "none (audio discarded)"
     underruns = 0
+    absent = True  # no speaker at all: the screen shows no level meter for it
 
     def __init__(self) -> None:
         self.level_dbfs = SILENCE_DBFS
@@ -120,6 +121,7 @@ class Microphone:
     track: PcmTrack | MicrophoneTrack
     description: str
     file_pcm: Pcm | None = None  # set when an audio file stands in for the microphone
+    absent: bool = False  # `--input none`: no microphone at all, only silence is sent
 
     def start(self) -> None:
         if isinstance(self.track, MicrophoneTrack):
@@ -132,7 +134,7 @@ def open_microphone(spec: str | None) -> Microphone:
     """`none` (silence is sent: typing and --say only), an audio file (read fully now, so a
     bad file fails before anything starts) or a device."""
     if spec is not None and spec.strip().lower() == "none":
-        return Microphone(PcmTrack(), "no microphone (typing only)")
+        return Microphone(PcmTrack(), "no microphone (typing only)", absent=True)
     if is_file_spec(spec):
         assert spec is not None
         from rtc_voice.audio.wavfile import read_audio

@@ -105,7 +105,9 @@ class CallSnapshot:
     turns: tuple[Turn, ...] = ()
     log: tuple[LogLine, ...] = ()
     mic_dbfs: float = -120.0
+    microphone: bool = True  # False with `--input none`: there is no level to show
     speaker_dbfs: float = -120.0
+    speaker: bool = True  # False with `--output none`
     muted: bool = False
     speaking: str = "listening"
     tokens_in: int = 0

@@ -59,8 +59,14 @@ class HealthSnapshot:
         return self.last_turn_ms is not None and self.last_turn_ms >= SLOW_TURN_MS
 
     def as_event(self) -> dict[str, Any]:
-        """The `{"type": "rtc_voice.stats", ...}` line --json prints every second."""
-        return {"type": "rtc_voice.stats", **asdict(self)}
+        """The `{"type": "rtc_voice.stats", ...}` line --json prints every second. Figures are
+        rounded as the call's summary rounds them: milliseconds and kbit/s to 0.1, percentages
+        to 0.01; counts stay whole."""
+        fields = asdict(self)
+        for name, value in fields.items():
+            if isinstance(value, float):
+                fields[name] = round(value, 2 if name.endswith("_pct") else 1)
+        return {"type": "rtc_voice.stats", **fields}
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -190,11 +190,17 @@ class CallSupervisor:
         self.health = NetworkHealth(settings.silence_duration_ms)
         self.network: HealthSnapshot | None = None  # the newest figures, for snapshots
         self._calls_opened = 0
+        self.connected_at: float | None = None  # clock(): when the call first connected
+        self.ended_at: float | None = None  # clock(): when it began to end
 
     # --- the state machine ------------------------------------------------------------------
 
     def dispatch(self, event: st.Input) -> None:
         self.state, effects = st.step(self.state, event, self.clock())
+        if isinstance(self.state, st.Connected) and self.connected_at is None:
+            self.connected_at = self.state.since
+        elif isinstance(self.state, st.Ending | st.Ended | st.Failed) and self.ended_at is None:
+            self.ended_at = self.clock()
         for effect in effects:
             match effect:
                 case st.MakeOffer():
@@ -227,6 +233,14 @@ class CallSupervisor:
     @property
     def end_reason(self) -> str:
         return self.state.reason if isinstance(self.state, st.Ending | st.Ended | st.Failed) else ""
+
+    def summary(self) -> str:
+        """How long the call was up, its responses, tokens and cost; empty when it never
+        connected."""
+        if self.connected_at is None:
+            return ""
+        end = self.ended_at if self.ended_at is not None else self.clock()
+        return self.conversation.usage.summary(end - self.connected_at, self.cost_usd)
 
     # --- tasks ------------------------------------------------------------------------------
 
@@ -1201,7 +1215,9 @@ class CallSupervisor:
             turns=conv.snapshot_turns(SNAPSHOT_TURNS),
             log=tuple(self.log.newest(SNAPSHOT_LOG_LINES)),
             mic_dbfs=-120.0 if self.muted else mic,
+            microphone=not (self.mic is not None and self.mic.absent),
             speaker_dbfs=self.sink.level_dbfs if self.sink is not None else -120.0,
+            speaker=not getattr(self.sink, "absent", False),
             muted=self.muted,
             speaking=conv.speaking,
             tokens_in=conv.usage.input_tokens,

@@ -23,7 +23,7 @@ from rtc_voice.localserver import items as store
 from rtc_voice.localserver.answerer import Answerer
 from rtc_voice.localserver.input_buffer import InputBuffer
 from rtc_voice.localserver.netem import Impairment, PacketFate
-from rtc_voice.localserver.responses import ReplyPlan, Response, plan_reply, usage_for
+from rtc_voice.localserver.responses import ReplyPlan, Response, heard, plan_reply, usage_for
 from rtc_voice.localserver.sessions import (
     JSON,
     ParamError,
@@ -68,7 +68,8 @@ class LocalCall:
         # MCP servers listed for this session: label -> (its tool entry, the tools it listed)
         self.mcp_servers: dict[str, tuple[JSON, list[str]]] = {}
         self._mcp_listing: set[asyncio.Task[None]] = set()
-        self.speech_ms: dict[str, int] = {}
+        self.speech_ms: dict[str, int] = {}  # per spoken item: voiced audio
+        self.audio_ms: dict[str, int] = {}  # per spoken item: all its audio, silence included
         self.conversation_id = new_id("conv")
         self.response: Response | None = None
         self.last_response_id: str | None = None  # output_audio_buffer.cleared names one
@@ -230,6 +231,7 @@ class LocalCall:
                 self._commit(item_id, event.speech_ms, auto_respond=True)
 
     def _commit(self, item_id: str, speech_ms: int, *, auto_respond: bool) -> None:
+        self.audio_ms[item_id] = self.input.ms
         self.input.committed()
         previous = store.last_id(self.items)
         self.emit(S.INPUT_AUDIO_BUFFER_COMMITTED, item_id=item_id, previous_item_id=previous)
@@ -252,7 +254,7 @@ class LocalCall:
     async def _transcribe(self, item: JSON, speech_ms: int) -> None:
         await asyncio.sleep(TRANSCRIPTION_DELAY)
         seconds = speech_ms / 1000
-        transcript = f"[speech {seconds:.1f} s]"
+        transcript = heard(speech_ms, self.audio_ms.get(item["id"]))[1]
         ids = {"item_id": item["id"], "content_index": 0}
         self.emit(S.TRANSCRIPTION_DELTA, **ids, delta=transcript)
         item["content"][0]["transcript"] = transcript
@@ -416,7 +418,11 @@ class LocalCall:
         if self._mcp_listing:  # a response sees the MCP tools listed before it (bounded)
             await asyncio.wait(list(self._mcp_listing), timeout=MCP_LIST_WAIT_S)
         plan = plan_reply(
-            self.items, self.session.get("tools") or [], self.speech_ms, self._mcp_names()
+            self.items,
+            self.session.get("tools") or [],
+            self.speech_ms,
+            self._mcp_names(),
+            self.audio_ms,
         )
         await self._run_guarded(response, plan)
 

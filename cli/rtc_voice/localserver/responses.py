@@ -24,15 +24,34 @@ class ReplyPlan:
     ask_first: bool = False  # an MCP call that needs the user's approval first
 
 
+def heard(speech_ms: int, audio_ms: int | None) -> tuple[str, str]:
+    """Pure: what the local 'model' says it heard in a spoken turn, and the transcript it gives
+    that turn: the voiced length, or, when nothing was voiced (a push-to-talk turn held over
+    silence), the length of the silence rather than "0.0 seconds of speech"."""
+    speech = round(speech_ms / 1000, 1)
+    if speech > 0:
+        return f"I heard about {speech:.1f} seconds of speech.", f"[speech {speech:.1f} s]"
+    if audio_ms:
+        silence = audio_ms / 1000
+        return (
+            f"I heard no speech, only {silence:.1f} seconds of silence.",
+            f"[silence {silence:.1f} s]",
+        )
+    return "I heard no speech.", "[no speech]"
+
+
 def plan_reply(
     items: list[JSON],
     tools: list[JSON],
     speech_ms: dict[str, int],
     mcp_tools: dict[str, tuple[str, bool]] | None = None,
+    audio_ms: dict[str, int] | None = None,
 ) -> ReplyPlan:
-    """Pure: what the local 'model' answers to the conversation so far. `mcp_tools` maps an
-    MCP tool's name (and `label.name`) to its server label and whether it needs approval."""
+    """Pure: what the local 'model' answers to the conversation so far. `speech_ms` holds each
+    spoken turn's voiced length, `audio_ms` its whole length. `mcp_tools` maps an MCP tool's
+    name (and `label.name`) to its server label and whether it needs approval."""
     mcp_tools = mcp_tools or {}
+    audio_ms = audio_ms or {}
     for item in reversed(items):
         kind, role = item.get("type"), item.get("role")
         if kind == "mcp_call":
@@ -65,8 +84,7 @@ def plan_reply(
             continue
         content = item.get("content") or [{}]
         if item["id"] in speech_ms:
-            seconds = speech_ms[item["id"]] / 1000
-            return ReplyPlan(f"I heard about {seconds:.1f} seconds of speech.")
+            return ReplyPlan(heard(speech_ms[item["id"]], audio_ms.get(item["id"]))[0])
         text = " ".join(str(c.get("text", "")) for c in content if c.get("type") == "input_text")
         match = re.match(r"^/call\s+(\S+)\s*(.*)$", text.strip(), re.S)
         if match:

@@ -70,8 +70,22 @@ _STANDARD_KEY = re.compile(r"^sk-[A-Za-z0-9_\-]+$")
 
 
 def _shown(key: str) -> str:
-    """A rejected key as OpenAI shows it: enough to recognise, not to use."""
-    return f"{key[:3]}…{key[-4:]}" if len(key) >= 12 else "…"
+    """A rejected key masked as OpenAI masks it (`sk-abc***…***wxyz`, as long as the key):
+    its kind and last four characters, enough to recognise, not to use. A short key keeps
+    only its kind."""
+    prefix = key[:3] if key.startswith(("sk-", "ek_")) else ""
+    tail = key[-4:] if len(key) >= 12 else ""
+    return prefix + "*" * (len(key) - len(prefix) - len(tail)) + tail
+
+
+def _incorrect_key(key: str) -> web.Response:
+    """OpenAI's answer to a key it does not know, word for word but for the masked key."""
+    return error_response(
+        401,
+        f"Incorrect API key provided: {_shown(key)}. "
+        "You can find your API key at https://platform.openai.com/account/api-keys.",
+        code="invalid_api_key",
+    )
 
 
 def _standard_key_refusal(
@@ -87,9 +101,7 @@ def _standard_key_refusal(
     if not _STANDARD_KEY.match(key) or (
         required is not None and not secrets.compare_digest(key, required)
     ):
-        return error_response(
-            401, f"Incorrect API key provided: {_shown(key)}.", code="invalid_api_key"
-        )
+        return _incorrect_key(key)
     return None
 
 
@@ -256,9 +268,7 @@ class LocalServer:
             )
         issued = self.keys.get(key)
         if issued is None:
-            return error_response(
-                401, f"Incorrect API key provided: ek_…{key[-4:]}.", code="invalid_api_key"
-            )
+            return _incorrect_key(key)
         if issued.expires_at <= self.clock():
             return error_response(
                 401, "The ephemeral key has expired; mint a new one.", code="invalid_api_key"

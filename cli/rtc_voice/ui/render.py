@@ -38,6 +38,9 @@ KEYS = (
     ("q", "quit"),
 )
 PTT_KEY = ("space", "talk")
+# the compact layout drops these hints, first to last, until the hints fit one line (the
+# help, `?`, lists every key); push-to-talk, mute, type, help and quit always stay
+SPARE_KEYS = ("/", "o", "↑↓", "l", "i")
 HELP = """\
 [bold]m[/]          mute / unmute your microphone (silence is sent, the call goes on)
 [bold]i[/]          interrupt the assistant (cancel the reply, drop its queued audio)
@@ -64,7 +67,9 @@ class View:
     show_log: bool = False
     show_help: bool = False
     mic_dbfs: float = -120.0
+    microphone: bool = True  # False with `--input none`: "no microphone" instead of a meter
     speaker_dbfs: float = -120.0
+    speaker: bool = True  # False with `--output none`: "no speaker" instead of a meter
     muted: bool = False
     speaking: str = "listening"
     tokens_in: int = 0
@@ -290,14 +295,19 @@ def wrapped_turn(turn: Turn, width: int) -> list[Text]:
     return lines
 
 
+EMPTY = "Say something, or press t to type."
+EMPTY_NO_MIC = "No microphone (--input none): press t to type a message."
+
+
 def conversation_lines(
-    turns: Sequence[Turn], width: int, height: int, scroll: int = 0
+    turns: Sequence[Turn], width: int, height: int, scroll: int = 0, empty: str = EMPTY
 ) -> tuple[list[Text], int]:
     """The lines of `height` rows that end `scroll` lines above the newest, and how far back
-    the view really is (a scroll past the first turn stops there)."""
+    the view really is (a scroll past the first turn stops there). `empty`: what an empty
+    conversation shows."""
     width = max(10, width)
     if not turns:
-        return wrap(Text("Say something, or press t to type.", style="dim"), width)[:height], 0
+        return wrap(Text(empty, style="dim"), width)[:height], 0
     need = height + max(0, scroll)
     lines: list[Text] = []
     for turn in reversed(turns):
@@ -399,11 +409,17 @@ def status_items(view: View, compact: bool) -> list[tuple[int, Text]]:
     }.get(view.speaking, ("listening", "dim"))
     cells = COMPACT_METER_CELLS if compact else METER_CELLS
     items: list[tuple[int, Text]] = []
-    mic = Text("mic ") + meter(view.mic_dbfs, cells)
+    if view.microphone:
+        mic = Text("mic ") + meter(view.mic_dbfs, cells)
+    else:
+        mic = Text("no mic" if compact else "no microphone", "dim")
     if view.muted:
         items.append((90, Text("MUTED", "bold red")))
     items.append((50, mic))
-    items.append((40, Text("spk ") + meter(view.speaker_dbfs, cells)))
+    if view.speaker:
+        items.append((40, Text("spk ") + meter(view.speaker_dbfs, cells)))
+    else:
+        items.append((40, Text("no spk" if compact else "no speaker", "dim")))
     short = {"you": "you", "assistant": "assistant", "listening": "listening"}
     items.append((80, Text(short.get(view.speaking, view.speaking) if compact else speaking_text)))
     items[-1][1].stylize(speaking_style)
@@ -425,7 +441,8 @@ def status_items(view: View, compact: bool) -> list[tuple[int, Text]]:
         items.append((15, Text(_rate_limits(view.rate_limits, compact), "dim")))
     if view.network:
         style = "bold red" if view.network_bad else "dim"
-        items.append((30, Text(view.network if not compact else view.network[:24], style)))
+        network = view.network if not compact else _first_parts(view.network, 24)
+        items.append((30, Text(network, style)))
     if view.echo_cancelling:
         echo = "echo cancelling" if not compact else "AEC"
         if view.speaking == "assistant" and view.echo_removed_db is not None:
@@ -436,6 +453,18 @@ def status_items(view: View, compact: bool) -> list[tuple[int, Text]]:
         if label:
             items.append((extra.priority, Text(label, extra.style)))
     return items
+
+
+def _first_parts(text: str, room: int) -> str:
+    """The leading ` · `-separated parts of `text` that fit in `room` characters (at least
+    the first, cut): `rtt 1 ms · jitter 0 ms`, never `rtt 1 ms · jitter 0 ms ·`."""
+    parts = text.split(" · ")
+    kept = parts[0][:room]
+    for part in parts[1:]:
+        if len(kept) + 3 + len(part) > room:
+            break
+        kept += " · " + part
+    return kept
 
 
 def status_lines(view: View, width: int, compact: bool) -> list[Text]:
@@ -453,8 +482,9 @@ def status_lines(view: View, width: int, compact: bool) -> list[Text]:
     return flow([t for _, t in items], width, sep=" ")
 
 
-def key_hints(view: View, width: int) -> list[Text]:
-    """The key hints that work now, as few lines as the width allows."""
+def key_hints(view: View, width: int, compact: bool = False) -> list[Text]:
+    """The key hints that work now, as few lines as the width allows; in the compact layout,
+    one line where leaving out the spare hints makes them fit (`? help` then says `? more`)."""
     if view.question is not None:
         keys = [(key, label) for key, label, _ in view.question.answers]
     elif view.typing is not None:
@@ -467,10 +497,22 @@ def key_hints(view: View, width: int) -> list[Text]:
             keys[0] = ("space", "end turn")
         if view.muted:
             keys[keys.index(("m", "mute"))] = ("m", "unmute")
+        elif not view.microphone:  # nothing to mute
+            keys.remove(("m", "mute"))
         if view.show_log:
             keys.insert(-2, ("↑↓", "pick"))
             keys.insert(-2, ("o", "JSON"))
             keys.insert(-2, ("/", "filter"))
+    lines = _hint_lines(keys, width)
+    spare = [key for key in SPARE_KEYS if any(k == key for k, _ in keys)]
+    while compact and len(lines) > 1 and spare:
+        drop = spare.pop(0)
+        keys = [("?", "more") if k == "?" else (k, label) for k, label in keys if k != drop]
+        lines = _hint_lines(keys, width)
+    return lines
+
+
+def _hint_lines(keys: Sequence[tuple[str, str]], width: int) -> list[Text]:
     items = [Text.assemble((k, "bold"), " ", (label, "dim")) for k, label in keys]
     return flow(items, width, sep=" · ")
 
@@ -598,12 +640,13 @@ def _read_whole(view: View) -> bool:
 
 
 def _side_size(view: View, width: int) -> int:
-    """The lines the open side panel would like: all of the help or the JSON, else the log's."""
+    """The lines the open side panel would like: all of the help or the JSON, else the log's
+    entries, up to SIDE_LINES (a log of two entries gets a box of two lines, not eight)."""
     if view.show_help:
         return len(wrap(HELP_TEXT, width))
     if view.show_log and view.log_detail is not None:
         return len(log_detail_lines(view.log_detail, width, 10**6))
-    return SIDE_LINES
+    return max(1, min(SIDE_LINES, len(view.log)))
 
 
 def is_compact(width: int, height: int) -> bool:
@@ -613,7 +656,7 @@ def is_compact(width: int, height: int) -> bool:
 def footer_lines(view: View, width: int, compact: bool, room: int) -> list[Text]:
     """Everything below the conversation, in at most `room` lines: the prompt and the key hints
     first, then the status, then the notice (cut to what is left)."""
-    keys = key_hints(view, width)
+    keys = key_hints(view, width, compact)
     prompt = prompt_line(view, width)
     status = status_lines(view, width, compact)
     notice = notice_lines(view, width, compact)
@@ -667,6 +710,7 @@ def compose(view: View, width: int, height: int) -> Frame:
         left = height - len(top) - len(foot)
     side_open = view.show_log or view.show_help
     whole = _read_whole(view)
+    empty = EMPTY if view.microphone else EMPTY_NO_MIC
     side_size = _side_size(view, width - 4)
     rows: list[Text | BoxRow] = [*top]
     if compact:
@@ -680,7 +724,7 @@ def compose(view: View, width: int, height: int) -> Frame:
         body = left - side
         scroll = 0
         if body > 0:
-            lines, scroll = conversation_lines(view.turns, width, body, view.scroll)
+            lines, scroll = conversation_lines(view.turns, width, body, view.scroll, empty)
             rows.extend(fit(line, width) for line in lines)
             rows.extend(Text("") for _ in range(body - len(lines)))
         if side > 0:
@@ -694,7 +738,7 @@ def compose(view: View, width: int, height: int) -> Frame:
             room = max(room, left - 4 - MIN_BODY_LINES)
         side = min(side_size, room) + 2 if side_open else 0
         body = left - side - 2
-        lines, scroll = conversation_lines(view.turns, width - 4, body, view.scroll)
+        lines, scroll = conversation_lines(view.turns, width - 4, body, view.scroll, empty)
         title = "conversation" + (" (scrolled back: End returns)" if view.scroll else "")
         rows.extend(boxed(lines, title, width, body, "blue"))
         if side_open:
